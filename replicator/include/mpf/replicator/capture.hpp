@@ -1,0 +1,37 @@
+// Capture: per-table triggers that write every INSERT, UPDATE and DELETE into
+// mpfailover.change_log in the same transaction as the change.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <pqxx/connection>
+
+#include <mpf/core/status.hpp>
+#include <mpf/replicator/change.hpp>
+
+namespace mpf::replicator {
+
+// The session setting the applier sets so that its own writes are not captured again
+// (NOTES.md §3). Any session that sets it is invisible to capture: only the replicator may.
+inline constexpr const char* kApplyingSetting = "mpfailover.applying";
+
+// Looks up each configured table (schema-qualified or resolved through search_path). A table
+// that does not exist, is not an ordinary table, or has no primary key is refused with a
+// message naming it. table_id is left 0.
+Result<std::vector<TableDef>> describe_tables(pqxx::connection& conn,
+                                              const std::vector<std::string>& tables);
+
+// Records the node name, (re)generates the capture trigger of every table, assigns stable
+// table ids, and removes capture from tables no longer configured. One transaction.
+// REQUIRES: the catalog migrations have been applied.
+Result<std::vector<TableDef>> install_capture(pqxx::connection& conn, const std::string& node_name,
+                                              const std::vector<std::string>& tables);
+
+// The tables capture is installed on, as recorded in the catalog.
+Result<std::vector<TableDef>> installed_tables(pqxx::connection& conn);
+
+// SQL text of the trigger function for `table` (exposed for tests and documentation).
+std::string capture_function_sql(const TableDef& table, const std::string& node_name);
+
+}  // namespace mpf::replicator

@@ -1,0 +1,57 @@
+// PgLogReader: the LogSource over mpfailover.change_log, read in snapshot windows.
+//
+// Thread safety: none; one reader per thread. Owns its own database connection.
+// After any error, the caller must seek() again before next_batch().
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <pqxx/connection>
+
+#include <mpf/replicator/log_source.hpp>
+#include <mpf/replicator/tx_assembler.hpp>
+
+namespace mpf::replicator {
+
+class PgLogReader final : public LogSource {
+ public:
+  struct Options {
+    size_t fetch_rows = 2000;  // rows per FETCH from the window cursor
+  };
+
+  static Result<std::unique_ptr<PgLogReader>> open(const std::string& conninfo, Options options);
+  static Result<std::unique_ptr<PgLogReader>> open(const std::string& conninfo) {
+    return open(conninfo, Options{});
+  }
+  ~PgLogReader() override;
+
+  Status seek(Position after) override;
+  Result<ChangeBatch> next_batch(size_t max_changes) override;
+
+  // Closes a window: records the current snapshot as a new tick when changes have committed
+  // beyond the newest tick. Returns the newest tick id either way.
+  Result<int64_t> tick();
+
+  // Deletes the log rows and ticks that `acked` covers completely. Returns rows deleted.
+  Result<int64_t> trim(Position acked);
+
+ private:
+  PgLogReader(std::string conninfo, std::unique_ptr<pqxx::connection> conn, Options options);
+
+  // Opens the cursor over window `next_window_`. False when that window does not exist yet
+  // and nothing new has committed.
+  Result<bool> open_window();
+  void close_window();
+
+  std::string conninfo_;
+  std::unique_ptr<pqxx::connection> conn_;
+  Options options_;
+  TxAssembler assembler_;
+  int64_t next_window_ = 1;
+  int64_t resume_seq_ = 0;
+  bool cursor_open_ = false;
+  bool broken_ = false;
+};
+
+}  // namespace mpf::replicator

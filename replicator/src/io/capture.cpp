@@ -1,0 +1,268 @@
+// NOTES: one generated PL/pgSQL function per table. Generating the column list into the
+// function (rather than a generic to_jsonb(NEW)) keeps the per-row cost low and the image
+// positional and compact; the catalog records the column list it was generated for, so a
+// changed table definition is detectable (and init-db regenerates the trigger).
+//
+// Values are stored in PostgreSQL text form. The function pins DateStyle, IntervalStyle and
+// extra_float_digits so that the text is the same whatever the application session set, and
+// parses back exactly on the target.
+//
+// The trigger is AFTER ROW and named "mpfailover_capture", which sorts after the
+// "RI_ConstraintTrigger_*" foreign-key triggers: the change number is taken after any FK wait,
+// so it is later than the change numbers of the transaction it waited for (NOTES.md §1).
+#include <mpf/replicator/capture.hpp>
+
+#include <algorithm>
+#include <set>
+
+#include <pqxx/pqxx>
+
+#include "pg_text.hpp"
+
+namespace mpf::replicator {
+namespace {
+
+std::string quote_ident(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string quote_literal(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
+std::string quote_relation(const std::string& relation) {
+  const auto dot = relation.find('.');
+  return quote_ident(relation.substr(0, dot)) + "." + quote_ident(relation.substr(dot + 1));
+}
+
+std::string text_array(const std::string& row, const std::vector<std::string>& columns) {
+  std::string out = "ARRAY[";
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (i) out += ", ";
+    out += row + "." + quote_ident(columns[i]) + "::text";
+  }
+  return out + "]::text[]";
+}
+
+std::vector<std::string> parse_text_array(const pqxx::field& f) {
+  std::vector<std::string> out;
+  for (auto& v : pg::parse_array(f)) out.push_back(v.value_or(""));
+  return out;
+}
+
+Result<std::vector<TableDef>> describe_in(pqxx::work& tx, const std::vector<std::string>& tables) {
+  std::vector<TableDef> out;
+  std::set<std::string> seen;
+  for (const auto& name : tables) {
+    auto rel = tx.exec_params(
+        "SELECT c.oid::bigint, n.nspname, c.relname, c.relkind "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = to_regclass($1)",
+        name);
+    if (rel.empty()) {
+      return not_found("replicated table \"" + name + "\" does not exist in the node's database" +
+                       "\nhint: create it, or remove it from replication.tables");
+    }
+    const auto oid = rel[0][0].as<int64_t>();
+    const std::string relkind = rel[0][3].as<std::string>();
+    TableDef def;
+    def.relation = rel[0][1].as<std::string>() + "." + rel[0][2].as<std::string>();
+    if (relkind != "r" && relkind != "p") {
+      return invalid_argument("replicated table \"" + name + "\" is not an ordinary table");
+    }
+    if (def.relation.rfind("mpfailover.", 0) == 0) {
+      return invalid_argument("table \"" + name + "\" belongs to the replicator's own catalog");
+    }
+    if (!seen.insert(def.relation).second) {
+      return invalid_argument("table \"" + def.relation + "\" is listed twice");
+    }
+    auto keys = tx.exec_params(
+        "SELECT a.attname FROM pg_index i "
+        "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
+        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+        "WHERE i.indrelid = $1::bigint::oid AND i.indisprimary ORDER BY k.ord",
+        oid);
+    if (keys.empty()) {
+      return invalid_argument("replicated table \"" + name + "\" has no primary key" +
+                              "\nhint: every replicated table needs a primary key to identify "
+                              "its rows on the peer");
+    }
+    for (const auto& r : keys) def.key_columns.push_back(r[0].as<std::string>());
+    auto cols = tx.exec_params(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped "
+        "AND attgenerated = '' ORDER BY attnum",
+        oid);
+    for (const auto& r : cols) {
+      def.columns.push_back(r[0].as<std::string>());
+      def.column_types.push_back(r[1].as<std::string>());
+    }
+    out.push_back(std::move(def));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string capture_function_sql(const TableDef& t, const std::string& node_name) {
+  const std::string id = std::to_string(t.table_id);
+  const std::string origin = quote_literal(node_name);
+  auto insert = [&](const std::string& op, const std::string& row, bool with_image) {
+    return "    INSERT INTO mpfailover.change_log (table_id, op, hlc, origin, key, image)\n"
+           "    VALUES (" + id + ", '" + op + "', mpfailover.hlc_now(), " + origin + ", " +
+           text_array(row, t.key_columns) + ", " +
+           (with_image ? text_array(row, t.columns) : std::string("NULL")) + ");\n";
+  };
+  std::string key_changed;
+  for (const auto& k : t.key_columns) {
+    if (!key_changed.empty()) key_changed += " OR ";
+    key_changed += "NEW." + quote_ident(k) + " IS DISTINCT FROM OLD." + quote_ident(k);
+  }
+  return "CREATE OR REPLACE FUNCTION mpfailover.capture_" + id + "() RETURNS trigger\n"
+         "LANGUAGE plpgsql\n"
+         "SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres'"
+         " SET extra_float_digits = 1\n"
+         "AS $mpf$\n"
+         "-- generated by mpfailover init-db for " + t.relation + "; do not edit\n"
+         "BEGIN\n"
+         "  IF current_setting('" + std::string(kApplyingSetting) + "', true) = 'on' THEN\n"
+         "    RETURN NULL;\n"
+         "  END IF;\n"
+         "  IF TG_OP = 'INSERT' THEN\n" +
+         insert("I", "NEW", true) +
+         "  ELSIF TG_OP = 'UPDATE' THEN\n"
+         "    IF " + key_changed + " THEN\n"
+         "  " + insert("D", "OLD", false) +
+         "  " + insert("I", "NEW", true) +
+         "    ELSE\n"
+         "  " + insert("U", "NEW", true) +
+         "    END IF;\n"
+         "  ELSE\n" +
+         insert("D", "OLD", false) +
+         "  END IF;\n"
+         "  PERFORM pg_notify('mpfailover_change', '');\n"
+         "  RETURN NULL;\n"
+         "END\n"
+         "$mpf$";
+}
+
+Result<std::vector<TableDef>> install_capture(pqxx::connection& conn,
+                                              const std::string& node_name,
+                                              const std::vector<std::string>& tables) {
+  try {
+    pqxx::work tx(conn);
+    auto node = tx.exec("SELECT name FROM mpfailover.node");
+    if (node.empty()) {
+      tx.exec_params("INSERT INTO mpfailover.node (name) VALUES ($1)", node_name);
+    } else if (node[0][0].as<std::string>() != node_name) {
+      return failed_precondition(
+          "database belongs to node \"" + node[0][0].as<std::string>() +
+          "\", but the config says node.name = \"" + node_name +
+          "\"\nhint: check node.database, or re-create the database for this node");
+    }
+    auto described = describe_in(tx, tables);
+    if (!described) return described.status();
+    std::vector<TableDef> defs = std::move(described.value());
+
+    for (auto& def : defs) {
+      auto existing = tx.exec_params(
+          "SELECT table_id FROM mpfailover.replicated_table WHERE relation = $1", def.relation);
+      if (!existing.empty()) {
+        def.table_id = existing[0][0].as<int32_t>();
+      } else {
+        def.table_id = tx.exec("SELECT coalesce(max(table_id), 0) + 1 "
+                               "FROM mpfailover.replicated_table")[0][0]
+                           .as<int32_t>();
+      }
+      const std::string rel = quote_relation(def.relation);
+      tx.exec(capture_function_sql(def, node_name));
+      tx.exec("DROP TRIGGER IF EXISTS mpfailover_capture ON " + rel);
+      tx.exec("CREATE TRIGGER mpfailover_capture AFTER INSERT OR UPDATE OR DELETE ON " + rel +
+              " FOR EACH ROW EXECUTE FUNCTION mpfailover.capture_" +
+              std::to_string(def.table_id) + "()");
+      // TRUNCATE fires no row triggers: refuse it rather than diverge silently.
+      tx.exec("DROP TRIGGER IF EXISTS mpfailover_no_truncate ON " + rel);
+      tx.exec("CREATE TRIGGER mpfailover_no_truncate BEFORE TRUNCATE ON " + rel +
+              " FOR EACH STATEMENT EXECUTE FUNCTION mpfailover.refuse_truncate()");
+      tx.exec_params(
+          "INSERT INTO mpfailover.replicated_table "
+          "(table_id, relation, key_columns, columns, column_types, active) "
+          "VALUES ($1, $2, $3::text[], $4::text[], $5::text[], true) "
+          "ON CONFLICT (table_id) DO UPDATE SET key_columns = EXCLUDED.key_columns, "
+          "columns = EXCLUDED.columns, column_types = EXCLUDED.column_types, active = true, "
+          "installed_at = now()",
+          def.table_id, def.relation, pg::array_literal(def.key_columns),
+          pg::array_literal(def.columns), pg::array_literal(def.column_types));
+    }
+
+    // Tables dropped from replication.tables lose their capture.
+    std::set<std::string> wanted;
+    for (const auto& d : defs) wanted.insert(d.relation);
+    auto old = tx.exec("SELECT table_id, relation FROM mpfailover.replicated_table WHERE active");
+    for (const auto& r : old) {
+      const auto relation = r[1].as<std::string>();
+      if (wanted.count(relation)) continue;
+      auto still = tx.exec_params("SELECT to_regclass($1) IS NOT NULL", relation);
+      if (still[0][0].as<bool>()) {
+        tx.exec("DROP TRIGGER IF EXISTS mpfailover_capture ON " + quote_relation(relation));
+        tx.exec("DROP TRIGGER IF EXISTS mpfailover_no_truncate ON " + quote_relation(relation));
+      }
+      tx.exec("DROP FUNCTION IF EXISTS mpfailover.capture_" + r[0].as<std::string>() + "()");
+      tx.exec_params("UPDATE mpfailover.replicated_table SET active = false WHERE relation = $1",
+                     relation);
+    }
+    tx.commit();
+    return defs;
+  } catch (const pqxx::broken_connection& e) {
+    return unavailable(std::string("database connection lost while installing capture: ") +
+                       e.what());
+  } catch (const std::exception& e) {
+    return internal_error(std::string("could not install capture: ") + e.what());
+  }
+}
+
+Result<std::vector<TableDef>> describe_tables(pqxx::connection& conn,
+                                              const std::vector<std::string>& tables) {
+  try {
+    pqxx::work tx(conn);
+    return describe_in(tx, tables);
+  } catch (const pqxx::broken_connection& e) {
+    return unavailable(std::string("database connection lost: ") + e.what());
+  } catch (const std::exception& e) {
+    return internal_error(std::string("could not describe tables: ") + e.what());
+  }
+}
+
+Result<std::vector<TableDef>> installed_tables(pqxx::connection& conn) {
+  try {
+    pqxx::work tx(conn);
+    auto rows = tx.exec(
+        "SELECT table_id, relation, key_columns, columns, column_types "
+        "FROM mpfailover.replicated_table WHERE active ORDER BY table_id");
+    std::vector<TableDef> out;
+    for (const auto& r : rows) {
+      TableDef d;
+      d.table_id = r[0].as<int32_t>();
+      d.relation = r[1].as<std::string>();
+      d.key_columns = parse_text_array(r[2]);
+      d.columns = parse_text_array(r[3]);
+      d.column_types = parse_text_array(r[4]);
+      out.push_back(std::move(d));
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return unavailable(std::string("could not read replicated tables: ") + e.what());
+  }
+}
+
+}  // namespace mpf::replicator

@@ -1,0 +1,246 @@
+// NOTES: how the reader finds commit order (NOTES.md §1).
+//
+// A change number (seq) is taken when a row is written, so it does not tell commit order:
+// transaction A may take 10, B take 11 and commit first. The reader therefore never asks "what
+// is after seq N". Instead ticks record pg_current_snapshot(); window t holds exactly the
+// transactions visible in tick t's snapshot and not in tick t-1's. A transaction held open while
+// later ones commit simply lands in the window of the tick after its commit; nothing is skipped.
+//
+// Inside a window, transactions are ordered by their last change number. If T2 wrote a row after
+// T1 committed (row lock, unique or FK wait), T2's change number for it is larger than all of
+// T1's, so ordering by max(seq) keeps per-row order. Position (t, max_seq) is therefore a total,
+// commit-consistent order, and resuming "after (t, s)" means: rest of window t, then t+1, ...
+//
+// Memory: the window is read through a WITH HOLD cursor (materialised by PostgreSQL, not here, and
+// holding no snapshot while we stream it), FETCHed in bounded slices, and grouped into chunks of
+// at most max_changes, so one 200,000-row transaction never sits in memory whole.
+#include <mpf/replicator/pg_log_reader.hpp>
+
+#include <pqxx/pqxx>
+
+#include "pg_text.hpp"
+
+namespace mpf::replicator {
+namespace {
+
+constexpr const char* kCursor = "mpf_window";
+
+Status db_error(const std::string& what, const std::exception& e) {
+  if (dynamic_cast<const pqxx::broken_connection*>(&e)) {
+    return unavailable("lost the database connection while " + what + ": " + e.what());
+  }
+  return unavailable("database error while " + what + ": " + e.what());
+}
+
+Op parse_op(const std::string& s) {
+  MPF_ASSERT(s.size() == 1 && (s[0] == 'I' || s[0] == 'U' || s[0] == 'D'),
+             "unknown op in change_log: " + s);
+  return static_cast<Op>(s[0]);
+}
+
+}  // namespace
+
+PgLogReader::PgLogReader(std::string conninfo, std::unique_ptr<pqxx::connection> conn,
+                         Options options)
+    : conninfo_(std::move(conninfo)), conn_(std::move(conn)), options_(options), assembler_(1) {}
+
+PgLogReader::~PgLogReader() = default;
+
+Result<std::unique_ptr<PgLogReader>> PgLogReader::open(const std::string& conninfo,
+                                                       Options options) {
+  MPF_ASSERT(options.fetch_rows > 0, "fetch_rows must be positive");
+  try {
+    auto conn = std::make_unique<pqxx::connection>(conninfo);
+    pqxx::nontransaction tx(*conn);
+    auto ok = tx.exec("SELECT to_regclass('mpfailover.change_log') IS NOT NULL");
+    if (!ok[0][0].as<bool>()) {
+      return failed_precondition("database has no mpfailover catalog\nhint: run mpfailover init-db");
+    }
+    return std::unique_ptr<PgLogReader>(new PgLogReader(conninfo, std::move(conn), options));
+  } catch (const std::exception& e) {
+    return db_error("opening the log reader", e);
+  }
+}
+
+void PgLogReader::close_window() {
+  if (!cursor_open_) return;
+  cursor_open_ = false;
+  try {
+    pqxx::nontransaction tx(*conn_);
+    tx.exec(std::string("CLOSE ") + kCursor);
+  } catch (const std::exception&) {
+    broken_ = true;  // the next seek() reconnects
+  }
+}
+
+Status PgLogReader::seek(Position after) {
+  close_window();
+  assembler_.reset();
+  if (broken_ || !conn_->is_open()) {
+    try {
+      conn_ = std::make_unique<pqxx::connection>(conninfo_);
+      broken_ = false;
+    } catch (const std::exception& e) {
+      return db_error("reconnecting the log reader", e);
+    }
+  }
+  if (after.tick == 0) {
+    next_window_ = 1;
+    resume_seq_ = 0;
+  } else {
+    next_window_ = after.tick;
+    resume_seq_ = after.seq;
+  }
+  return Status::ok();
+}
+
+Result<int64_t> PgLogReader::tick() {
+  try {
+    pqxx::work tx(*conn_);
+    // One ticker at a time: two concurrent ticks could record snapshots out of order.
+    tx.exec("LOCK TABLE mpfailover.tick IN SHARE ROW EXCLUSIVE MODE");
+    auto made = tx.exec(
+        "INSERT INTO mpfailover.tick (tick_id, snapshot) "
+        "SELECT t.tick_id + 1, pg_current_snapshot() "
+        "FROM (SELECT tick_id, snapshot FROM mpfailover.tick ORDER BY tick_id DESC LIMIT 1) t "
+        "WHERE EXISTS (SELECT 1 FROM mpfailover.change_log l "
+        "  WHERE l.txid >= pg_snapshot_xmin(t.snapshot) "
+        "  AND NOT pg_visible_in_snapshot(l.txid, t.snapshot)) "
+        "RETURNING tick_id");
+    int64_t newest;
+    if (!made.empty()) {
+      newest = made[0][0].as<int64_t>();
+    } else {
+      newest = tx.exec("SELECT max(tick_id) FROM mpfailover.tick")[0][0].as<int64_t>();
+    }
+    tx.commit();
+    return newest;
+  } catch (const std::exception& e) {
+    broken_ = true;
+    return db_error("recording a tick", e);
+  }
+}
+
+Result<bool> PgLogReader::open_window() {
+  const int64_t t = next_window_;
+  try {
+    {
+      pqxx::nontransaction q(*conn_);
+      auto ticks = q.exec("SELECT count(*) FILTER (WHERE tick_id = " + std::to_string(t - 1) +
+                          "), count(*) FILTER (WHERE tick_id = " + std::to_string(t) +
+                          ") FROM mpfailover.tick WHERE tick_id IN (" + std::to_string(t - 1) +
+                          ", " + std::to_string(t) + ")");
+      if (ticks[0][0].as<int64_t>() == 0) {
+        return failed_precondition("log position " + std::to_string(t) + "/" +
+                                   std::to_string(resume_seq_) +
+                                   " is no longer in the change log (trimmed)");
+      }
+      if (ticks[0][1].as<int64_t>() == 0) {
+        q.commit();
+        auto newest = tick();
+        if (!newest) return newest.status();
+        if (*newest < t) return false;
+      }
+    }
+    pqxx::work tx(*conn_);
+    const std::string prev = std::to_string(t - 1);
+    const std::string cur = std::to_string(t);
+    tx.exec(std::string("DECLARE ") + kCursor +
+            " NO SCROLL CURSOR WITH HOLD FOR "
+            "WITH win AS ("
+            "  SELECT (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " + prev + ") AS prev,"
+            "         (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " + cur + ") AS cur"
+            "), txs AS ("
+            "  SELECT l.txid, max(l.seq) AS pos, count(*) AS n"
+            "  FROM mpfailover.change_log l, win"
+            "  WHERE l.txid >= pg_snapshot_xmin(win.prev) AND l.txid < pg_snapshot_xmax(win.cur)"
+            "    AND NOT pg_visible_in_snapshot(l.txid, win.prev)"
+            "    AND pg_visible_in_snapshot(l.txid, win.cur)"
+            "  GROUP BY l.txid HAVING max(l.seq) > " + std::to_string(resume_seq_) +
+            ") "
+            "SELECT t.pos, t.n, l.txid::text, l.seq, l.table_id, l.op::text, l.hlc, l.origin,"
+            "       l.key, l.image "
+            "FROM txs t JOIN mpfailover.change_log l ON l.txid = t.txid "
+            "ORDER BY t.pos, l.seq");
+    tx.commit();
+    cursor_open_ = true;
+    return true;
+  } catch (const std::exception& e) {
+    broken_ = true;
+    return db_error("opening log window " + std::to_string(t), e);
+  }
+}
+
+Result<ChangeBatch> PgLogReader::next_batch(size_t max_changes) {
+  MPF_ASSERT(max_changes > 0, "max_changes must be positive");
+  if (broken_) return unavailable("log reader needs seek() after an error");
+  assembler_.set_max_chunk(max_changes);
+  ChangeBatch batch;
+  size_t n = 0;
+  while (true) {
+    while (assembler_.has_ready()) {
+      const size_t size = assembler_.front().changes.size();
+      if (!batch.empty() && n + size > max_changes) return batch;
+      n += size;
+      batch.chunks.push_back(assembler_.pop());
+      if (n >= max_changes) return batch;
+    }
+    if (!cursor_open_) {
+      auto opened = open_window();
+      if (!opened) return opened.status();
+      if (!*opened) return batch;
+    }
+    try {
+      pqxx::nontransaction tx(*conn_);
+      auto rows = tx.exec("FETCH FORWARD " + std::to_string(options_.fetch_rows) + " FROM " +
+                          kCursor);
+      if (rows.empty()) {
+        MPF_ASSERT(!assembler_.mid_transaction(), "window ended inside a transaction");
+        tx.exec(std::string("CLOSE ") + kCursor);
+        cursor_open_ = false;
+        ++next_window_;
+        resume_seq_ = 0;
+        continue;
+      }
+      for (const auto& r : rows) {
+        RowOfTx row;
+        row.position = Position{next_window_, r[0].as<int64_t>()};
+        row.total_changes = r[1].as<int64_t>();
+        row.txid = r[2].as<uint64_t>();
+        row.change.seq = r[3].as<int64_t>();
+        row.change.table_id = r[4].as<int32_t>();
+        row.change.op = parse_op(r[5].as<std::string>());
+        row.change.hlc = r[6].as<int64_t>();
+        row.origin = r[7].as<std::string>();
+        row.change.key = pg::parse_array(r[8]);
+        row.change.image = pg::parse_array(r[9]);
+        assembler_.add(std::move(row));
+      }
+    } catch (const std::exception& e) {
+      broken_ = true;
+      cursor_open_ = false;
+      return db_error("reading log window " + std::to_string(next_window_), e);
+    }
+  }
+}
+
+Result<int64_t> PgLogReader::trim(Position acked) {
+  if (acked.tick < 2) return int64_t{0};
+  try {
+    pqxx::work tx(*conn_);
+    const std::string covered = std::to_string(acked.tick - 1);
+    auto deleted = tx.exec(
+        "DELETE FROM mpfailover.change_log l USING mpfailover.tick k "
+        "WHERE k.tick_id = " + covered +
+        " AND l.txid < pg_snapshot_xmax(k.snapshot)"
+        " AND pg_visible_in_snapshot(l.txid, k.snapshot)");
+    tx.exec("DELETE FROM mpfailover.tick WHERE tick_id < " + covered);
+    tx.commit();
+    return static_cast<int64_t>(deleted.affected_rows());
+  } catch (const std::exception& e) {
+    broken_ = true;
+    return db_error("trimming the change log", e);
+  }
+}
+
+}  // namespace mpf::replicator

@@ -1,0 +1,28 @@
+// `mpfailover init-db`: apply catalog migrations (and, on request, the MeetingPlace application
+// schema), then install capture on every configured table. Idempotent.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <mpf/core/status.hpp>
+#include <mpf/server/config.hpp>
+
+namespace mpf::server {
+
+struct InitDbOptions {
+  bool app_schema = false;  // also create the MeetingPlace tables
+};
+
+struct InitDbReport {
+  std::vector<std::string> migrations_applied;
+  std::vector<std::string> tables_captured;
+};
+
+Result<InitDbReport> init_db(const Config& config, const InitDbOptions& options);
+
+// Checks, at daemon start, that the database is initialised for this node and that every
+// configured table exists, has a primary key, and is captured. Names what is wrong.
+Status check_database(const Config& config);
+
+}  // namespace mpf::server

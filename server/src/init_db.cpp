@@ -1,0 +1,92 @@
+#include <mpf/server/init_db.hpp>
+
+#include <set>
+
+#include <pqxx/connection>
+#include <pqxx/pqxx>
+
+#include <mpf/replicator/capture.hpp>
+#include <mpf/schema/migrations.hpp>
+
+namespace mpf::server {
+
+namespace {
+
+Result<std::unique_ptr<pqxx::connection>> connect(const Config& config) {
+  try {
+    return std::make_unique<pqxx::connection>(config.node.database);
+  } catch (const std::exception& e) {
+    return unavailable("could not connect to the node's database (node.database in \"" +
+                       config.path + "\"): " + e.what());
+  }
+}
+
+}  // namespace
+
+Result<InitDbReport> init_db(const Config& config, const InitDbOptions& options) {
+  auto conn = connect(config);
+  if (!conn) return conn.status();
+  InitDbReport report;
+
+  auto catalog = schema::migrate(**conn, "catalog");
+  if (!catalog) return catalog.status();
+  report.migrations_applied = catalog->applied;
+  if (options.app_schema) {
+    auto app = schema::migrate(**conn, "app");
+    if (!app) return app.status();
+    for (auto& m : app->applied) report.migrations_applied.push_back("app/" + m);
+  }
+
+  auto tables = replicator::install_capture(**conn, config.node.name, config.replication.tables);
+  if (!tables) return tables.status();
+  for (const auto& t : *tables) report.tables_captured.push_back(t.relation);
+  return report;
+}
+
+Status check_database(const Config& config) {
+  auto conn = connect(config);
+  if (!conn) return conn.status();
+  auto version = schema::installed_version(**conn, "catalog");
+  if (!version) return version.status();
+  if (*version == 0) {
+    return failed_precondition("database has no mpfailover catalog\nhint: run mpfailover --config " +
+                               config.path + " init-db");
+  }
+  if (*version > schema::latest_version("catalog")) {
+    return failed_precondition("database catalog is at version " + std::to_string(*version) +
+                               ", newer than this mpfailover knows (" +
+                               std::to_string(schema::latest_version("catalog")) + ")");
+  }
+  if (*version < schema::latest_version("catalog")) {
+    return failed_precondition("database catalog is at version " + std::to_string(*version) +
+                               ", older than this mpfailover (" +
+                               std::to_string(schema::latest_version("catalog")) +
+                               ")\nhint: run mpfailover init-db to upgrade it");
+  }
+  auto described = replicator::describe_tables(**conn, config.replication.tables);
+  if (!described) return described.status();
+  auto installed = replicator::installed_tables(**conn);
+  if (!installed) return installed.status();
+  std::set<std::string> captured;
+  for (const auto& t : *installed) captured.insert(t.relation);
+  for (const auto& t : *described) {
+    if (!captured.count(t.relation)) {
+      return failed_precondition("replicated table \"" + t.relation +
+                                 "\" has no capture installed\nhint: run mpfailover init-db");
+    }
+  }
+  try {
+    pqxx::work tx(**conn);
+    auto node = tx.exec("SELECT name FROM mpfailover.node");
+    if (node.empty() || node[0][0].as<std::string>() != config.node.name) {
+      return failed_precondition(
+          "database belongs to node \"" + (node.empty() ? "" : node[0][0].as<std::string>()) +
+          "\", but the config says node.name = \"" + config.node.name + "\"");
+    }
+  } catch (const std::exception& e) {
+    return unavailable(std::string("could not read mpfailover.node: ") + e.what());
+  }
+  return Status::ok();
+}
+
+}  // namespace mpf::server

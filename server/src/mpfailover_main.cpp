@@ -1,0 +1,139 @@
+// mpfailover: the operator's CLI.
+//
+// Exit codes (documented in README.md):
+//   0  success
+//   1  the operation failed (database error, refused by a safety check)
+//   2  usage or configuration error (bad argument, missing or malformed config)
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include <mpf/server/config.hpp>
+#include <mpf/server/init_db.hpp>
+#include <mpf/server/logging.hpp>
+
+namespace po = boost::program_options;
+using mpf::server::Config;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+struct Command {
+  const char* summary;
+  int (*run)(const std::string& config_path, const std::vector<std::string>& args);
+};
+
+void print_error(const mpf::Status& s) {
+  // First line is the message; "hint:" lines follow as the status carries them.
+  std::cerr << "mpfailover: " << s.message() << "\n";
+}
+
+mpf::Result<Config> config_or_error(const std::string& path) {
+  auto cfg = mpf::server::load_config(path);
+  if (!cfg) print_error(cfg.status());
+  return cfg;
+}
+
+int cmd_init_db(const std::string& config_path, const std::vector<std::string>& args) {
+  po::options_description desc("mpfailover init-db options");
+  bool app_schema = false;
+  desc.add_options()("help,h", "show this help")(
+      "app-schema", po::bool_switch(&app_schema),
+      "also create the MeetingPlace application tables (demo and tests)");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "mpfailover init-db: " << e.what() << "\nhint: mpfailover init-db --help\n";
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    std::cout << "usage: mpfailover [--config PATH] init-db [--app-schema]\n\n"
+                 "Creates or upgrades the replicator's catalog in node.database and installs\n"
+                 "capture on every table in replication.tables. Safe to run again.\n\n"
+              << desc;
+    return kExitOk;
+  }
+  auto cfg = config_or_error(config_path);
+  if (!cfg) return kExitUsage;
+  mpf::server::InitDbOptions options;
+  options.app_schema = app_schema;
+  auto report = mpf::server::init_db(*cfg, options);
+  if (!report) {
+    print_error(report.status());
+    return kExitFailed;
+  }
+  if (report->migrations_applied.empty()) {
+    std::cout << "catalog is up to date\n";
+  } else {
+    for (const auto& m : report->migrations_applied) std::cout << "applied migration " << m << "\n";
+  }
+  for (const auto& t : report->tables_captured) std::cout << "capturing " << t << "\n";
+  return kExitOk;
+}
+
+const std::map<std::string, Command>& commands() {
+  static const std::map<std::string, Command> kCommands = {
+      {"init-db", {"create or upgrade the catalog and install capture", cmd_init_db}},
+  };
+  return kCommands;
+}
+
+void print_usage(std::ostream& out) {
+  out << "usage: mpfailover [--config PATH] COMMAND [ARGS...]\n\ncommands:\n";
+  for (const auto& [name, cmd] : commands()) {
+    out << "  " << name << std::string(12 - std::min<size_t>(name.size(), 11), ' ')
+        << cmd.summary << "\n";
+  }
+  out << "\noptions:\n  --config PATH  node config (default " << mpf::server::kDefaultConfigPath
+      << ")\n  --help         this help; COMMAND --help for a command's own\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = mpf::server::kDefaultConfigPath;
+  std::string command;
+  std::vector<std::string> rest;
+  po::options_description global;
+  global.add_options()("help,h", "")("config", po::value(&config_path), "")(
+      "command", po::value(&command), "")("args", po::value<std::vector<std::string>>(), "");
+  po::positional_options_description pos;
+  pos.add("command", 1).add("args", -1);
+  po::variables_map vm;
+  try {
+    auto parsed =
+        po::command_line_parser(argc, argv).options(global).positional(pos).allow_unregistered().run();
+    po::store(parsed, vm);
+    po::notify(vm);
+    // Everything after COMMAND (options included) belongs to the command.
+    rest = po::collect_unrecognized(parsed.options, po::include_positional);
+    if (!rest.empty() && rest.front() == command) rest.erase(rest.begin());
+  } catch (const po::error& e) {
+    std::cerr << "mpfailover: " << e.what() << "\nhint: mpfailover --help\n";
+    return kExitUsage;
+  }
+  if (command.empty()) {
+    if (vm.count("help")) {
+      print_usage(std::cout);
+      return kExitOk;
+    }
+    print_usage(std::cerr);
+    return kExitUsage;
+  }
+  if (vm.count("help")) rest.insert(rest.begin(), "--help");
+  auto it = commands().find(command);
+  if (it == commands().end()) {
+    std::cerr << "mpfailover: unknown command \"" << command << "\"\nhint: mpfailover --help\n";
+    return kExitUsage;
+  }
+  mpf::server::setup_logging("mpfailover", "warn");
+  return it->second.run(config_path, rest);
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL 15 cluster for tests and benchmarks.
+#   pg_cluster.sh start DIR PORT   initdb into DIR (if empty) and start; prints the conninfo
+#   pg_cluster.sh stop DIR         stop (fast) and remove DIR
+# Runs the server as user "postgres" when invoked as root (initdb refuses root).
+# The socket lives in DIR; nothing listens on TCP.
+set -euo pipefail
+PG_BIN=${MPF_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+cmd=${1:?usage: pg_cluster.sh start|stop DIR [PORT]}
+dir=${2:?usage: pg_cluster.sh start|stop DIR [PORT]}
+
+as_pg() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+case "$cmd" in
+  start)
+    port=${3:?usage: pg_cluster.sh start DIR PORT}
+    if [[ ! -f "$dir/data/PG_VERSION" ]]; then
+      mkdir -p "$dir"
+      [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$dir"
+      as_pg "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+        { cat "$dir/initdb.log" >&2; exit 1; }
+      cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$dir'
+port = $port
+max_connections = 100
+shared_buffers = 128MB
+track_commit_timestamp = on
+log_min_messages = warning
+log_line_prefix = '%m [%p] '
+CONF
+    fi
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+      { tail -20 "$dir/server.log" >&2; exit 1; }
+    echo "host=$dir port=$port user=postgres dbname=postgres"
+    ;;
+  stop)
+    if [[ -f "$dir/data/postmaster.pid" ]]; then
+      as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null || true
+    fi
+    rm -rf "$dir"
+    ;;
+  *)
+    echo "usage: pg_cluster.sh start|stop DIR [PORT]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,161 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include <mpf/server/config.hpp>
+
+namespace {
+
+using mpf::server::parse_config;
+
+const std::string kPath = "/etc/mpfailover/test.conf";
+
+// The issue's example config, inline comments included.
+const std::string kFull = R"([node]
+name = a                       # this node's name in the pair
+database = host=/var/run/postgresql dbname=meetingplace user=mpfailover   # libpq conninfo
+[peer]
+name = b
+address = 198.18.0.12          # the peer's replication address (IP or hostname)
+[replication]
+listen = 0.0.0.0
+port = 2008
+tables = users, groups, group_members, meetings, meeting_participants
+[heartbeat]
+interval = 60s                 # durations accept ms / s / min
+[control]
+socket = /run/mpfailover/mpfailover.sock
+)";
+
+std::string replace(std::string text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
+}
+
+}  // namespace
+
+TEST_CASE("the documented example config parses with every value") {
+  auto cfg = parse_config(kFull, kPath);
+  REQUIRE_MESSAGE(cfg, cfg.status().message());
+  CHECK(cfg->node.name == "a");
+  CHECK(cfg->node.database == "host=/var/run/postgresql dbname=meetingplace user=mpfailover");
+  CHECK(cfg->peer.name == "b");
+  CHECK(cfg->peer.address == "198.18.0.12");
+  CHECK(cfg->replication.listen == "0.0.0.0");
+  CHECK(cfg->replication.port == 2008);
+  CHECK(cfg->replication.tables ==
+        std::vector<std::string>{"users", "groups", "group_members", "meetings",
+                                 "meeting_participants"});
+  CHECK(cfg->heartbeat.interval == std::chrono::seconds(60));
+  CHECK(cfg->control.socket == "/run/mpfailover/mpfailover.sock");
+}
+
+TEST_CASE("optional keys take their documented defaults") {
+  auto cfg = parse_config("[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n", kPath);
+  REQUIRE_MESSAGE(cfg, cfg.status().message());
+  CHECK(cfg->replication.port == 2008);
+  CHECK(cfg->replication.tables.size() == 5);
+  CHECK(cfg->heartbeat.interval == std::chrono::seconds(60));
+  CHECK(cfg->control.socket == "/run/mpfailover/mpfailover.sock");
+}
+
+TEST_CASE("each required key missing in turn is named with the file") {
+  for (const std::string key : {"node.name", "node.database", "peer.name", "peer.address"}) {
+    CAPTURE(key);
+    const std::string prefix = key.substr(key.find('.') + 1) + " =";
+    // Remove the line from the right section only.
+    std::string text = kFull;
+    const std::string section = "[" + key.substr(0, key.find('.')) + "]";
+    const auto sec_at = text.find(section);
+    const auto line_at = text.find("\n" + prefix, sec_at);
+    REQUIRE(line_at != std::string::npos);
+    const auto line_end = text.find('\n', line_at + 1);
+    text.erase(line_at, line_end - line_at);
+    auto cfg = parse_config(text, kPath);
+    REQUIRE_FALSE(cfg);
+    CHECK(cfg.status().message() ==
+          "config file \"" + kPath + "\": missing required key \"" + key + "\"");
+  }
+}
+
+TEST_CASE("an unknown key is named with its file and line") {
+  auto cfg = parse_config(replace(kFull, "interval = 60s", "intervall = 60s"), kPath);
+  REQUIRE_FALSE(cfg);
+  CHECK(cfg.status().message() ==
+        "config file \"" + kPath + "\" line 12: unknown key \"heartbeat.intervall\"");
+}
+
+TEST_CASE("an unknown section is an unknown key") {
+  auto cfg = parse_config(kFull + "[heartbeats]\ninterval = 5s\n", kPath);
+  REQUIRE_FALSE(cfg);
+  CHECK(cfg.status().message().find("unknown key \"heartbeats.interval\"") != std::string::npos);
+}
+
+TEST_CASE("a malformed duration names the key, the line and the reason") {
+  auto cfg = parse_config(replace(kFull, "interval = 60s", "interval = 60"), kPath);
+  REQUIRE_FALSE(cfg);
+  CHECK(cfg.status().message() == "config file \"" + kPath +
+                                      "\" line 12: heartbeat.interval: invalid duration \"60\": "
+                                      "missing unit (ms, s, min), e.g. \"60s\"");
+}
+
+TEST_CASE("a heartbeat interval below 100ms is refused") {
+  auto cfg = parse_config(replace(kFull, "interval = 60s", "interval = 50ms"), kPath);
+  REQUIRE_FALSE(cfg);
+  CHECK(cfg.status().message().find("below the minimum of 100ms") != std::string::npos);
+}
+
+TEST_CASE("a malformed line is refused with its line number") {
+  auto cfg = parse_config(replace(kFull, "listen = 0.0.0.0", "listen 0.0.0.0"), kPath);
+  REQUIRE_FALSE(cfg);
+  CHECK(cfg.status().message() ==
+        "config file \"" + kPath +
+            "\": line 8: malformed line, expected \"key = value\" or \"[section]\"");
+}
+
+TEST_CASE("bad values are refused naming the key") {
+  SUBCASE("port out of range") {
+    auto cfg = parse_config(replace(kFull, "port = 2008", "port = 70000"), kPath);
+    REQUIRE_FALSE(cfg);
+    CHECK(cfg.status().message().find("line 9: invalid replication.port \"70000\"") !=
+          std::string::npos);
+  }
+  SUBCASE("port not a number") {
+    CHECK_FALSE(parse_config(replace(kFull, "port = 2008", "port = 20o8"), kPath));
+  }
+  SUBCASE("table name with quotes") {
+    auto cfg = parse_config(replace(kFull, "tables = users,", "tables = \"Users\","), kPath);
+    REQUIRE_FALSE(cfg);
+    CHECK(cfg.status().message().find("invalid table name") != std::string::npos);
+  }
+  SUBCASE("same table twice") {
+    auto cfg = parse_config(replace(kFull, "tables = users,", "tables = users, users,"), kPath);
+    REQUIRE_FALSE(cfg);
+    CHECK(cfg.status().message().find("listed twice") != std::string::npos);
+  }
+  SUBCASE("peer has this node's name") {
+    auto cfg = parse_config(replace(kFull, "name = b", "name = a"), kPath);
+    REQUIRE_FALSE(cfg);
+    CHECK(cfg.status().message().find("equals node.name") != std::string::npos);
+  }
+  SUBCASE("key set twice") {
+    auto cfg = parse_config(replace(kFull, "name = b", "name = b\nname = c"), kPath);
+    REQUIRE_FALSE(cfg);
+    CHECK(cfg.status().message().find("key \"peer.name\" is set twice") != std::string::npos);
+  }
+  SUBCASE("relative control socket") {
+    auto cfg = parse_config(
+        replace(kFull, "socket = /run/mpfailover/mpfailover.sock", "socket = mpf.sock"), kPath);
+    REQUIRE_FALSE(cfg);
+    CHECK(cfg.status().message().find("absolute path") != std::string::npos);
+  }
+}
+
+TEST_CASE("a config file that cannot be opened says so and hints") {
+  auto cfg = mpf::server::load_config("/nonexistent/mpfailover.conf");
+  REQUIRE_FALSE(cfg);
+  CHECK(cfg.status().code() == mpf::Code::kNotFound);
+  CHECK(cfg.status().message().find("could not open config file \"/nonexistent/mpfailover.conf\"") ==
+        0);
+}
