@@ -1,1 +1,120 @@
+// The binaries as an operator runs them: exit codes and one clear message.
 #include <doctest/doctest.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include "support/test_db.hpp"
+
+namespace {
+
+struct Run {
+  int rc;
+  std::string output;  // stdout and stderr
+};
+
+Run run(const std::string& command) {
+  Run r{-1, ""};
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+const std::string kCli = MPF_CLI_PATH;
+const std::string kDaemon = MPF_DAEMON_PATH;
+
+}  // namespace
+
+TEST_SUITE("cli") {
+  TEST_CASE("init-db creates the catalog and app schema, and a second run is a no-op") {
+    mpf::test::TestDatabase db;
+    const auto conf = db.write_config_file();
+    auto first = run(kCli + " --config " + conf + " init-db --app-schema");
+    CHECK_MESSAGE(first.rc == 0, first.output);
+    CHECK(first.output.find("applied migration 0001_catalog") != std::string::npos);
+    CHECK(first.output.find("capturing public.meetings") != std::string::npos);
+    auto second = run(kCli + " --config " + conf + " init-db --app-schema");
+    CHECK_MESSAGE(second.rc == 0, second.output);
+    CHECK(second.output.find("catalog is up to date") != std::string::npos);
+    auto check = run(kDaemon + " --config " + conf + " --check");
+    CHECK_MESSAGE(check.rc == 0, check.output);
+  }
+
+  TEST_CASE("the daemon refuses to start on a table without a primary key, naming it") {
+    mpf::test::TestDatabase db;
+    db.init();
+    {
+      pqxx::connection conn(db.conninfo());
+      pqxx::work tx(conn);
+      tx.exec("CREATE TABLE call_records (at timestamptz, caller text)");
+      tx.commit();
+    }
+    const auto conf = db.write_config_file("tables = users, call_records");
+    auto r = run(kDaemon + " --config " + conf);
+    CHECK(r.rc == 1);
+    CHECK(r.output.find("replicated table \"call_records\" has no primary key") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("the daemon refuses to start on a table that does not exist, naming it") {
+    mpf::test::TestDatabase db;
+    db.init();
+    const auto conf = db.write_config_file("tables = users, meetingz");
+    auto r = run(kDaemon + " --config " + conf);
+    CHECK(r.rc == 1);
+    CHECK(r.output.find("replicated table \"meetingz\" does not exist") != std::string::npos);
+  }
+
+  TEST_CASE("config errors exit 2 naming the key and the file") {
+    const std::string conf = "/tmp/mpft_cli_bad.conf";
+    {
+      std::ofstream out(conf);
+      out << "[node]\nname = a\ndatabase = dbname=x\n[peer]\nname = b\naddress = h\n"
+             "[heartbeat]\ninterval = 60 sec\n";
+    }
+    for (const std::string& bin : {kDaemon + " --config " + conf,
+                                   kCli + " --config " + conf + " init-db"}) {
+      CAPTURE(bin);
+      auto r = run(bin);
+      CHECK(r.rc == 2);
+      CHECK(r.output.find("config file \"" + conf + "\" line 8: heartbeat.interval") !=
+            std::string::npos);
+    }
+    auto missing = run(kDaemon + " --config /nonexistent.conf");
+    CHECK(missing.rc == 2);
+    CHECK(missing.output.find("could not open config file \"/nonexistent.conf\"") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("an unreachable database is one clear line and exit 1") {
+    const std::string conf = "/tmp/mpft_cli_nodb.conf";
+    {
+      std::ofstream out(conf);
+      out << "[node]\nname = a\ndatabase = host=/nonexistent-dir port=1 dbname=x "
+             "connect_timeout=2\n[peer]\nname = b\naddress = h\n";
+    }
+    auto r = run(kCli + " --config " + conf + " init-db");
+    CHECK(r.rc == 1);
+    CHECK(r.output.find("could not connect to the node's database") != std::string::npos);
+  }
+
+  TEST_CASE("bad usage exits 2 with a hint") {
+    auto none = run(kCli);
+    CHECK(none.rc == 2);
+    CHECK(none.output.find("usage: mpfailover") != std::string::npos);
+    auto unknown = run(kCli + " frobnicate");
+    CHECK(unknown.rc == 2);
+    CHECK(unknown.output.find("unknown command \"frobnicate\"") != std::string::npos);
+    auto bad_opt = run(kCli + " init-db --bogus");
+    CHECK(bad_opt.rc == 2);
+    auto help = run(kCli + " init-db --help");
+    CHECK(help.rc == 0);
+    CHECK(help.output.find("--app-schema") != std::string::npos);
+  }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The README's second command: install dependencies, build, and run the whole test suite
+# (unit tests also under ASan/UBSan; integration tests against real PostgreSQL 15 clusters).
+# Usage: deploy/test.sh [extra ctest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=$(nproc)
+
+echo "== installing dependencies"
+deploy/install-deps.sh
+
+echo "== building (RelWithDebInfo) in build/"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+
+echo "== building unit tests with ASan/UBSan in build-asan/"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMPF_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$jobs" --target mpf_unit_tests
+
+echo "== unit tests under ASan/UBSan"
+(cd build-asan && ctest -L unit --output-on-failure)
+
+echo "== whole suite"
+cd "$root/build"
+ctest --output-on-failure --timeout 900 "$@"
