@@ -14,7 +14,7 @@ packages=(
   doctest-dev
   postgresql-15 postgresql-client-15
   iproute2 nftables iputils-ping iputils-arping procps psmisc
-  clang
+  clang clang-format
 )
 
 missing=()

@@ -1,11 +1,11 @@
 // NOTES: the migrations table lives in the `mpfailover` schema and is created before any
 // migration runs, so even the first catalog migration is recorded. A transaction-level advisory
 // lock serialises concurrent init-db runs against one database.
-#include <mpf/schema/migrations.hpp>
-
 #include <algorithm>
 
 #include <pqxx/pqxx>
+
+#include <mpf/schema/migrations.hpp>
 
 namespace mpf::schema {
 namespace {

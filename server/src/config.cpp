@@ -1,8 +1,6 @@
 // NOTES: Boost.Program_options does the INI parsing (sections become "section.key", '#' starts a
 // comment anywhere on a line). Its exceptions name the option but not the line, so on error we
 // look the key up in the text ourselves: an operator at 3 a.m. wants "line 12".
-#include <mpf/server/config.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <fstream>
@@ -12,6 +10,7 @@
 #include <boost/program_options.hpp>
 
 #include <mpf/core/duration.hpp>
+#include <mpf/server/config.hpp>
 
 namespace mpf::server {
 namespace po = boost::program_options;
@@ -125,17 +124,13 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   std::string port_text, tables_text, interval_text;
   po::options_description desc;
   // Every key is a string here; typed parsing below gives messages that name the key.
-  desc.add_options()
-      ("node.name", po::value(&cfg.node.name))
-      ("node.database", po::value(&cfg.node.database))
-      ("peer.name", po::value(&cfg.peer.name))
-      ("peer.address", po::value(&cfg.peer.address))
-      ("replication.listen", po::value(&cfg.replication.listen))
-      ("replication.port", po::value(&port_text))
-      ("replication.tables", po::value(&tables_text))
-      ("heartbeat.interval", po::value(&interval_text))
-      ("control.socket", po::value(&cfg.control.socket))
-      ("log.level", po::value(&cfg.log.level));
+  desc.add_options()("node.name", po::value(&cfg.node.name))(
+      "node.database", po::value(&cfg.node.database))("peer.name", po::value(&cfg.peer.name))(
+      "peer.address", po::value(&cfg.peer.address))("replication.listen",
+                                                    po::value(&cfg.replication.listen))(
+      "replication.port", po::value(&port_text))("replication.tables", po::value(&tables_text))(
+      "heartbeat.interval", po::value(&interval_text))(
+      "control.socket", po::value(&cfg.control.socket))("log.level", po::value(&cfg.log.level));
 
   po::variables_map vm;
   try {
@@ -173,8 +168,9 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
 
   if (vm.count("replication.port")) {
     const std::string p = trim(port_text);
-    const bool digits = !p.empty() && p.size() <= 5 &&
-                        std::all_of(p.begin(), p.end(), [](unsigned char c) { return std::isdigit(c); });
+    const bool digits =
+        !p.empty() && p.size() <= 5 &&
+        std::all_of(p.begin(), p.end(), [](unsigned char c) { return std::isdigit(c); });
     const long value = digits ? std::stol(p) : 0;
     if (value < 1 || value > 65535) {
       return err.key("replication.port",

@@ -1,5 +1,3 @@
-#include <mpf/server/init_db.hpp>
-
 #include <set>
 
 #include <pqxx/connection>
@@ -7,6 +5,7 @@
 
 #include <mpf/replicator/capture.hpp>
 #include <mpf/schema/migrations.hpp>
+#include <mpf/server/init_db.hpp>
 
 namespace mpf::server {
 
@@ -49,8 +48,9 @@ Status check_database(const Config& config) {
   auto version = schema::installed_version(**conn, "catalog");
   if (!version) return version.status();
   if (*version == 0) {
-    return failed_precondition("database has no mpfailover catalog\nhint: run mpfailover --config " +
-                               config.path + " init-db");
+    return failed_precondition(
+        "database has no mpfailover catalog\nhint: run mpfailover --config " + config.path +
+        " init-db");
   }
   if (*version > schema::latest_version("catalog")) {
     return failed_precondition("database catalog is at version " + std::to_string(*version) +

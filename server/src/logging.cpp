@@ -1,7 +1,7 @@
-#include <mpf/server/logging.hpp>
-
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <mpf/server/logging.hpp>
 
 namespace mpf::server {
 

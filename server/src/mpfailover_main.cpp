@@ -89,8 +89,8 @@ const std::map<std::string, Command>& commands() {
 void print_usage(std::ostream& out) {
   out << "usage: mpfailover [--config PATH] COMMAND [ARGS...]\n\ncommands:\n";
   for (const auto& [name, cmd] : commands()) {
-    out << "  " << name << std::string(12 - std::min<size_t>(name.size(), 11), ' ')
-        << cmd.summary << "\n";
+    out << "  " << name << std::string(12 - std::min<size_t>(name.size(), 11), ' ') << cmd.summary
+        << "\n";
   }
   out << "\noptions:\n  --config PATH  node config (default " << mpf::server::kDefaultConfigPath
       << ")\n  --help         this help; COMMAND --help for a command's own\n";
@@ -109,8 +109,11 @@ int main(int argc, char** argv) {
   pos.add("command", 1).add("args", -1);
   po::variables_map vm;
   try {
-    auto parsed =
-        po::command_line_parser(argc, argv).options(global).positional(pos).allow_unregistered().run();
+    auto parsed = po::command_line_parser(argc, argv)
+                      .options(global)
+                      .positional(pos)
+                      .allow_unregistered()
+                      .run();
     po::store(parsed, vm);
     po::notify(vm);
     // Everything after COMMAND (options included) belongs to the command.

@@ -45,8 +45,9 @@ TEST_SUITE("capture") {
     mpf::test::TestDatabase db;
     db.init();
     pqxx::connection conn(db.conninfo());
-    exec(conn, "INSERT INTO users (user_id, login, first_name) VALUES "
-               "('00000000-0000-0000-0000-000000000001', 'ann', 'Ann')");
+    exec(conn,
+         "INSERT INTO users (user_id, login, first_name) VALUES "
+         "('00000000-0000-0000-0000-000000000001', 'ann', 'Ann')");
     exec(conn, "UPDATE users SET first_name = 'Anne' WHERE login = 'ann'");
     exec(conn, "DELETE FROM users WHERE login = 'ann'");
     auto rows = log_rows(conn);
@@ -120,8 +121,9 @@ TEST_SUITE("capture") {
     mpf::test::TestDatabase db;
     db.init();
     pqxx::connection conn(db.conninfo());
-    exec(conn, "INSERT INTO groups (group_id, name) VALUES "
-               "('00000000-0000-0000-0000-00000000000a', 'g')");
+    exec(conn,
+         "INSERT INTO groups (group_id, name) VALUES "
+         "('00000000-0000-0000-0000-00000000000a', 'g')");
     exec(conn, "UPDATE groups SET group_id = '00000000-0000-0000-0000-00000000000b'");
     auto rows = log_rows(conn);
     REQUIRE(rows.size() == 3);
@@ -161,8 +163,9 @@ TEST_SUITE("capture") {
     mpf::test::TestDatabase db;
     db.init();
     pqxx::connection conn(db.conninfo());
-    exec(conn, "CREATE SCHEMA site; CREATE TABLE site.rooms (room text PRIMARY KEY, seats int);"
-               "CREATE TABLE audit_log (at timestamptz, what text)");
+    exec(conn,
+         "CREATE SCHEMA site; CREATE TABLE site.rooms (room text PRIMARY KEY, seats int);"
+         "CREATE TABLE audit_log (at timestamptz, what text)");
     SUBCASE("schema-qualified table with a text key") {
       auto report = mpf::server::init_db(db.config("a", {"users", "site.rooms"}), {});
       REQUIRE_MESSAGE(report, report.status().message());
@@ -175,8 +178,8 @@ TEST_SUITE("capture") {
     SUBCASE("table without a primary key") {
       auto report = mpf::server::init_db(db.config("a", {"users", "audit_log"}), {});
       REQUIRE_FALSE(report);
-      CHECK(report.status().message().rfind(
-                "replicated table \"audit_log\" has no primary key", 0) == 0);
+      CHECK(report.status().message().rfind("replicated table \"audit_log\" has no primary key",
+                                            0) == 0);
     }
     SUBCASE("table that does not exist") {
       auto report = mpf::server::init_db(db.config("a", {"users", "rooms"}), {});
@@ -190,8 +193,7 @@ TEST_SUITE("capture") {
     SUBCASE("configured table whose capture was never installed") {
       auto checked = mpf::server::check_database(db.config("a", {"users", "site.rooms"}));
       REQUIRE_FALSE(checked);
-      CHECK(checked.message().find("\"site.rooms\" has no capture installed") !=
-            std::string::npos);
+      CHECK(checked.message().find("\"site.rooms\" has no capture installed") != std::string::npos);
     }
   }
 }

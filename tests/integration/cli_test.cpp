@@ -1,9 +1,9 @@
 // The binaries as an operator runs them: exit codes and one clear message.
-#include <doctest/doctest.h>
-
 #include <array>
 #include <cstdio>
 #include <fstream>
+
+#include <doctest/doctest.h>
 
 #include "support/test_db.hpp"
 
@@ -78,8 +78,8 @@ TEST_SUITE("cli") {
       out << "[node]\nname = a\ndatabase = dbname=x\n[peer]\nname = b\naddress = h\n"
              "[heartbeat]\ninterval = 60 sec\n";
     }
-    for (const std::string& bin : {kDaemon + " --config " + conf,
-                                   kCli + " --config " + conf + " init-db"}) {
+    for (const std::string& bin :
+         {kDaemon + " --config " + conf, kCli + " --config " + conf + " init-db"}) {
       CAPTURE(bin);
       auto r = run(bin);
       CHECK(r.rc == 2);

@@ -19,7 +19,8 @@ TEST_SUITE("migrations") {
                           "replicated_table", "hlc_floor"}) {
       CAPTURE(t);
       CHECK(scalar(conn, std::string("SELECT count(*) FROM pg_tables WHERE schemaname = "
-                                     "'mpfailover' AND tablename = '") + t + "'") == 1);
+                                     "'mpfailover' AND tablename = '") +
+                             t + "'") == 1);
     }
     CHECK(scalar(conn, "SELECT count(*) FROM mpfailover.replicated_table WHERE active") == 5);
     CHECK(scalar(conn, "SELECT count(*) FROM pg_trigger WHERE tgname = 'mpfailover_capture'") == 5);
@@ -32,9 +33,12 @@ TEST_SUITE("migrations") {
     pqxx::connection conn2(db.conninfo());
     pqxx::nontransaction q(conn2);
     const auto ids_before =
-        q.exec("SELECT string_agg(relation || '=' || table_id, ',' ORDER BY table_id) "
-               "FROM mpfailover.replicated_table")[0][0].as<std::string>();
-    const auto migrations_before = scalar(conn, "SELECT count(*) FROM mpfailover.schema_migrations");
+        q.exec(
+             "SELECT string_agg(relation || '=' || table_id, ',' ORDER BY table_id) "
+             "FROM mpfailover.replicated_table")[0][0]
+            .as<std::string>();
+    const auto migrations_before =
+        scalar(conn, "SELECT count(*) FROM mpfailover.schema_migrations");
 
     mpf::server::InitDbOptions options;
     options.app_schema = true;
@@ -43,7 +47,8 @@ TEST_SUITE("migrations") {
     CHECK(again->migrations_applied.empty());
     CHECK(scalar(conn, "SELECT count(*) FROM mpfailover.schema_migrations") == migrations_before);
     CHECK(q.exec("SELECT string_agg(relation || '=' || table_id, ',' ORDER BY table_id) "
-                 "FROM mpfailover.replicated_table")[0][0].as<std::string>() == ids_before);
+                 "FROM mpfailover.replicated_table")[0][0]
+              .as<std::string>() == ids_before);
     CHECK(scalar(conn, "SELECT count(*) FROM pg_trigger WHERE tgname = 'mpfailover_capture'") == 5);
   }
 
@@ -53,8 +58,9 @@ TEST_SUITE("migrations") {
     pqxx::connection conn(db.conninfo());
     {
       pqxx::work tx(conn);
-      tx.exec("INSERT INTO mpfailover.schema_migrations (stream, version, name) "
-              "VALUES ('catalog', 999, '0999_future')");
+      tx.exec(
+          "INSERT INTO mpfailover.schema_migrations (stream, version, name) "
+          "VALUES ('catalog', 999, '0999_future')");
       tx.commit();
     }
     auto migrated = mpf::schema::migrate(conn, "catalog");
@@ -78,8 +84,9 @@ TEST_SUITE("migrations") {
     CHECK(scalar(conn, "SELECT count(*) FROM mpfailover.replicated_table WHERE active") == 2);
     {
       pqxx::work tx(conn);
-      tx.exec("INSERT INTO meetings (meeting_number, owner_id, starts_at) "
-              "SELECT '1', gen_random_uuid(), now() WHERE false");
+      tx.exec(
+          "INSERT INTO meetings (meeting_number, owner_id, starts_at) "
+          "SELECT '1', gen_random_uuid(), now() WHERE false");
       tx.exec("INSERT INTO users (login) VALUES ('still-captured')");
       tx.commit();
     }

@@ -1,8 +1,8 @@
 // A 200,000-row transaction (a bulk user import) is read in bounded memory: in parts of at most
 // max_changes, never held whole by the reader.
-#include <doctest/doctest.h>
-
 #include <fstream>
+
+#include <doctest/doctest.h>
 
 #include <mpf/replicator/pg_log_reader.hpp>
 
@@ -41,10 +41,11 @@ TEST_SUITE("reader_large_tx") {
     pqxx::connection conn(db.conninfo());
     {
       pqxx::work tx(conn);
-      tx.exec("INSERT INTO users (login, first_name, last_name, email, phone, pin_hash) "
-              "SELECT 'user' || g, 'First' || g, 'Last' || g, 'user' || g || '@example.com', "
-              "'+1555' || lpad(g::text, 7, '0'), md5(g::text) FROM generate_series(1, " +
-              std::to_string(kRows) + ") g");
+      tx.exec(
+          "INSERT INTO users (login, first_name, last_name, email, phone, pin_hash) "
+          "SELECT 'user' || g, 'First' || g, 'Last' || g, 'user' || g || '@example.com', "
+          "'+1555' || lpad(g::text, 7, '0'), md5(g::text) FROM generate_series(1, " +
+          std::to_string(kRows) + ") g");
       tx.exec("INSERT INTO groups (name) VALUES ('after-import')");
       tx.commit();
     }

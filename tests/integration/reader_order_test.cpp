@@ -1,7 +1,5 @@
 // The reader returns whole source transactions in commit-consistent order, each exactly once,
 // resumable from a position (NOTES.md §1, the "commit order is not sequence order" trap).
-#include <doctest/doctest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <map>
@@ -9,6 +7,8 @@
 #include <random>
 #include <set>
 #include <thread>
+
+#include <doctest/doctest.h>
 
 #include <mpf/replicator/pg_log_reader.hpp>
 
@@ -113,10 +113,11 @@ TEST_SUITE("reader_order") {
     {
       pqxx::connection conn(db.conninfo());
       pqxx::work tx(conn);
-      tx.exec("CREATE TABLE counters (id int PRIMARY KEY, n bigint NOT NULL);"
-              "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 6) g;"
-              "CREATE TABLE events (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), "
-              "  writer int NOT NULL, i int NOT NULL)");
+      tx.exec(
+          "CREATE TABLE counters (id int PRIMARY KEY, n bigint NOT NULL);"
+          "INSERT INTO counters SELECT g, 0 FROM generate_series(1, 6) g;"
+          "CREATE TABLE events (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), "
+          "  writer int NOT NULL, i int NOT NULL)");
       tx.commit();
     }
     db.init_with(db.config("a", {"counters", "events"}));
@@ -147,7 +148,8 @@ TEST_SUITE("reader_order") {
           }
           tx.exec("INSERT INTO events (writer, i) VALUES (" + std::to_string(w) + ", " +
                   std::to_string(i) + ")");
-          if (rng() % 10 < 3) tx.exec("SELECT pg_sleep(" + std::to_string(rng() % 4) + " / 1000.0)");
+          if (rng() % 10 < 3)
+            tx.exec("SELECT pg_sleep(" + std::to_string(rng() % 4) + " / 1000.0)");
           if (rng() % 100 < 15) {
             tx.abort();
             std::lock_guard lock(mu);
@@ -216,8 +218,10 @@ TEST_SUITE("reader_order") {
     pqxx::connection conn(db.conninfo());
     pqxx::nontransaction q(conn);
     const auto counters_id =
-        q.exec("SELECT table_id FROM mpfailover.replicated_table WHERE relation = "
-               "'public.counters'")[0][0].as<int32_t>();
+        q.exec(
+             "SELECT table_id FROM mpfailover.replicated_table WHERE relation = "
+             "'public.counters'")[0][0]
+            .as<int32_t>();
     std::map<int, std::vector<int64_t>> values;
     for (const auto& c : delivered) {
       for (const auto& ch : c.changes) {

@@ -1,9 +1,9 @@
 // Helpers for reading a change log to its end in tests.
 #pragma once
 
-#include <doctest/doctest.h>
-
 #include <vector>
+
+#include <doctest/doctest.h>
 
 #include <mpf/replicator/log_source.hpp>
 
@@ -11,7 +11,7 @@ namespace mpf::test {
 
 // Reads until next_batch returns empty; returns every chunk in delivery order.
 inline std::vector<replicator::TxChunk> drain(replicator::LogSource& source,
-                                               size_t max_changes = 100) {
+                                              size_t max_changes = 100) {
   std::vector<replicator::TxChunk> out;
   for (int guard = 0; guard < 1'000'000; ++guard) {
     auto batch = source.next_batch(max_changes);

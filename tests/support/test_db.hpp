@@ -2,16 +2,15 @@
 // (tests/support/pg_cluster.sh). Dropped on destruction, also when the test fails.
 #pragma once
 
-#include <doctest/doctest.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <random>
 #include <string>
 
+#include <doctest/doctest.h>
 #include <pqxx/pqxx>
+#include <unistd.h>
 
 #include <mpf/server/config.hpp>
 #include <mpf/server/init_db.hpp>

@@ -1,6 +1,6 @@
-#include <doctest/doctest.h>
-
 #include <string>
+
+#include <doctest/doctest.h>
 
 #include <mpf/server/config.hpp>
 
@@ -44,9 +44,8 @@ TEST_CASE("the documented example config parses with every value") {
   CHECK(cfg->peer.address == "198.18.0.12");
   CHECK(cfg->replication.listen == "0.0.0.0");
   CHECK(cfg->replication.port == 2008);
-  CHECK(cfg->replication.tables ==
-        std::vector<std::string>{"users", "groups", "group_members", "meetings",
-                                 "meeting_participants"});
+  CHECK(cfg->replication.tables == std::vector<std::string>{"users", "groups", "group_members",
+                                                            "meetings", "meeting_participants"});
   CHECK(cfg->heartbeat.interval == std::chrono::seconds(60));
   CHECK(cfg->control.socket == "/run/mpfailover/mpfailover.sock");
 }
@@ -156,6 +155,6 @@ TEST_CASE("a config file that cannot be opened says so and hints") {
   auto cfg = mpf::server::load_config("/nonexistent/mpfailover.conf");
   REQUIRE_FALSE(cfg);
   CHECK(cfg.status().code() == mpf::Code::kNotFound);
-  CHECK(cfg.status().message().find("could not open config file \"/nonexistent/mpfailover.conf\"") ==
-        0);
+  CHECK(cfg.status().message().find(
+            "could not open config file \"/nonexistent/mpfailover.conf\"") == 0);
 }

@@ -1,6 +1,5 @@
-#include <mpf/replicator/tx_assembler.hpp>
-
 #include <mpf/core/status.hpp>
+#include <mpf/replicator/tx_assembler.hpp>
 
 namespace mpf::replicator {
 
@@ -12,8 +11,8 @@ void TxAssembler::add(RowOfTx row) {
   if (!open_ || row.position != current_.position) {
     MPF_ASSERT(!open_ || seen_in_tx_ == current_.total_changes,
                "transaction " + current_.position.to_string() + " ended after " +
-                   std::to_string(seen_in_tx_) + " of " +
-                   std::to_string(current_.total_changes) + " changes");
+                   std::to_string(seen_in_tx_) + " of " + std::to_string(current_.total_changes) +
+                   " changes");
     MPF_ASSERT(!open_ || row.position > current_.position, "rows out of position order");
     current_ = TxChunk{};
     current_.position = row.position;

@@ -14,9 +14,9 @@
 // Memory: the window is read through a WITH HOLD cursor (materialised by PostgreSQL, not here, and
 // holding no snapshot while we stream it), FETCHed in bounded slices, and grouped into chunks of
 // at most max_changes, so one 200,000-row transaction never sits in memory whole.
-#include <mpf/replicator/pg_log_reader.hpp>
-
 #include <pqxx/pqxx>
+
+#include <mpf/replicator/pg_log_reader.hpp>
 
 #include "pg_text.hpp"
 
@@ -54,7 +54,8 @@ Result<std::unique_ptr<PgLogReader>> PgLogReader::open(const std::string& connin
     pqxx::nontransaction tx(*conn);
     auto ok = tx.exec("SELECT to_regclass('mpfailover.change_log') IS NOT NULL");
     if (!ok[0][0].as<bool>()) {
-      return failed_precondition("database has no mpfailover catalog\nhint: run mpfailover init-db");
+      return failed_precondition(
+          "database has no mpfailover catalog\nhint: run mpfailover init-db");
     }
     return std::unique_ptr<PgLogReader>(new PgLogReader(conninfo, std::move(conn), options));
   } catch (const std::exception& e) {
@@ -148,15 +149,20 @@ Result<bool> PgLogReader::open_window() {
     tx.exec(std::string("DECLARE ") + kCursor +
             " NO SCROLL CURSOR WITH HOLD FOR "
             "WITH win AS ("
-            "  SELECT (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " + prev + ") AS prev,"
-            "         (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " + cur + ") AS cur"
+            "  SELECT (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
+            prev +
+            ") AS prev,"
+            "         (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
+            cur +
+            ") AS cur"
             "), txs AS ("
             "  SELECT l.txid, max(l.seq) AS pos, count(*) AS n"
             "  FROM mpfailover.change_log l, win"
             "  WHERE l.txid >= pg_snapshot_xmin(win.prev) AND l.txid < pg_snapshot_xmax(win.cur)"
             "    AND NOT pg_visible_in_snapshot(l.txid, win.prev)"
             "    AND pg_visible_in_snapshot(l.txid, win.cur)"
-            "  GROUP BY l.txid HAVING max(l.seq) > " + std::to_string(resume_seq_) +
+            "  GROUP BY l.txid HAVING max(l.seq) > " +
+            std::to_string(resume_seq_) +
             ") "
             "SELECT t.pos, t.n, l.txid::text, l.seq, l.table_id, l.op::text, l.hlc, l.origin,"
             "       l.key, l.image "
@@ -192,8 +198,8 @@ Result<ChangeBatch> PgLogReader::next_batch(size_t max_changes) {
     }
     try {
       pqxx::nontransaction tx(*conn_);
-      auto rows = tx.exec("FETCH FORWARD " + std::to_string(options_.fetch_rows) + " FROM " +
-                          kCursor);
+      auto rows =
+          tx.exec("FETCH FORWARD " + std::to_string(options_.fetch_rows) + " FROM " + kCursor);
       if (rows.empty()) {
         MPF_ASSERT(!assembler_.mid_transaction(), "window ended inside a transaction");
         tx.exec(std::string("CLOSE ") + kCursor);
@@ -231,7 +237,8 @@ Result<int64_t> PgLogReader::trim(Position acked) {
     const std::string covered = std::to_string(acked.tick - 1);
     auto deleted = tx.exec(
         "DELETE FROM mpfailover.change_log l USING mpfailover.tick k "
-        "WHERE k.tick_id = " + covered +
+        "WHERE k.tick_id = " +
+        covered +
         " AND l.txid < pg_snapshot_xmax(k.snapshot)"
         " AND pg_visible_in_snapshot(l.txid, k.snapshot)");
     tx.exec("DELETE FROM mpfailover.tick WHERE tick_id < " + covered);

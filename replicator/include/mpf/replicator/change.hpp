@@ -27,8 +27,8 @@ enum class Op : char { kInsert = 'I', kUpdate = 'U', kDelete = 'D' };
 struct RowChange {
   int32_t table_id = 0;
   Op op = Op::kInsert;
-  int64_t seq = 0;  // change number on the origin
-  int64_t hlc = 0;  // conflict timestamp, microseconds since the Unix epoch
+  int64_t seq = 0;           // change number on the origin
+  int64_t hlc = 0;           // conflict timestamp, microseconds since the Unix epoch
   std::vector<Value> key;    // key_columns order
   std::vector<Value> image;  // columns order; empty for deletes
 };

@@ -23,8 +23,7 @@ inline Result<Duration> parse_duration(std::string_view text) {
   };
   text = trim(text);
   size_t i = 0;
-  while (i < text.size() &&
-         (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
     ++i;
   }
   const std::string number(text.substr(0, i));

@@ -16,11 +16,11 @@ namespace mpf {
 
 enum class Code {
   kOk = 0,
-  kInvalidArgument,   // bad config, bad CLI argument, bad input from a peer
-  kNotFound,          // a named object (table, key file, position) does not exist
-  kUnavailable,       // database or peer unreachable right now; retry later
+  kInvalidArgument,     // bad config, bad CLI argument, bad input from a peer
+  kNotFound,            // a named object (table, key file, position) does not exist
+  kUnavailable,         // database or peer unreachable right now; retry later
   kFailedPrecondition,  // state forbids it (catalog newer than we know, peer active, ...)
-  kUnknownOutcome,    // the operation may or may not have happened (lost ack, broken commit)
+  kUnknownOutcome,      // the operation may or may not have happened (lost ack, broken commit)
   kInternal,
 };
 
@@ -60,7 +60,7 @@ inline Status internal_error(std::string m) { return {Code::kInternal, std::move
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     if (std::get<Status>(v_).is_ok()) v_ = Status(Code::kInternal, "Result built from OK status");
   }
@@ -87,11 +87,11 @@ class [[nodiscard]] Result {
 }  // namespace mpf
 
 // A broken invariant in core is a bug, not an expected failure: abort loudly.
-#define MPF_ASSERT(cond, msg)                                                             \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      std::cerr << "mpfailover: assertion failed: " #cond " (" << (msg) << ") at "        \
-                << __FILE__ << ":" << __LINE__ << std::endl;                              \
-      std::abort();                                                                       \
-    }                                                                                     \
+#define MPF_ASSERT(cond, msg)                                                                  \
+  do {                                                                                         \
+    if (!(cond)) {                                                                             \
+      std::cerr << "mpfailover: assertion failed: " #cond " (" << (msg) << ") at " << __FILE__ \
+                << ":" << __LINE__ << std::endl;                                               \
+      std::abort();                                                                            \
+    }                                                                                          \
   } while (0)
