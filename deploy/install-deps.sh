@@ -12,7 +12,7 @@ packages=(
   libspdlog-dev libfmt-dev
   nlohmann-json3-dev libzstd-dev libsystemd-dev
   doctest-dev
-  postgresql-15 postgresql-client-15
+  postgresql-15 postgresql-client-15 postgresql-server-dev-15
   iproute2 nftables iputils-ping iputils-arping procps psmisc
   clang clang-format
 )

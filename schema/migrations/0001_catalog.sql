@@ -35,7 +35,7 @@ CREATE TABLE mpfailover.change_log (
   seq bigint NOT NULL DEFAULT nextval('mpfailover.change_seq'),
   table_id integer NOT NULL,
   op "char" NOT NULL CHECK (op IN ('I', 'U', 'D')),
-  hlc bigint NOT NULL,        -- conflict timestamp, microseconds since the Unix epoch (HLC)
+  hlc bigint NOT NULL,        -- conflict timestamp: origin's clock, microseconds since Unix epoch
   origin text NOT NULL,       -- the node where the change was made
   key text[] NOT NULL,        -- primary key values, in key_columns order, text form
   image text[]                -- the whole new row (I, U) in columns order; NULL for D
@@ -50,21 +50,6 @@ CREATE TABLE mpfailover.tick (
   created_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO mpfailover.tick (tick_id, snapshot) VALUES (0, pg_current_snapshot());
-
--- Hybrid logical clock floor: the applier raises it to the highest timestamp it has applied,
--- so a local change made after seeing a remote one always carries a later timestamp even when
--- this node's clock is behind (NOTES.md §4).
-CREATE TABLE mpfailover.hlc_floor (
-  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-  floor_us bigint NOT NULL DEFAULT 0
-);
-INSERT INTO mpfailover.hlc_floor DEFAULT VALUES;
-
-CREATE FUNCTION mpfailover.hlc_now() RETURNS bigint
-LANGUAGE sql VOLATILE AS $$
-  SELECT greatest((extract(epoch FROM clock_timestamp()) * 1000000)::bigint, f.floor_us + 1)
-  FROM mpfailover.hlc_floor f
-$$;
 
 -- Target side: the last origin position applied here, written in the same transaction as the
 -- applied rows (NOTES.md §2).

@@ -150,6 +150,25 @@ TEST_SUITE("capture") {
     CHECK(rows[0].image.find("2030-01-02 03:04:05") != std::string::npos);
   }
 
+  TEST_CASE("a column dropped without re-running init-db stops writes with a named error") {
+    mpf::test::TestDatabase db;
+    db.init();
+    pqxx::connection conn(db.conninfo());
+    exec(conn, "ALTER TABLE users DROP COLUMN phone");
+    {
+      pqxx::work tx(conn);
+      CHECK_THROWS_WITH_AS(tx.exec("INSERT INTO users (login) VALUES ('x')"),
+                           doctest::Contains("replicated table \"users\" has no column \"phone\""),
+                           pqxx::sql_error);
+    }
+    // init-db regenerates capture for the new definition and writes flow again.
+    db.init();
+    exec(conn, "INSERT INTO users (login) VALUES ('y')");
+    auto rows = log_rows(conn);
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].image.find("y") != std::string::npos);
+  }
+
   TEST_CASE("TRUNCATE of a replicated table is refused, not silently skipped") {
     mpf::test::TestDatabase db;
     db.init();

@@ -16,7 +16,7 @@ TEST_SUITE("migrations") {
     CHECK(*v == mpf::schema::latest_version("catalog"));
     CHECK(*v >= 1);
     for (const char* t : {"change_log", "tick", "applied_position", "peer_ack", "conflict", "node",
-                          "replicated_table", "hlc_floor"}) {
+                          "replicated_table"}) {
       CAPTURE(t);
       CHECK(scalar(conn, std::string("SELECT count(*) FROM pg_tables WHERE schemaname = "
                                      "'mpfailover' AND tablename = '") +

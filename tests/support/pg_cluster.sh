@@ -6,6 +6,9 @@
 # The socket lives in DIR; nothing listens on TCP.
 set -euo pipefail
 PG_BIN=${MPF_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+# Where the capture module (mpfailover_capture.so) was built; PostgreSQL's own lib directory
+# ($libdir) is searched first, so an installed package wins over a build tree.
+MODULE_DIR=${MPF_PG_MODULE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build/replicator/pgmodule}
 cmd=${1:?usage: pg_cluster.sh start|stop DIR [PORT]}
 dir=${2:?usage: pg_cluster.sh start|stop DIR [PORT]}
 
@@ -28,6 +31,7 @@ port = $port
 max_connections = 100
 shared_buffers = 128MB
 track_commit_timestamp = on
+dynamic_library_path = '\$libdir:$MODULE_DIR'
 log_min_messages = warning
 log_line_prefix = '%m [%p] '
 CONF

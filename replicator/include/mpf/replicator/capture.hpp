@@ -1,5 +1,7 @@
-// Capture: per-table triggers that write every INSERT, UPDATE and DELETE into
-// mpfailover.change_log in the same transaction as the change.
+// Capture: a trigger on every replicated table writes each INSERT, UPDATE and DELETE into
+// mpfailover.change_log in the same transaction as the change. The trigger function is C
+// (replicator/pgmodule/mpfailover_capture.c), loaded into PostgreSQL as module
+// "mpfailover_capture".
 #pragma once
 
 #include <string>
@@ -31,7 +33,8 @@ Result<std::vector<TableDef>> install_capture(pqxx::connection& conn, const std:
 // The tables capture is installed on, as recorded in the catalog.
 Result<std::vector<TableDef>> installed_tables(pqxx::connection& conn);
 
-// SQL text of the trigger function for `table` (exposed for tests and documentation).
-std::string capture_function_sql(const TableDef& table, const std::string& node_name);
+// The CREATE TRIGGER statement for `table`: the C function mpfailover.capture() (module
+// replicator/pgmodule) with the table id, origin, key columns and image columns as arguments.
+std::string capture_trigger_sql(const TableDef& table, const std::string& node_name);
 
 }  // namespace mpf::replicator
