@@ -1,10 +1,16 @@
 /*
  * mpfailover_capture: the capture trigger, as a PostgreSQL C function.
  *
- * NOTES: why C. The capture benchmark (tests/bench/) showed a generated PL/pgSQL trigger costing
- * 13-16% of the application's write throughput even at its leanest, against a target of at most
- * 10%: the PL/pgSQL call alone cost ~6%. This function does the same work with a cached SPI plan
- * and direct calls to the types' output functions.
+ * NOTES: why C, and why no executor. The capture benchmark (tests/bench/) showed a generated
+ * PL/pgSQL trigger costing 13-16% of the application's write throughput even at its leanest,
+ * against a target of at most 10%: the PL/pgSQL call alone cost ~6%, and an SPI INSERT per row
+ * still left the C version near the limit. So this function forms the log tuple itself and
+ * heap-inserts it, like PgQ's logutriga. That is only correct because mpfailover.change_log has
+ * no indexes, constraints or triggers (the reader scans it whole per window, and it is trimmed as
+ * the peer acknowledges); the function checks that it has no indexes and refuses otherwise, so an
+ * index added by hand cannot silently miss entries. No permission checks apply: the function is
+ * created by init-db's superuser and writes only the replicator's own table, so the
+ * application's login needs no rights on schema mpfailover.
  *
  * Trigger arguments (written by `mpfailover init-db`, which also records them in
  * mpfailover.replicated_table):
@@ -16,14 +22,19 @@
  * rendered so the text parses back exactly on the peer whatever the writing session set; they
  * are restored before returning, also on error.
  *
- * Ordering. The change number comes from nextval() in the INSERT, after any row-lock or FK wait
+ * Ordering. The change number comes from the sequence after any row-lock or FK wait
  * this row caused (AFTER ROW triggers named "mpfailover_capture" fire after the RI triggers), so
  * it is later than every change number of a transaction this one waited for (NOTES.md §1).
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -33,13 +44,79 @@
 #include "utils/datetime.h"
 #include "utils/float.h"
 #include "utils/guc.h"
+#include "utils/datum.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/timestamp.h"
+#include "utils/xid8.h"
 
 PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(mpf_capture);
 
-static SPIPlanPtr insert_plan = NULL;
+/* change_log's columns, in table order (schema/migrations/0001_catalog.sql). */
+enum
+{
+	kColTxid,
+	kColSeq,
+	kColTableId,
+	kColOp,
+	kColHlc,
+	kColOrigin,
+	kColKey,
+	kColImage,
+	kLogColumns
+};
+
+static const Oid kLogColumnTypes[kLogColumns] = {
+	XID8OID, INT8OID, INT4OID, CHAROID, INT8OID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID
+};
+
+typedef struct CaptureTarget
+{
+	Relation	log;
+	Oid			seq;
+} CaptureTarget;
+
+/* Opens mpfailover.change_log and checks it is what this code writes into. */
+static CaptureTarget
+open_log(void)
+{
+	CaptureTarget target;
+	Oid			nsp = get_namespace_oid("mpfailover", false);
+	Oid			log_oid = get_relname_relid("change_log", nsp);
+	TupleDesc	desc;
+	List	   *indexes;
+	int			i;
+
+	if (!OidIsValid(log_oid))
+		elog(ERROR, "mpfailover capture: table mpfailover.change_log does not exist");
+	target.seq = get_relname_relid("change_seq", nsp);
+	if (!OidIsValid(target.seq))
+		elog(ERROR, "mpfailover capture: sequence mpfailover.change_seq does not exist");
+	target.log = table_open(log_oid, RowExclusiveLock);
+	desc = RelationGetDescr(target.log);
+	if (desc->natts != kLogColumns)
+		elog(ERROR, "mpfailover capture: mpfailover.change_log has %d columns, expected %d",
+			 desc->natts, kLogColumns);
+	for (i = 0; i < kLogColumns; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->atttypid != kLogColumnTypes[i])
+			elog(ERROR, "mpfailover capture: mpfailover.change_log column %d has an unexpected type",
+				 i + 1);
+	}
+	indexes = RelationGetIndexList(target.log);
+	if (indexes != NIL)
+		ereport(ERROR,
+				(errmsg("mpfailover.change_log must not have indexes"),
+				 errhint("Capture writes it without index maintenance; drop the index.")));
+	return target;
+}
 
 /* Microseconds since the Unix epoch, from the same clock as clock_timestamp(). */
 static int64
@@ -51,10 +128,114 @@ unix_micros(void)
 		((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
 }
 
-/* text[] of the named columns of tuple, in the given order. */
+/*
+ * Per-trigger plan: the attribute number and output function of every key and image column,
+ * resolved once per backend. Looking them up per row (SPI_getvalue does) cost more than all
+ * the rest of capture. Any relcache invalidation (ALTER TABLE, DROP COLUMN, ...) discards every
+ * plan, so a changed table is re-resolved, and a dropped column becomes an error naming it.
+ */
+typedef struct ColumnPlan
+{
+	AttrNumber	attnum;
+	FmgrInfo	output;
+	bool		byval;
+	int16		len;
+} ColumnPlan;
+
+typedef struct TriggerPlan
+{
+	Oid			trigger_oid;
+	int32		table_id;
+	text	   *origin;
+	int			nkeys;
+	int			ncols;
+	ColumnPlan *keys;
+	ColumnPlan *cols;
+	struct TriggerPlan *next;
+} TriggerPlan;
+
+static MemoryContext plan_context = NULL;
+static TriggerPlan *plans = NULL;
+
+static void
+forget_plans(Datum arg, Oid relid)
+{
+	(void) arg;
+	(void) relid;
+	if (plan_context != NULL)
+		MemoryContextReset(plan_context);
+	plans = NULL;
+}
+
+static void
+resolve_columns(ColumnPlan *out, char **names, int n, TupleDesc desc, const char *relname)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		int			fnum = SPI_fnumber(desc, names[i]);
+		Form_pg_attribute att;
+		Oid			output_fn;
+		bool		varlena;
+
+		if (fnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("replicated table \"%s\" has no column \"%s\"", relname, names[i]),
+					 errhint("Run \"mpfailover init-db\" after changing a replicated table's columns.")));
+		att = TupleDescAttr(desc, fnum - 1);
+		getTypeOutputInfo(att->atttypid, &output_fn, &varlena);
+		out[i].attnum = (AttrNumber) fnum;
+		fmgr_info_cxt(output_fn, &out[i].output, plan_context);
+		out[i].byval = att->attbyval;
+		out[i].len = att->attlen;
+	}
+}
+
+/* Not inlined: setjmp in the caller's PG_TRY would otherwise clobber its locals. */
+pg_noinline static TriggerPlan *
+plan_for(Trigger *tg, TupleDesc desc, const char *relname)
+{
+	TriggerPlan *plan;
+	MemoryContext old;
+
+	for (plan = plans; plan != NULL; plan = plan->next)
+		if (plan->trigger_oid == tg->tgoid)
+			return plan;
+
+	if (plan_context == NULL)
+	{
+		plan_context = AllocSetContextCreate(TopMemoryContext, "mpfailover capture plans",
+											 ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(forget_plans, (Datum) 0);
+	}
+	if (tg->tgnargs < 4)
+		elog(ERROR, "mpfailover capture: trigger has %d arguments, expected at least 4",
+			 tg->tgnargs);
+	old = MemoryContextSwitchTo(plan_context);
+	plan = palloc0(sizeof(TriggerPlan));
+	plan->trigger_oid = tg->tgoid;
+	plan->table_id = pg_strtoint32(tg->tgargs[0]);
+	plan->origin = cstring_to_text(tg->tgargs[1]);
+	plan->nkeys = pg_strtoint32(tg->tgargs[2]);
+	if (plan->nkeys < 1 || 3 + plan->nkeys > tg->tgnargs)
+		elog(ERROR, "mpfailover capture: bad key column count %d", plan->nkeys);
+	plan->ncols = tg->tgnargs - 3 - plan->nkeys;
+	plan->keys = palloc0(sizeof(ColumnPlan) * plan->nkeys);
+	plan->cols = palloc0(sizeof(ColumnPlan) * Max(plan->ncols, 1));
+	MemoryContextSwitchTo(old);
+	/* On error here the half-built plan is simply not linked in; the context is reset later. */
+	resolve_columns(plan->keys, &tg->tgargs[3], plan->nkeys, desc, relname);
+	resolve_columns(plan->cols, &tg->tgargs[3 + plan->nkeys], plan->ncols, desc, relname);
+	plan->next = plans;
+	plans = plan;
+	return plan;
+}
+
+/* text[] of the planned columns of tuple, in plan order. */
 static Datum
-columns_as_text_array(HeapTuple tuple, TupleDesc desc, char **names, int n,
-					  const char *relname)
+columns_as_text_array(HeapTuple tuple, TupleDesc desc, ColumnPlan *cols, int n)
 {
 	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
 	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
@@ -64,17 +245,12 @@ columns_as_text_array(HeapTuple tuple, TupleDesc desc, char **names, int n,
 
 	for (i = 0; i < n; i++)
 	{
-		int			fnum = SPI_fnumber(desc, names[i]);
-		char	   *text;
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, cols[i].attnum, desc, &isnull);
 
-		if (fnum <= 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("replicated table \"%s\" has no column \"%s\"", relname, names[i]),
-					 errhint("Run \"mpfailover init-db\" after changing a replicated table's columns.")));
-		text = SPI_getvalue(tuple, desc, fnum);
-		nulls[i] = (text == NULL);
-		elems[i] = text ? CStringGetTextDatum(text) : (Datum) 0;
+		nulls[i] = isnull;
+		elems[i] = isnull ? (Datum) 0
+			: CStringGetTextDatum(OutputFunctionCall(&cols[i].output, value));
 	}
 	dims[0] = n;
 	lbs[0] = 1;
@@ -82,63 +258,63 @@ columns_as_text_array(HeapTuple tuple, TupleDesc desc, char **names, int n,
 											  TYPALIGN_INT));
 }
 
+/* Binary comparison: a key rewritten to an equal but differently stored value logs D + I,
+ * which the peer applies to the same net effect. */
 static bool
-key_changed(HeapTuple old_tuple, HeapTuple new_tuple, TupleDesc desc, char **keys, int nkeys)
+key_changed(HeapTuple old_tuple, HeapTuple new_tuple, TupleDesc desc, TriggerPlan *plan)
 {
 	int			i;
 
-	for (i = 0; i < nkeys; i++)
+	for (i = 0; i < plan->nkeys; i++)
 	{
-		int			fnum = SPI_fnumber(desc, keys[i]);
-		char	   *a = SPI_getvalue(old_tuple, desc, fnum);
-		char	   *b = SPI_getvalue(new_tuple, desc, fnum);
+		bool		old_null;
+		bool		new_null;
+		Datum		a = heap_getattr(old_tuple, plan->keys[i].attnum, desc, &old_null);
+		Datum		b = heap_getattr(new_tuple, plan->keys[i].attnum, desc, &new_null);
 
-		if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
+		if (old_null != new_null)
+			return true;
+		if (!old_null && !datumIsEqual(a, b, plan->keys[i].byval, plan->keys[i].len))
 			return true;
 	}
 	return false;
 }
 
 static void
-log_change(int32 table_id, char op, text *origin, HeapTuple tuple, TupleDesc desc,
-		   char **keys, int nkeys, char **cols, int ncols, bool with_image, const char *relname)
+log_change(CaptureTarget *target, TriggerPlan *plan, char op, HeapTuple tuple, TupleDesc desc,
+		   bool with_image)
 {
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	int			rc;
+	Datum		values[kLogColumns];
+	bool		nulls[kLogColumns] = {false};
+	HeapTuple	entry;
 
-	values[0] = Int32GetDatum(table_id);
-	values[1] = CharGetDatum(op);
-	values[2] = Int64GetDatum(unix_micros());
-	values[3] = PointerGetDatum(origin);
-	values[4] = columns_as_text_array(tuple, desc, keys, nkeys, relname);
+	values[kColTxid] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	values[kColSeq] = Int64GetDatum(nextval_internal(target->seq, false));
+	values[kColTableId] = Int32GetDatum(plan->table_id);
+	values[kColOp] = CharGetDatum(op);
+	values[kColHlc] = Int64GetDatum(unix_micros());
+	values[kColOrigin] = PointerGetDatum(plan->origin);
+	values[kColKey] = columns_as_text_array(tuple, desc, plan->keys, plan->nkeys);
 	if (with_image)
-		values[5] = columns_as_text_array(tuple, desc, cols, ncols, relname);
+		values[kColImage] = columns_as_text_array(tuple, desc, plan->cols, plan->ncols);
 	else
 	{
-		values[5] = (Datum) 0;
-		nulls[5] = 'n';
+		values[kColImage] = (Datum) 0;
+		nulls[kColImage] = true;
 	}
-	rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "mpfailover capture: insert into change_log failed: %s",
-			 SPI_result_code_string(rc));
+	entry = heap_form_tuple(RelationGetDescr(target->log), values, nulls);
+	simple_heap_insert(target->log, entry);
+	heap_freetuple(entry);
 }
 
 Datum
 mpf_capture(PG_FUNCTION_ARGS)
 {
 	TriggerData *td;
-	Trigger    *tg;
 	const char *applying;
-	int32		table_id;
-	int			nkeys;
-	int			ncols;
-	char	  **keys;
-	char	  **cols;
-	text	   *origin;
 	TupleDesc	desc;
-	const char *relname;
+	TriggerPlan *plan;
+	CaptureTarget target;
 	int			save_datestyle = DateStyle;
 	int			save_dateorder = DateOrder;
 	int			save_intervalstyle = IntervalStyle;
@@ -155,37 +331,9 @@ mpf_capture(PG_FUNCTION_ARGS)
 	if (applying != NULL && strcmp(applying, "on") == 0)
 		return PointerGetDatum(NULL);
 
-	tg = td->tg_trigger;
-	if (tg->tgnargs < 4)
-		elog(ERROR, "mpfailover capture: trigger has %d arguments, expected at least 4",
-			 tg->tgnargs);
-	table_id = pg_strtoint32(tg->tgargs[0]);
-	origin = cstring_to_text(tg->tgargs[1]);
-	nkeys = pg_strtoint32(tg->tgargs[2]);
-	if (nkeys < 1 || 3 + nkeys > tg->tgnargs)
-		elog(ERROR, "mpfailover capture: bad key column count %d", nkeys);
-	keys = &tg->tgargs[3];
-	cols = &tg->tgargs[3 + nkeys];
-	ncols = tg->tgnargs - 3 - nkeys;
-	desc = td->tg_relation->rd_att;
-	relname = RelationGetRelationName(td->tg_relation);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "mpfailover capture: SPI_connect failed");
-	if (insert_plan == NULL)
-	{
-		Oid			types[6] = {INT4OID, CHAROID, INT8OID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
-		SPIPlanPtr	plan = SPI_prepare(
-			"INSERT INTO mpfailover.change_log (table_id, op, hlc, origin, key, image) "
-			"VALUES ($1, $2, $3, $4, $5, $6)", 6, types);
-
-		if (plan == NULL)
-			elog(ERROR, "mpfailover capture: could not prepare the log insert: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "mpfailover capture: SPI_keepplan failed");
-		insert_plan = plan;
-	}
+	desc = RelationGetDescr(td->tg_relation);
+	plan = plan_for(td->tg_trigger, desc, RelationGetRelationName(td->tg_relation));
+	target = open_log();
 
 	DateStyle = USE_ISO_DATES;
 	DateOrder = DATEORDER_YMD;
@@ -194,24 +342,19 @@ mpf_capture(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-			log_change(table_id, 'I', origin, td->tg_trigtuple, desc, keys, nkeys, cols, ncols,
-					   true, relname);
+			log_change(&target, plan, 'I', td->tg_trigtuple, desc, true);
 		else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
-			log_change(table_id, 'D', origin, td->tg_trigtuple, desc, keys, nkeys, cols, ncols,
-					   false, relname);
+			log_change(&target, plan, 'D', td->tg_trigtuple, desc, false);
 		else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 		{
-			if (key_changed(td->tg_trigtuple, td->tg_newtuple, desc, keys, nkeys))
+			if (key_changed(td->tg_trigtuple, td->tg_newtuple, desc, plan))
 			{
 				/* A new key is a different row on the peer: delete the old, insert the new. */
-				log_change(table_id, 'D', origin, td->tg_trigtuple, desc, keys, nkeys, cols,
-						   ncols, false, relname);
-				log_change(table_id, 'I', origin, td->tg_newtuple, desc, keys, nkeys, cols,
-						   ncols, true, relname);
+				log_change(&target, plan, 'D', td->tg_trigtuple, desc, false);
+				log_change(&target, plan, 'I', td->tg_newtuple, desc, true);
 			}
 			else
-				log_change(table_id, 'U', origin, td->tg_newtuple, desc, keys, nkeys, cols,
-						   ncols, true, relname);
+				log_change(&target, plan, 'U', td->tg_newtuple, desc, true);
 		}
 		else
 			elog(ERROR, "mpfailover capture: unsupported trigger event");
@@ -225,6 +368,6 @@ mpf_capture(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	SPI_finish();
+	table_close(target.log, NoLock);
 	return PointerGetDatum(NULL);
 }

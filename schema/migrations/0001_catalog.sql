@@ -27,8 +27,9 @@ CREATE TABLE mpfailover.replicated_table (
 -- across sessions, which the reader's per-window ordering relies on (NOTES.md §1).
 CREATE SEQUENCE mpfailover.change_seq CACHE 1;
 
--- The capture log: one row per changed row, written by the capture trigger in the same
--- transaction as the change. txid is the top-level transaction; rows of a rolled-back
+-- The capture log: one row per changed row, written by the capture trigger
+-- (replicator/pgmodule) in the same transaction as the change. Column order is fixed: the
+-- trigger forms tuples in this order. txid is the top-level transaction; rows of a rolled-back
 -- transaction vanish with it.
 CREATE TABLE mpfailover.change_log (
   txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
@@ -40,7 +41,9 @@ CREATE TABLE mpfailover.change_log (
   key text[] NOT NULL,        -- primary key values, in key_columns order, text form
   image text[]                -- the whole new row (I, U) in columns order; NULL for D
 ) WITH (fillfactor = 100, autovacuum_vacuum_scale_factor = 0.05);
-CREATE INDEX change_log_txid_seq ON mpfailover.change_log (txid, seq);
+-- No indexes, constraints or triggers on change_log, on purpose: the capture trigger
+-- heap-inserts into it without the executor (it checks there are no indexes). The reader scans
+-- it per window; it stays small because acknowledged windows are trimmed.
 
 -- Snapshot windows (NOTES.md §1, as PgQ ticks). Window t holds the transactions visible in
 -- tick t's snapshot and not in tick t-1's. Tick 0 is the origin.
