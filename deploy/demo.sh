@@ -34,7 +34,7 @@ deploy/install-deps.sh
 
 step "2/6 building"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target mpfailover mpfailoverd
+cmake --build build -j "$(nproc)" --target mpfailover mpfailoverd mpfailover_capture
 cli=$root/build/server/mpfailover
 daemon=$root/build/server/mpfailoverd
 
