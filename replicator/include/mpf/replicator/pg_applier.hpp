@@ -1,0 +1,64 @@
+// PgApplier: applies an origin's transactions to this node's database, exactly once.
+//
+// Each call applies a group of chunks in one local transaction, with the origin's position
+// stored in that same transaction (NOTES.md §2); a transaction split into parts keeps the local
+// transaction open until its last part. Rows are applied set-based (NOTES.md §9): the group's
+// net effect per key, one DELETE and one INSERT .. ON CONFLICT per table. The session sets
+// mpfailover.applying, so nothing applied here is captured again (NOTES.md §3).
+//
+// Thread safety: none; one applier per thread. Owns its database connection.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include <mpf/core/position.hpp>
+#include <mpf/core/status.hpp>
+#include <mpf/replicator/change.hpp>
+#include <mpf/replicator/net_effect.hpp>
+
+namespace mpf::replicator {
+
+class PgApplier {
+ public:
+  static Result<std::unique_ptr<PgApplier>> open(const std::string& conninfo);
+  ~PgApplier();
+
+  // Binds the origin's tables (RowChange::table_id refers to TableDef::table_id here) to this
+  // node's tables of the same name. Refuses, naming the table and the difference, when a table
+  // is missing here or its key or column names differ. Abandons any open transaction.
+  Status bind(const std::string& origin, const std::vector<TableDef>& origin_tables);
+
+  // The origin's last position committed here (Position{} when none).
+  Result<Position> applied_position();
+
+  // Applies `chunks` (in order; a group may end inside a split transaction). Returns the
+  // position committed, unchanged while a split transaction is still open. An apply error
+  // (constraint violation, missing column, ...) rolls the group back and is returned with the
+  // failing transaction's position; nothing is skipped.
+  Result<Position> apply(const std::vector<TxChunk>& chunks);
+
+  // Rolls back an open transaction (session reset, lost connection to the origin).
+  void reset();
+
+ private:
+  struct BoundTable;
+  explicit PgApplier(std::unique_ptr<pqxx::connection> conn);
+
+  Result<Position> apply_fresh(const std::vector<TxChunk>& chunks);
+  Status begin_if_needed();
+  void flush(const NetEffect& net);
+  Status apply_one_by_one(const std::vector<TxChunk>& chunks);
+
+  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<pqxx::work> tx_;
+  std::string origin_;
+  std::vector<std::unique_ptr<BoundTable>> tables_;  // in foreign-key order, parents first
+  std::vector<BoundTable*> by_id_;                   // origin table_id -> table
+  Position committed_;
+};
+
+}  // namespace mpf::replicator
