@@ -121,16 +121,27 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   Config cfg;
   cfg.path = path;
 
-  std::string port_text, tables_text, interval_text;
+  std::string port_text, peer_port_text, tables_text, interval_text;
   po::options_description desc;
   // Every key is a string here; typed parsing below gives messages that name the key.
-  desc.add_options()("node.name", po::value(&cfg.node.name))(
-      "node.database", po::value(&cfg.node.database))("peer.name", po::value(&cfg.peer.name))(
-      "peer.address", po::value(&cfg.peer.address))("replication.listen",
-                                                    po::value(&cfg.replication.listen))(
-      "replication.port", po::value(&port_text))("replication.tables", po::value(&tables_text))(
-      "heartbeat.interval", po::value(&interval_text))(
-      "control.socket", po::value(&cfg.control.socket))("log.level", po::value(&cfg.log.level));
+  // clang-format off
+  desc.add_options()
+      ("node.name", po::value(&cfg.node.name))
+      ("node.database", po::value(&cfg.node.database))
+      ("peer.name", po::value(&cfg.peer.name))
+      ("peer.address", po::value(&cfg.peer.address))
+      ("peer.port", po::value(&peer_port_text))
+      ("replication.listen", po::value(&cfg.replication.listen))
+      ("replication.port", po::value(&port_text))
+      ("replication.tables", po::value(&tables_text))
+      ("heartbeat.interval", po::value(&interval_text))
+      ("control.socket", po::value(&cfg.control.socket))
+      ("log.level", po::value(&cfg.log.level))
+      ("security.mode", po::value(&cfg.security.mode))
+      ("security.secret_key_file", po::value(&cfg.security.secret_key_file))
+      ("security.public_key_file", po::value(&cfg.security.public_key_file))
+      ("security.peer_public_key_file", po::value(&cfg.security.peer_public_key_file));
+  // clang-format on
 
   po::variables_map vm;
   try {
@@ -166,17 +177,26 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
     return err.key("peer.name", "peer.name \"" + cfg.peer.name + "\" equals node.name");
   }
 
-  if (vm.count("replication.port")) {
-    const std::string p = trim(port_text);
+  auto parse_port = [&](const std::string& key, const std::string& text) -> Result<uint16_t> {
+    const std::string p = trim(text);
     const bool digits =
         !p.empty() && p.size() <= 5 &&
         std::all_of(p.begin(), p.end(), [](unsigned char c) { return std::isdigit(c); });
     const long value = digits ? std::stol(p) : 0;
     if (value < 1 || value > 65535) {
-      return err.key("replication.port",
-                     "invalid replication.port \"" + port_text + "\": expected 1-65535");
+      return err.key(key, "invalid " + key + " \"" + text + "\": expected 1-65535");
     }
-    cfg.replication.port = static_cast<uint16_t>(value);
+    return static_cast<uint16_t>(value);
+  };
+  if (vm.count("replication.port")) {
+    auto port = parse_port("replication.port", port_text);
+    if (!port) return port.status();
+    cfg.replication.port = *port;
+  }
+  if (vm.count("peer.port")) {
+    auto port = parse_port("peer.port", peer_port_text);
+    if (!port) return port.status();
+    cfg.peer.port = *port;
   }
 
   if (vm.count("replication.tables")) {
@@ -204,6 +224,20 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
     cfg.heartbeat.interval = *d;
   }
 
+  if (cfg.security.mode == "curve") {
+    for (const char* key : {"security.secret_key_file", "security.public_key_file",
+                            "security.peer_public_key_file"}) {
+      if (!vm.count(key) || trim(vm[key].as<std::string>()).empty()) {
+        return err.file(std::string("missing required key \"") + key +
+                        "\" (security.mode is curve)\nhint: create keys with mpfailover keygen, "
+                        "or set security.mode = plain to run unencrypted");
+      }
+    }
+  } else if (cfg.security.mode != "plain") {
+    return err.key("security.mode",
+                   "invalid security.mode \"" + cfg.security.mode + "\": expected curve or plain");
+  }
+
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
   if (!kLevels.count(cfg.log.level)) {
     return err.key("log.level", "invalid log.level \"" + cfg.log.level +
@@ -214,6 +248,16 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
                    "control.socket \"" + cfg.control.socket + "\" must be an absolute path");
   }
   return cfg;
+}
+
+std::string Config::listen_endpoint() const {
+  return "tcp://" + replication.listen + ":" + std::to_string(replication.port);
+}
+
+std::string Config::peer_endpoint() const {
+  const bool v6 = peer.address.find(':') != std::string::npos;
+  return "tcp://" + (v6 ? "[" + peer.address + "]" : peer.address) + ":" +
+         std::to_string(peer.port ? peer.port : replication.port);
 }
 
 Result<Config> load_config(const std::string& path) {

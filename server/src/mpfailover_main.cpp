@@ -11,6 +11,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <mpf/replicator/security.hpp>
 #include <mpf/server/config.hpp>
 #include <mpf/server/init_db.hpp>
 #include <mpf/server/logging.hpp>
@@ -79,9 +80,61 @@ int cmd_init_db(const std::string& config_path, const std::vector<std::string>& 
   return kExitOk;
 }
 
+int cmd_keygen(const std::string& config_path, const std::vector<std::string>& args) {
+  po::options_description desc("mpfailover keygen options");
+  std::string secret_path;
+  std::string public_path;
+  desc.add_options()("help,h", "show this help")(
+      "secret-key-file", po::value(&secret_path),
+      "where to write the secret key (default: security.secret_key_file of the config)")(
+      "public-key-file", po::value(&public_path),
+      "where to write the public key (default: security.public_key_file of the config)");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "mpfailover keygen: " << e.what() << "\nhint: mpfailover keygen --help\n";
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    std::cout << "usage: mpfailover [--config PATH] keygen [--secret-key-file F] "
+                 "[--public-key-file F]\n\n"
+                 "Writes a new CURVE key pair for this node (secret key mode 0600). Give the\n"
+                 "public key to the peer: its config names it in security.peer_public_key_file.\n\n"
+              << desc;
+    return kExitOk;
+  }
+  if (secret_path.empty() || public_path.empty()) {
+    auto cfg = mpf::server::load_config(config_path);
+    if (cfg) {
+      if (secret_path.empty()) secret_path = cfg->security.secret_key_file;
+      if (public_path.empty()) public_path = cfg->security.public_key_file;
+    }
+  }
+  if (secret_path.empty() || public_path.empty()) {
+    std::cerr << "mpfailover keygen: no key file paths\nhint: pass --secret-key-file and "
+                 "--public-key-file, or set security.*_key_file in the config\n";
+    return kExitUsage;
+  }
+  auto keys = mpf::replicator::generate_key_pair();
+  if (!keys) {
+    print_error(keys.status());
+    return kExitFailed;
+  }
+  if (auto s = mpf::replicator::write_key_pair(*keys, secret_path, public_path); !s) {
+    print_error(s);
+    return kExitFailed;
+  }
+  std::cout << "wrote secret key " << secret_path << " (mode 0600)\nwrote public key "
+            << public_path << ": " << keys->public_key << "\n";
+  return kExitOk;
+}
+
 const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> kCommands = {
       {"init-db", {"create or upgrade the catalog and install capture", cmd_init_db}},
+      {"keygen", {"write a new CURVE key pair for this node", cmd_keygen}},
   };
   return kCommands;
 }

@@ -1,10 +1,11 @@
 // mpfailoverd: the daemon. Loads and checks its config and database before anything starts;
-// any failure there is one clear message and a non-zero exit.
-//
-// Until replication lands (issue 4) the daemon runs its checks, then records capture windows
-// (ticks) and reports the local backlog every heartbeat interval, until SIGTERM or SIGINT.
+// any failure there is one clear message and a non-zero exit. Then it runs, until SIGTERM or
+// SIGINT, the receiver (this node as target, listening on replication.port) and the shipper
+// (this node as source, connecting to the peer), each on its own thread with its own database
+// connection, and logs the link's state every heartbeat.interval.
 #include <csignal>
 #include <iostream>
+#include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -12,8 +13,11 @@
 #include <boost/program_options.hpp>
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
+#include <zmq.hpp>
 
-#include <mpf/replicator/pg_log_reader.hpp>
+#include <mpf/replicator/receiver.hpp>
+#include <mpf/replicator/shipper.hpp>
+#include <mpf/schema/migrations.hpp>
 #include <mpf/server/config.hpp>
 #include <mpf/server/init_db.hpp>
 #include <mpf/server/logging.hpp>
@@ -55,14 +59,66 @@ int main(int argc, char** argv) {
               << cfg->node.name << "\"\n";
     return 0;
   }
+  int32_t catalog_version = 0;
+  try {
+    pqxx::connection conn(cfg->node.database);
+    auto v = mpf::schema::installed_version(conn, "catalog");
+    if (v) catalog_version = *v;
+  } catch (const std::exception&) {
+    // check_database just connected; a failure here shows up in the shipper's status.
+  }
 
-  auto reader = mpf::replicator::PgLogReader::open(cfg->node.database);
-  if (!reader) {
-    spdlog::error("StartupRefused reason=\"{}\"", reader.status().message());
+  mpf::replicator::Security security;
+  security.curve = cfg->security.mode == "curve";
+  if (security.curve) {
+    auto pub = mpf::replicator::read_key_file(cfg->security.public_key_file, false);
+    auto sec = mpf::replicator::read_key_file(cfg->security.secret_key_file, true);
+    auto peer = mpf::replicator::read_key_file(cfg->security.peer_public_key_file, false);
+    for (const auto* r : {&pub, &sec, &peer}) {
+      if (!*r) {
+        spdlog::error("StartupRefused reason=\"{}\"", r->status().message());
+        std::cerr << "mpfailoverd: " << r->status().message() << "\n";
+        return 1;
+      }
+    }
+    security.public_key = *pub;
+    security.secret_key = *sec;
+    security.peer_public_key = *peer;
+  } else {
+    spdlog::warn(
+        "SecurityDisabled reason=\"security.mode = plain: port {} is unencrypted and "
+        "unauthenticated\"",
+        cfg->replication.port);
+  }
+
+  zmq::context_t zmq_context(1);
+  mpf::replicator::ReceiverOptions ropt;
+  ropt.node = cfg->node.name;
+  ropt.peer = cfg->peer.name;
+  ropt.endpoint = cfg->listen_endpoint();
+  ropt.conninfo = cfg->node.database;
+  ropt.catalog_version = catalog_version;
+  ropt.security = security;
+  mpf::replicator::Receiver receiver(zmq_context, ropt);
+  if (auto s = receiver.bind(); !s) {
+    spdlog::error("StartupRefused reason=\"{}\"", s.message());
+    std::cerr << "mpfailoverd: " << s.message() << "\n";
     return 1;
   }
-  spdlog::info("DaemonStarted node={} peer={} tables={}", cfg->node.name, cfg->peer.name,
+  mpf::replicator::ShipperOptions sopt;
+  sopt.node = cfg->node.name;
+  sopt.peer = cfg->peer.name;
+  sopt.endpoint = cfg->peer_endpoint();
+  sopt.conninfo = cfg->node.database;
+  sopt.catalog_version = catalog_version;
+  sopt.security = security;
+  mpf::replicator::Shipper shipper(zmq_context, sopt);
+
+  spdlog::info("DaemonStarted node={} peer={} listen={} peer_endpoint={} security={} tables={}",
+               cfg->node.name, cfg->peer.name, ropt.endpoint, sopt.endpoint, cfg->security.mode,
                cfg->replication.tables.size());
+  std::jthread receiver_thread([&](std::stop_token st) { receiver.run(st); });
+  std::jthread shipper_thread([&](std::stop_token st) { shipper.run(st); });
 
   boost::asio::io_context io;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -72,21 +128,15 @@ int main(int argc, char** argv) {
   });
   boost::asio::steady_timer timer(io);
   std::function<void()> report = [&] {
-    auto newest = (*reader)->tick();
-    if (newest) {
-      try {
-        pqxx::connection conn(cfg->node.database);
-        pqxx::nontransaction q(conn);
-        auto r = q.exec("SELECT count(DISTINCT txid), count(*) FROM mpfailover.change_log");
-        spdlog::info("Backlog transactions={} rows={} newest_tick={}", r[0][0].as<int64_t>(),
-                     r[0][1].as<int64_t>(), *newest);
-      } catch (const std::exception& e) {
-        spdlog::warn("BacklogUnknown reason=\"{}\"", e.what());
-      }
-    } else {
-      spdlog::warn("TickFailed reason=\"{}\"", newest.status().message());
-      (void)(*reader)->seek({});
-    }
+    const auto out = shipper.stats();
+    const auto in = receiver.stats();
+    spdlog::info(
+        "LinkStatus peer={} outbound={} acked={} sent_tx={} sent_bytes={} inbound={} "
+        "applied={} applied_tx={} dropped_frames={}{}",
+        cfg->peer.name, out.connected ? "up" : "down", out.acked.to_string(), out.transactions,
+        out.wire_bytes, in.connected ? "up" : "down", in.applied.to_string(), in.transactions,
+        in.dropped_frames,
+        out.last_error.empty() ? std::string() : " error=\"" + out.last_error + "\"");
     timer.expires_after(cfg->heartbeat.interval);
     timer.async_wait([&](const boost::system::error_code& ec) {
       if (!ec) report();
@@ -94,5 +144,7 @@ int main(int argc, char** argv) {
   };
   report();
   io.run();
+  shipper_thread.request_stop();
+  receiver_thread.request_stop();
   return 0;
 }

@@ -1,6 +1,7 @@
 // The binaries as an operator runs them: exit codes and one clear message.
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include <doctest/doctest.h>
@@ -97,7 +98,7 @@ TEST_SUITE("cli") {
     {
       std::ofstream out(conf);
       out << "[node]\nname = a\ndatabase = host=/nonexistent-dir port=1 dbname=x "
-             "connect_timeout=2\n[peer]\nname = b\naddress = h\n";
+             "connect_timeout=2\n[peer]\nname = b\naddress = h\n[security]\nmode = plain\n";
     }
     auto r = run(kCli + " --config " + conf + " init-db");
     CHECK(r.rc == 1);
@@ -116,5 +117,24 @@ TEST_SUITE("cli") {
     auto help = run(kCli + " init-db --help");
     CHECK(help.rc == 0);
     CHECK(help.output.find("--app-schema") != std::string::npos);
+  }
+
+  TEST_CASE("keygen writes a key pair once, the secret key private") {
+    const std::string dir = "/tmp/mpft_keys_" + std::to_string(::getpid());
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    const std::string sec = dir + "/a.key";
+    const std::string pub = dir + "/a.pub";
+    auto r = run(kCli + " keygen --secret-key-file " + sec + " --public-key-file " + pub);
+    CHECK_MESSAGE(r.rc == 0, r.output);
+    CHECK((std::filesystem::status(sec).permissions() & std::filesystem::perms::group_read) ==
+          std::filesystem::perms::none);
+    CHECK(std::filesystem::file_size(pub) == 41);  // 40 Z85 characters and a newline
+    auto again = run(kCli + " keygen --secret-key-file " + sec + " --public-key-file " + pub);
+    CHECK(again.rc == 1);
+    CHECK(again.output.find("already exists; not overwriting it") != std::string::npos);
+    auto nowhere = run(kCli + " --config /nonexistent.conf keygen");
+    CHECK(nowhere.rc == 2);
+    std::filesystem::remove_all(dir);
   }
 }

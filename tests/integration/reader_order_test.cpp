@@ -256,15 +256,30 @@ TEST_SUITE("reader_order") {
       REQUIRE(got.size() == 4);
       all.insert(all.end(), got.begin(), got.end());
     }
-    const Position acked = all.back().position;
-    CHECK(acked.tick >= 3);
+    // Acknowledged up to the second transaction of the last window: the two earlier windows and
+    // those two transactions go, the last two stay (the log holds exactly the backlog).
+    REQUIRE(all.size() == 12);
+    const Position acked = all[9].position;
+    CHECK(acked.tick == all[11].position.tick);
     auto trimmed = reader->trim(acked);
     REQUIRE_MESSAGE(trimmed, trimmed.status().message());
-    CHECK(*trimmed == 8);  // the two earlier windows; the acked one stays until a later trim
-    CHECK(mpf::test::scalar(conn, "SELECT count(*) FROM mpfailover.change_log") == 4);
+    CHECK(*trimmed == 10);
+    CHECK(mpf::test::scalar(conn, "SELECT count(*) FROM mpfailover.change_log") == 2);
+    {
+      auto resumed = open_reader(db);
+      REQUIRE(resumed->seek(acked));
+      auto rest = drain(*resumed);
+      REQUIRE(rest.size() == 2);
+      CHECK(rest[0].position == all[10].position);
+      CHECK(rest[1].position == all[11].position);
+    }
+    auto fully = reader->trim(all.back().position);
+    REQUIRE(fully);
+    CHECK(*fully == 2);
+    CHECK(mpf::test::scalar(conn, "SELECT count(*) FROM mpfailover.change_log") == 0);
 
     auto again = open_reader(db);
-    REQUIRE(again->seek(acked));
+    REQUIRE(again->seek(all.back().position));
     CHECK(drain(*again).empty());
     {
       pqxx::work tx(conn);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -46,6 +47,7 @@ class TestDatabase {
     conninfo_ = with_dbname(base_conninfo(), name_);
   }
   ~TestDatabase() {
+    std::remove(("/tmp/" + name_ + ".conf").c_str());
     try {
       pqxx::connection admin(base_conninfo());
       pqxx::nontransaction tx(admin);
@@ -90,7 +92,8 @@ class TestDatabase {
     const std::string path = "/tmp/" + name_ + ".conf";
     std::ofstream out(path);
     out << "[node]\nname = a\ndatabase = " << conninfo_
-        << "\n[peer]\nname = b\naddress = 198.18.0.12\n[replication]\n"
+        << "\n[peer]\nname = b\naddress = 198.18.0.12\n[security]\nmode = plain\n"
+        << "[replication]\n"
         << extra_replication << "\n";
     return path;
   }

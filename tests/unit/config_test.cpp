@@ -1,3 +1,5 @@
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include <doctest/doctest.h>
@@ -25,6 +27,11 @@ tables = users, groups, group_members, meetings, meeting_participants
 interval = 60s                 # durations accept ms / s / min
 [control]
 socket = /run/mpfailover/mpfailover.sock
+[security]
+mode = curve
+secret_key_file = /etc/mpfailover/a.key
+public_key_file = /etc/mpfailover/a.pub
+peer_public_key_file = /etc/mpfailover/b.pub
 )";
 
 std::string replace(std::string text, const std::string& from, const std::string& to) {
@@ -48,10 +55,45 @@ TEST_CASE("the documented example config parses with every value") {
                                                             "meetings", "meeting_participants"});
   CHECK(cfg->heartbeat.interval == std::chrono::seconds(60));
   CHECK(cfg->control.socket == "/run/mpfailover/mpfailover.sock");
+  CHECK(cfg->security.mode == "curve");
+  CHECK(cfg->security.secret_key_file == "/etc/mpfailover/a.key");
+  CHECK(cfg->security.public_key_file == "/etc/mpfailover/a.pub");
+  CHECK(cfg->security.peer_public_key_file == "/etc/mpfailover/b.pub");
+  CHECK(cfg->peer_endpoint() == "tcp://198.18.0.12:2008");
+  CHECK(cfg->listen_endpoint() == "tcp://0.0.0.0:2008");
+}
+
+TEST_CASE("security is CURVE unless the config says plain; CURVE needs all three key files") {
+  const std::string base = "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n";
+  auto none = parse_config(base, kPath);
+  REQUIRE_FALSE(none);
+  CHECK(none.status().message().find(
+            "missing required key \"security.secret_key_file\" (security.mode is curve)") !=
+        std::string::npos);
+  auto partial = parse_config(base + "[security]\nsecret_key_file=/k\npublic_key_file=/p\n", kPath);
+  REQUIRE_FALSE(partial);
+  CHECK(partial.status().message().find("\"security.peer_public_key_file\"") != std::string::npos);
+  auto plain = parse_config(base + "[security]\nmode=plain\n", kPath);
+  REQUIRE_MESSAGE(plain, plain.status().message());
+  CHECK(plain->security.mode == "plain");
+  auto bad = parse_config(base + "[security]\nmode=tls\n", kPath);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.status().message().find("invalid security.mode \"tls\"") != std::string::npos);
+}
+
+TEST_CASE("peer.port overrides the port the peer is reached on") {
+  auto cfg = parse_config(
+      "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=fe80::1\nport=3008\n"
+      "[security]\nmode=plain\n",
+      kPath);
+  REQUIRE_MESSAGE(cfg, cfg.status().message());
+  CHECK(cfg->peer_endpoint() == "tcp://[fe80::1]:3008");
 }
 
 TEST_CASE("optional keys take their documented defaults") {
-  auto cfg = parse_config("[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n", kPath);
+  auto cfg = parse_config(
+      "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n[security]\nmode=plain\n",
+      kPath);
   REQUIRE_MESSAGE(cfg, cfg.status().message());
   CHECK(cfg->replication.port == 2008);
   CHECK(cfg->replication.tables.size() == 5);
@@ -157,4 +199,19 @@ TEST_CASE("a config file that cannot be opened says so and hints") {
   CHECK(cfg.status().code() == mpf::Code::kNotFound);
   CHECK(cfg.status().message().find(
             "could not open config file \"/nonexistent/mpfailover.conf\"") == 0);
+}
+
+TEST_CASE("the example config in deploy/ parses and documents every key the parser knows") {
+  const std::string path = std::string(MPF_SOURCE_DIR) + "/deploy/mpfailover.conf.example";
+  auto cfg = mpf::server::load_config(path);
+  REQUIRE_MESSAGE(cfg, cfg.status().message());
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  for (const char* key : {"name =", "database =", "address =", "port =", "listen =", "tables =",
+                          "interval =", "socket =", "level =", "mode =", "secret_key_file =",
+                          "public_key_file =", "peer_public_key_file ="}) {
+    CAPTURE(key);
+    CHECK(text.str().find(key) != std::string::npos);
+  }
 }

@@ -231,22 +231,72 @@ Result<ChangeBatch> PgLogReader::next_batch(size_t max_changes) {
 }
 
 Result<int64_t> PgLogReader::trim(Position acked) {
-  if (acked.tick < 2) return int64_t{0};
+  if (acked.tick < 1) return int64_t{0};
   try {
     pqxx::work tx(*conn_);
-    const std::string covered = std::to_string(acked.tick - 1);
-    auto deleted = tx.exec(
+    const std::string prev = std::to_string(acked.tick - 1);
+    const std::string cur = std::to_string(acked.tick);
+    // Every window before the acknowledged one...
+    auto before = tx.exec(
         "DELETE FROM mpfailover.change_log l USING mpfailover.tick k "
         "WHERE k.tick_id = " +
-        covered +
+        prev +
         " AND l.txid < pg_snapshot_xmax(k.snapshot)"
         " AND pg_visible_in_snapshot(l.txid, k.snapshot)");
-    tx.exec("DELETE FROM mpfailover.tick WHERE tick_id < " + covered);
+    // ...and, in it, the transactions up to the acknowledged one, so the log holds exactly
+    // the backlog.
+    auto within = tx.exec(
+        "WITH win AS ("
+        "  SELECT (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
+        prev +
+        ") AS prev,"
+        "         (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
+        cur +
+        ") AS cur"
+        "), done AS ("
+        "  SELECT l.txid FROM mpfailover.change_log l, win"
+        "  WHERE l.txid >= pg_snapshot_xmin(win.prev) AND l.txid < pg_snapshot_xmax(win.cur)"
+        "    AND NOT pg_visible_in_snapshot(l.txid, win.prev)"
+        "    AND pg_visible_in_snapshot(l.txid, win.cur)"
+        "  GROUP BY l.txid HAVING max(l.seq) <= " +
+        std::to_string(acked.seq) +
+        ") DELETE FROM mpfailover.change_log l USING done WHERE l.txid = done.txid");
+    tx.exec("DELETE FROM mpfailover.tick WHERE tick_id < " + prev);
     tx.commit();
-    return static_cast<int64_t>(deleted.affected_rows());
+    return static_cast<int64_t>(before.affected_rows() + within.affected_rows());
   } catch (const std::exception& e) {
     broken_ = true;
     return db_error("trimming the change log", e);
+  }
+}
+
+Result<int64_t> PgLogReader::change_counter() {
+  try {
+    pqxx::nontransaction q(*conn_);
+    auto r = q.exec(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+        "FROM mpfailover.change_seq");
+    return r[0][0].as<int64_t>();
+  } catch (const std::exception& e) {
+    broken_ = true;
+    cursor_open_ = false;
+    return db_error("reading the change counter", e);
+  }
+}
+
+Status PgLogReader::store_peer_ack(const std::string& peer, Position acked) {
+  try {
+    pqxx::nontransaction q(*conn_);
+    q.exec_params(
+        "INSERT INTO mpfailover.peer_ack (peer, tick, seq) VALUES ($1, $2, $3) "
+        "ON CONFLICT (peer) DO UPDATE SET tick = EXCLUDED.tick, seq = EXCLUDED.seq, "
+        "acked_at = now()",
+        peer, acked.tick, acked.seq);
+    return Status::ok();
+  } catch (const std::exception& e) {
+    broken_ = true;
+    cursor_open_ = false;
+    return db_error("storing the peer's acknowledged position", e);
   }
 }
 

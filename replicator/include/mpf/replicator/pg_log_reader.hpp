@@ -36,6 +36,13 @@ class PgLogReader final : public LogSource {
   // Deletes the log rows and ticks that `acked` covers completely. Returns rows deleted.
   Result<int64_t> trim(Position acked);
 
+  // The last change number taken on this node (committed or not): a cheap way to notice new
+  // changes without NOTIFY, which would serialise the application's commits.
+  Result<int64_t> change_counter();
+
+  // Records the peer's acknowledged position (source side), for status and restarts.
+  Status store_peer_ack(const std::string& peer, Position acked);
+
  private:
   PgLogReader(std::string conninfo, std::unique_ptr<pqxx::connection> conn, Options options);
 

@@ -27,6 +27,7 @@ struct Config {
   struct Peer {
     std::string name;
     std::string address;  // IP or hostname
+    uint16_t port = 0;    // the peer's replication port; 0 = same as replication.port
   } peer;
 
   struct Replication {
@@ -44,9 +45,20 @@ struct Config {
     std::string socket = "/run/mpfailover/mpfailover.sock";
   } control;
 
+  // The endpoints the transport uses.
+  std::string listen_endpoint() const;
+  std::string peer_endpoint() const;
+
   struct Log {
     std::string level = "info";
   } log;
+
+  struct Security {
+    std::string mode = "curve";  // curve | plain
+    std::string secret_key_file;
+    std::string public_key_file;
+    std::string peer_public_key_file;
+  } security;
 };
 
 // Reads and validates the file at `path`.

@@ -1,0 +1,25 @@
+// Counters a shipper or receiver publishes for status, metrics and benchmarks. Copied out
+// under a mutex; cheap to read now and then.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <mpf/core/position.hpp>
+
+namespace mpf::replicator {
+
+struct LinkStats {
+  bool connected = false;     // a session is established (handshake done)
+  Position acked;             // shipper: last position the peer acknowledged
+  Position applied;           // receiver: last position applied here
+  uint64_t sessions = 0;      // sessions started (reconnects = sessions - 1)
+  uint64_t batches = 0;       // batches sent (shipper) or applied (receiver)
+  uint64_t transactions = 0;  // whole transactions sent or applied
+  uint64_t changes = 0;
+  uint64_t wire_bytes = 0;      // frame bytes sent (shipper) or received (receiver)
+  uint64_t dropped_frames = 0;  // receiver: garbage, out-of-order or foreign frames dropped
+  std::string last_error;       // empty when healthy
+};
+
+}  // namespace mpf::replicator

@@ -1,0 +1,679 @@
+// NOTES: the wire codec (layout in replicator/PROTOCOL.md).
+//
+// - Batches of a session form one zstd stream per direction: the Encoder flushes (ZSTD_e_flush)
+//   after each batch but never ends the zstd frame, so the window keeps the rows of earlier
+//   batches and a repeated subject, domain or user id costs a few bits (NOTES.md §11). The price
+//   is order: a batch frame decodes only right after the one before it, and zstd given the wrong
+//   history may produce wrong bytes without an error. Each batch header therefore carries the
+//   Encoder's stream frame number, so a lost, repeated or reordered frame (ZeroMQ reconnects
+//   silently, NOTES.md §6) is refused with a message instead of decoding into wrong rows.
+// - Every frame ends with a CRC-32C of the bytes before it. TCP's 16-bit checksum lets a rare
+//   corrupted segment through; a flipped bit in an ack's position would let the source trim log
+//   rows the target never applied (NOTES.md §2). The decoder parses first and checks the CRC
+//   last, so hostile input always exercises the parser, and a corrupted frame is reported as
+//   such even when it also fails to parse.
+// - Hostile input: every count is checked against the bytes left before anything is reserved,
+//   the decompressed size is declared up front and enforced while decompressing (output grows
+//   with what zstd really produces, never to a size only claimed), the zstd window is capped
+//   (ZSTD_d_windowLogMax), and batch contents are capped (kMaxBatchChunks/Changes/Values). So a
+//   frame of n bytes costs O(n) work and memory, up to the fixed caps.
+// - Canonical encoding: varints are minimal and reserved bits must be zero, so an accepted
+//   payload re-encodes to the same bytes; the fuzzer checks that.
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <utility>
+
+#include <zstd.h>
+
+#include <mpf/replicator/wire.hpp>
+
+#include "byte_io.hpp"
+#include "crc32c.hpp"
+
+namespace mpf::replicator::wire {
+
+namespace {
+
+using codec::Reader;
+using codec::Writer;
+
+enum class Type : char {
+  kHello = 'H',
+  kWelcome = 'W',
+  kRefuse = 'R',
+  kBatch = 'B',
+  kAck = 'A',
+  kApplyError = 'E',
+};
+constexpr size_t kHeaderBytes = 4;   // "MPF" + type
+constexpr size_t kTrailerBytes = 4;  // CRC-32C of everything before it
+
+// Smallest wire size of one element, for checking counts against the bytes left.
+constexpr size_t kMinChunkBytes = 7;   // 5 varints, flags byte, change count
+constexpr size_t kMinChangeBytes = 6;  // table, op, seq, hlc, key count, image count
+constexpr size_t kMinTableBytes = 3;   // relation, column count, key count
+constexpr size_t kMinExtensionBytes = 2;
+
+constexpr uint8_t kFlagLast = 0x01;
+
+std::string frame_header(Type t) { return std::string{'M', 'P', 'F', static_cast<char>(t)}; }
+
+std::string hex_bytes(std::string_view s) {
+  std::string out;
+  char buf[8];
+  for (size_t i = 0; i < s.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%s0x%02x", i ? " " : "", static_cast<uint8_t>(s[i]));
+    out += buf;
+  }
+  return out;
+}
+
+[[maybe_unused]] std::string hex32(uint32_t v) {  // unused when fuzzing
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
+std::string bytes_str(size_t bytes) { return std::to_string(bytes) + " bytes"; }
+
+// ---- batch payload -----------------------------------------------------------------------------
+
+void write_payload(Writer& w, const std::vector<TxChunk>& chunks) {
+  Position prev_pos;
+  uint64_t prev_txid = 0;
+  int64_t prev_seq = 0;
+  int64_t prev_hlc = 0;
+  w.varint(chunks.size());
+  for (const TxChunk& c : chunks) {
+    w.zigzag(codec::wrapping_sub(c.position.tick, prev_pos.tick));
+    w.zigzag(codec::wrapping_sub(c.position.seq, prev_pos.seq));
+    w.zigzag(static_cast<int64_t>(c.txid - prev_txid));
+    w.zigzag(c.total_changes);
+    w.zigzag(c.part);
+    w.byte(c.last ? kFlagLast : 0);
+    w.varint(c.changes.size());
+    prev_pos = c.position;
+    prev_txid = c.txid;
+    for (const RowChange& ch : c.changes) {
+      w.varint(static_cast<uint32_t>(ch.table_id));
+      w.byte(static_cast<uint8_t>(ch.op));
+      w.zigzag(codec::wrapping_sub(ch.seq, prev_seq));
+      w.zigzag(codec::wrapping_sub(ch.hlc, prev_hlc));
+      prev_seq = ch.seq;
+      prev_hlc = ch.hlc;
+      w.varint(ch.key.size());
+      for (const Value& v : ch.key) w.value(v);
+      w.varint(ch.image.size());
+      for (const Value& v : ch.image) w.value(v);
+    }
+  }
+}
+
+Status check_batch_limits(const std::vector<TxChunk>& chunks) {
+  if (chunks.size() > kMaxBatchChunks) {
+    return invalid_argument("batch of " + std::to_string(chunks.size()) +
+                            " chunks exceeds the limit of " + std::to_string(kMaxBatchChunks));
+  }
+  size_t changes = 0;
+  size_t values = 0;
+  for (const TxChunk& c : chunks) {
+    changes += c.changes.size();
+    for (const RowChange& ch : c.changes) values += ch.key.size() + ch.image.size();
+  }
+  if (changes > kMaxBatchChanges) {
+    return invalid_argument("batch of " + std::to_string(changes) +
+                            " changes exceeds the limit of " + std::to_string(kMaxBatchChanges));
+  }
+  if (values > kMaxBatchValues) {
+    return invalid_argument("batch of " + std::to_string(values) + " values exceeds the limit of " +
+                            std::to_string(kMaxBatchValues));
+  }
+  return Status::ok();
+}
+
+bool read_values(Reader& r, std::vector<Value>* out, size_t* values_left, const char* count_what,
+                 const char* value_what) {
+  uint64_t n;
+  if (!r.count(&n, 1, *values_left, count_what)) return false;
+  *values_left -= static_cast<size_t>(n);
+  out->resize(static_cast<size_t>(n));
+  for (Value& v : *out) {
+    if (!r.value(&v, value_what)) return false;
+  }
+  return true;
+}
+
+bool read_change(Reader& r, RowChange* ch, int64_t* prev_seq, int64_t* prev_hlc,
+                 size_t* values_left) {
+  uint32_t table;
+  if (!r.u32(&table, "table index")) return false;
+  ch->table_id = static_cast<int32_t>(table);
+  uint8_t op;
+  if (!r.byte(&op, "operation")) return false;
+  if (op != 'I' && op != 'U' && op != 'D') {
+    return r.fail("unknown operation " +
+                  hex_bytes(std::string_view(reinterpret_cast<const char*>(&op), 1)));
+  }
+  ch->op = static_cast<Op>(op);
+  int64_t d;
+  if (!r.zigzag(&d, "change seq delta")) return false;
+  ch->seq = *prev_seq = codec::wrapping_add(*prev_seq, d);
+  if (!r.zigzag(&d, "hlc delta")) return false;
+  ch->hlc = *prev_hlc = codec::wrapping_add(*prev_hlc, d);
+  return read_values(r, &ch->key, values_left, "key value count", "key value") &&
+         read_values(r, &ch->image, values_left, "image value count", "image value");
+}
+
+bool read_payload(Reader& r, std::vector<TxChunk>* out) {
+  uint64_t nchunks;
+  if (!r.count(&nchunks, kMinChunkBytes, kMaxBatchChunks, "chunk count")) return false;
+  out->reserve(static_cast<size_t>(nchunks));
+  Position prev_pos;
+  uint64_t prev_txid = 0;
+  int64_t prev_seq = 0;
+  int64_t prev_hlc = 0;
+  size_t changes_left = kMaxBatchChanges;
+  size_t values_left = kMaxBatchValues;
+  for (uint64_t i = 0; i < nchunks; ++i) {
+    TxChunk& c = out->emplace_back();
+    int64_t d;
+    uint8_t flags;
+    uint64_t nchanges;
+    bool ok = r.zigzag(&d, "position tick delta");
+    if (ok) c.position.tick = codec::wrapping_add(prev_pos.tick, d);
+    ok = ok && r.zigzag(&d, "position seq delta");
+    if (ok) c.position.seq = codec::wrapping_add(prev_pos.seq, d);
+    ok = ok && r.zigzag(&d, "txid delta");
+    if (ok) c.txid = prev_txid + static_cast<uint64_t>(d);
+    ok = ok && r.zigzag(&c.total_changes, "total changes") && r.i32(&c.part, "part") &&
+         r.byte(&flags, "flags");
+    if (ok && (flags & ~kFlagLast) != 0) {
+      ok = r.fail("reserved flag bits set in " +
+                  hex_bytes(std::string_view(reinterpret_cast<const char*>(&flags), 1)));
+    }
+    ok = ok && r.count(&nchanges, kMinChangeBytes, changes_left, "change count");
+    if (!ok) return r.context("chunk " + std::to_string(i));
+    c.last = (flags & kFlagLast) != 0;
+    prev_pos = c.position;
+    prev_txid = c.txid;
+    changes_left -= static_cast<size_t>(nchanges);
+    c.changes.resize(static_cast<size_t>(nchanges));
+    for (size_t k = 0; k < c.changes.size(); ++k) {
+      if (!read_change(r, &c.changes[k], &prev_seq, &prev_hlc, &values_left)) {
+        return r.context("chunk " + std::to_string(i) + " change " + std::to_string(k));
+      }
+    }
+  }
+  return true;
+}
+
+// ---- other messages ----------------------------------------------------------------------------
+
+void write_position(Writer& w, const Position& p) {
+  w.zigzag(p.tick);
+  w.zigzag(p.seq);
+}
+
+bool read_position(Reader& r, Position* p) {
+  return r.zigzag(&p->tick, "position tick") && r.zigzag(&p->seq, "position seq");
+}
+
+void write_hello(Writer& w, const Hello& h) {
+  w.varint(h.min_version);
+  w.varint(h.max_version);
+  w.string(h.origin);
+  w.string(h.target);
+  w.zigzag(h.catalog_version);
+  w.varint(h.session_id);
+  w.varint(h.tables.size());
+  for (const TableSpec& t : h.tables) {
+    w.string(t.relation);
+    w.varint(t.columns.size());
+    for (const auto& c : t.columns) w.string(c);
+    w.varint(t.key_columns.size());
+    for (const auto& c : t.key_columns) w.string(c);
+  }
+  w.varint(0);  // extensions: none in version 1
+}
+
+size_t hello_names(const Hello& h) {
+  size_t n = 0;
+  for (const TableSpec& t : h.tables) n += 1 + t.columns.size() + t.key_columns.size();
+  return n;
+}
+
+bool read_names(Reader& r, std::vector<std::string>* out, size_t* names_left,
+                const char* count_what, const char* name_what) {
+  uint64_t n;
+  if (!r.count(&n, 1, *names_left, count_what)) return false;
+  *names_left -= static_cast<size_t>(n);
+  out->resize(static_cast<size_t>(n));
+  for (auto& s : *out) {
+    if (!r.string(&s, name_what)) return false;
+  }
+  return true;
+}
+
+bool read_hello(Reader& r, Hello* h) {
+  if (!r.u32(&h->min_version, "min version") || !r.u32(&h->max_version, "max version") ||
+      !r.string(&h->origin, "origin") || !r.string(&h->target, "target") ||
+      !r.i32(&h->catalog_version, "catalog version") || !r.varint(&h->session_id, "session id")) {
+    return false;
+  }
+  uint64_t ntables;
+  if (!r.count(&ntables, kMinTableBytes, kMaxHelloNames, "table count")) return false;
+  size_t names_left = kMaxHelloNames - static_cast<size_t>(ntables);
+  h->tables.resize(static_cast<size_t>(ntables));
+  for (size_t i = 0; i < h->tables.size(); ++i) {
+    TableSpec& t = h->tables[i];
+    if (!r.string(&t.relation, "relation") ||
+        !read_names(r, &t.columns, &names_left, "column count", "column name") ||
+        !read_names(r, &t.key_columns, &names_left, "key column count", "key column name")) {
+      return r.context("table " + std::to_string(i));
+    }
+  }
+  // Extensions let a later version add to the hello, which must stay readable by every version
+  // (it carries the version range). This version knows none and skips them all.
+  uint64_t next;
+  if (!r.count(&next, kMinExtensionBytes, UINT32_MAX, "extension count")) return false;
+  for (uint64_t i = 0; i < next; ++i) {
+    uint64_t tag;
+    std::string_view data;
+    if (!r.varint(&tag, "extension tag") || !r.string_view(&data, "extension")) {
+      return r.context("extension " + std::to_string(i));
+    }
+  }
+  return true;
+}
+
+const char* type_name(Type t) {
+  switch (t) {
+    case Type::kHello:
+      return "hello";
+    case Type::kWelcome:
+      return "welcome";
+    case Type::kRefuse:
+      return "refuse";
+    case Type::kBatch:
+      return "batch";
+    case Type::kAck:
+      return "ack";
+    case Type::kApplyError:
+      return "apply error";
+  }
+  return "unknown";
+}
+
+Status malformed(Type t, const std::string& detail) {
+  return invalid_argument(std::string("malformed ") + type_name(t) + " frame: " + detail);
+}
+
+}  // namespace
+
+// ---- public helpers ----------------------------------------------------------------------------
+
+bool operator==(const Batch& a, const Batch& b) {
+  if (a.session_id != b.session_id || a.seq != b.seq || a.chunks.size() != b.chunks.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.chunks.size(); ++i) {
+    const TxChunk& x = a.chunks[i];
+    const TxChunk& y = b.chunks[i];
+    if (x.position != y.position || x.txid != y.txid || x.total_changes != y.total_changes ||
+        x.part != y.part || x.last != y.last || x.changes.size() != y.changes.size()) {
+      return false;
+    }
+    for (size_t k = 0; k < x.changes.size(); ++k) {
+      const RowChange& p = x.changes[k];
+      const RowChange& q = y.changes[k];
+      if (p.table_id != q.table_id || p.op != q.op || p.seq != q.seq || p.hlc != q.hlc ||
+          p.key != q.key || p.image != q.image) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+const char* message_name(const Message& m) {
+  static constexpr Type kTypes[] = {Type::kHello, Type::kWelcome, Type::kRefuse,
+                                    Type::kBatch, Type::kAck,     Type::kApplyError};
+  return type_name(kTypes[m.index()]);
+}
+
+Result<uint32_t> negotiate_version(const Hello& hello) {
+  const uint32_t lo = std::max(hello.min_version, kMinProtocolVersion);
+  const uint32_t hi = std::min(hello.max_version, kProtocolVersion);
+  if (lo > hi) {
+    return failed_precondition("no protocol version in common with node \"" + hello.origin + "\"" +
+                               ": it speaks " + std::to_string(hello.min_version) + " to " +
+                               std::to_string(hello.max_version) + ", this node speaks " +
+                               std::to_string(kMinProtocolVersion) + " to " +
+                               std::to_string(kProtocolVersion));
+  }
+  return hi;
+}
+
+std::string encode_batch_payload(const std::vector<TxChunk>& chunks) {
+  std::string out;
+  Writer w(&out);
+  write_payload(w, chunks);
+  return out;
+}
+
+Result<std::vector<TxChunk>> decode_batch_payload(std::string_view payload) {
+  Reader r(payload);
+  std::vector<TxChunk> chunks;
+  if (!read_payload(r, &chunks)) return invalid_argument(r.error());
+  if (r.remaining() != 0) {
+    return invalid_argument(std::to_string(r.remaining()) + " trailing bytes after the last chunk");
+  }
+  return chunks;
+}
+
+// ---- Encoder -----------------------------------------------------------------------------------
+
+void Encoder::CCtxFree::operator()(ZSTD_CCtx_s* c) const { ZSTD_freeCCtx(c); }
+
+Encoder::Encoder(int zstd_level) : cctx_(ZSTD_createCCtx()) {
+  MPF_ASSERT(cctx_ != nullptr, "out of memory for a zstd compression context");
+  const int level = std::clamp(zstd_level, ZSTD_minCLevel(), ZSTD_maxCLevel());
+  size_t rc = ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, level);
+  MPF_ASSERT(!ZSTD_isError(rc), ZSTD_getErrorName(rc));
+  rc = ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_windowLog, kZstdWindowLog);
+  MPF_ASSERT(!ZSTD_isError(rc), ZSTD_getErrorName(rc));
+}
+
+Encoder::~Encoder() = default;
+Encoder::Encoder(Encoder&&) noexcept = default;
+Encoder& Encoder::operator=(Encoder&&) noexcept = default;
+
+std::string Encoder::encode(const Message& m) {
+  Result<std::string> r = try_encode(m);
+  MPF_ASSERT(r.is_ok(), r.status().message());
+  return std::move(r).value();
+}
+
+Result<std::string> Encoder::try_encode(const Message& m) {
+  if (const Batch* b = std::get_if<Batch>(&m)) return encode_batch(*b);
+  std::string out;
+  Writer w(&out);
+  if (const Hello* h = std::get_if<Hello>(&m)) {
+    if (hello_names(*h) > kMaxHelloNames) {
+      return invalid_argument("hello with " + std::to_string(hello_names(*h)) +
+                              " table and column names exceeds the limit of " +
+                              std::to_string(kMaxHelloNames));
+    }
+    out = frame_header(Type::kHello);
+    write_hello(w, *h);
+  } else if (const Welcome* wl = std::get_if<Welcome>(&m)) {
+    out = frame_header(Type::kWelcome);
+    w.varint(wl->version);
+    w.string(wl->node);
+    w.varint(wl->session_id);
+    write_position(w, wl->applied);
+  } else if (const Refuse* rf = std::get_if<Refuse>(&m)) {
+    out = frame_header(Type::kRefuse);
+    w.varint(rf->session_id);
+    w.string(rf->reason);
+  } else if (const Ack* a = std::get_if<Ack>(&m)) {
+    out = frame_header(Type::kAck);
+    w.varint(a->session_id);
+    w.varint(a->seq);
+    write_position(w, a->position);
+  } else {
+    const ApplyError& e = std::get<ApplyError>(m);
+    out = frame_header(Type::kApplyError);
+    w.varint(e.session_id);
+    write_position(w, e.position);
+    w.string(e.message);
+  }
+  w.u32le(codec::crc32c(out));
+  if (out.size() > kMaxFrameBytes) {
+    return invalid_argument(std::string(message_name(m)) + " frame of " + bytes_str(out.size()) +
+                            " exceeds the limit of " + bytes_str(kMaxFrameBytes));
+  }
+  raw_bytes_ += out.size();
+  wire_bytes_ += out.size();
+  return out;
+}
+
+Result<std::string> Encoder::encode_batch(const Batch& b) {
+  const std::string which = "batch seq " + std::to_string(b.seq);
+  if (broken_) {
+    return failed_precondition(which +
+                               " not encoded: the encoder failed earlier and its compression "
+                               "stream is unusable; restart the session");
+  }
+  if (Status s = check_batch_limits(b.chunks); !s) {
+    return invalid_argument(which + ": " + s.message() + "; split the batch");
+  }
+  std::string payload = encode_batch_payload(b.chunks);
+  if (payload.size() > kMaxPayloadBytes) {
+    return invalid_argument(which + ": payload of " + bytes_str(payload.size()) +
+                            " exceeds the limit of " + bytes_str(kMaxPayloadBytes) +
+                            "; split the batch");
+  }
+
+  std::string frame = frame_header(Type::kBatch);
+  Writer h(&frame);
+  h.varint(b.session_id);
+  h.varint(b.seq);
+  h.varint(batches_);  // stream frame number: the decoder checks it is the next one
+  h.varint(payload.size());
+  const size_t header_bytes = frame.size();
+
+  frame.resize(header_bytes + ZSTD_compressBound(payload.size()) + kTrailerBytes);
+  ZSTD_inBuffer in{payload.data(), payload.size(), 0};
+  size_t pos = header_bytes;
+  for (;;) {
+    ZSTD_outBuffer out{frame.data(), frame.size(), pos};
+    const size_t left = ZSTD_compressStream2(cctx_.get(), &out, &in, ZSTD_e_flush);
+    pos = out.pos;
+    if (ZSTD_isError(left)) {
+      broken_ = true;
+      return internal_error(which + ": zstd compression failed: " + ZSTD_getErrorName(left));
+    }
+    if (left == 0 && in.pos == in.size) break;
+    frame.resize(frame.size() + std::max<size_t>(left, 1 << 12));
+  }
+  frame.resize(pos);
+  h.u32le(codec::crc32c(frame));
+  if (frame.size() > kMaxFrameBytes) {
+    broken_ = true;
+    return invalid_argument(which + ": compressed frame of " + bytes_str(frame.size()) +
+                            " exceeds the limit of " + bytes_str(kMaxFrameBytes) +
+                            "; split the batch and restart the session");
+  }
+  ++batches_;
+  raw_bytes_ += header_bytes + payload.size() + kTrailerBytes;
+  wire_bytes_ += frame.size();
+  return frame;
+}
+
+// ---- Decoder -----------------------------------------------------------------------------------
+
+void Decoder::DCtxFree::operator()(ZSTD_DCtx_s* d) const { ZSTD_freeDCtx(d); }
+
+Decoder::Decoder() : dctx_(ZSTD_createDCtx()) {
+  MPF_ASSERT(dctx_ != nullptr, "out of memory for a zstd decompression context");
+  const size_t rc = ZSTD_DCtx_setParameter(dctx_.get(), ZSTD_d_windowLogMax, kZstdWindowLog);
+  MPF_ASSERT(!ZSTD_isError(rc), ZSTD_getErrorName(rc));
+}
+
+Decoder::~Decoder() = default;
+Decoder::Decoder(Decoder&&) noexcept = default;
+Decoder& Decoder::operator=(Decoder&&) noexcept = default;
+
+Result<Message> Decoder::decode(std::string_view frame) {
+  Result<Message> m = decode_frame(frame);
+  if (!m.is_ok()) broken_ = true;
+  return m;
+}
+
+Result<Message> Decoder::decode_frame(std::string_view frame) {
+  if (frame.size() > kMaxFrameBytes) {
+    return invalid_argument("frame of " + bytes_str(frame.size()) + " exceeds the limit of " +
+                            bytes_str(kMaxFrameBytes));
+  }
+  if (frame.size() < kHeaderBytes) {
+    return invalid_argument("malformed frame: " + std::to_string(frame.size()) +
+                            " bytes, shorter than the 4-byte header");
+  }
+  if (frame.substr(0, 3) != "MPF") {
+    return invalid_argument("not an mpfailover frame: it starts with " +
+                            hex_bytes(frame.substr(0, kHeaderBytes)));
+  }
+  const Type type = static_cast<Type>(frame[3]);
+  if (std::string_view("HWRBAE").find(frame[3]) == std::string_view::npos) {
+    return invalid_argument("malformed frame: unknown message type " +
+                            hex_bytes(frame.substr(3, 1)));
+  }
+  if (frame.size() < kHeaderBytes + kTrailerBytes) {
+    return malformed(type, std::to_string(frame.size()) +
+                               " bytes, shorter than the 4-byte header and 4-byte checksum");
+  }
+  const std::string_view body =
+      frame.substr(kHeaderBytes, frame.size() - kHeaderBytes - kTrailerBytes);
+  uint32_t stored = 0;
+  Reader(frame.substr(frame.size() - kTrailerBytes)).u32le(&stored, "checksum");
+
+  Result<Message> parsed = parse_body(frame[3], body);
+
+  const uint32_t actual = codec::crc32c(frame.substr(0, frame.size() - kTrailerBytes));
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION  // lets the fuzzer's mutants reach acceptance
+  if (actual != stored) {
+    return invalid_argument("corrupted " + std::string(type_name(type)) + " frame: checksum " +
+                            hex32(stored) + " does not match the " + hex32(actual) +
+                            " computed over its " + std::to_string(frame.size()) + " bytes");
+  }
+#else
+  (void)actual;
+#endif
+  return parsed;
+}
+
+Result<Message> Decoder::parse_body(char type_byte, std::string_view body) {
+  const Type type = static_cast<Type>(type_byte);
+  if (type == Type::kBatch) return decode_batch(body);
+  Reader r(body);
+  Message out;
+  bool ok = false;
+  switch (type) {
+    case Type::kHello:
+      ok = read_hello(r, &out.emplace<Hello>());
+      break;
+    case Type::kWelcome: {
+      Welcome& w = out.emplace<Welcome>();
+      ok = r.u32(&w.version, "version") && r.string(&w.node, "node") &&
+           r.varint(&w.session_id, "session id") && read_position(r, &w.applied);
+      break;
+    }
+    case Type::kRefuse: {
+      Refuse& f = out.emplace<Refuse>();
+      ok = r.varint(&f.session_id, "session id") && r.string(&f.reason, "reason");
+      break;
+    }
+    case Type::kAck: {
+      Ack& a = out.emplace<Ack>();
+      ok = r.varint(&a.session_id, "session id") && r.varint(&a.seq, "batch seq") &&
+           read_position(r, &a.position);
+      break;
+    }
+    case Type::kApplyError: {
+      ApplyError& e = out.emplace<ApplyError>();
+      ok = r.varint(&e.session_id, "session id") && read_position(r, &e.position) &&
+           r.string(&e.message, "message");
+      break;
+    }
+    case Type::kBatch:
+      break;
+  }
+  if (!ok) return malformed(type, r.error());
+  if (r.remaining() != 0) {
+    return malformed(type, std::to_string(r.remaining()) + " trailing bytes after the message");
+  }
+  return out;
+}
+
+Result<Message> Decoder::decode_batch(std::string_view body) {
+  Reader r(body);
+  Batch b;
+  uint64_t stream_frame;
+  uint64_t payload_bytes;
+  if (!r.varint(&b.session_id, "session id") || !r.varint(&b.seq, "batch seq") ||
+      !r.varint(&stream_frame, "stream frame number") ||
+      !r.varint(&payload_bytes, "payload length")) {
+    return malformed(Type::kBatch, r.error());
+  }
+  const std::string which = "batch frame seq " + std::to_string(b.seq);
+  const std::string bad = "malformed " + which + ": ";
+  if (broken_) {
+    return invalid_argument(which +
+                            " refused: this decoder failed on an earlier frame and its "
+                            "compression stream is out of step with the sender's; restart the "
+                            "session");
+  }
+  if (batches_ > 0 && b.session_id != session_id_) {
+    return invalid_argument(which + " belongs to session " + std::to_string(b.session_id) +
+                            ", not to this decoder's session " + std::to_string(session_id_));
+  }
+  if (stream_frame != batches_) {
+    return invalid_argument(which + " is stream frame " + std::to_string(stream_frame) +
+                            " where frame " + std::to_string(batches_) +
+                            " was expected: a batch frame was lost, repeated or reordered; "
+                            "restart the session");
+  }
+  if (payload_bytes == 0 || payload_bytes > kMaxPayloadBytes) {
+    return invalid_argument(bad + "payload length " + std::to_string(payload_bytes) +
+                            " is outside 1 to " + std::to_string(kMaxPayloadBytes));
+  }
+
+  // Decompress into a buffer that grows with what zstd produces, capped one byte past the
+  // declared length so that "more than declared" is seen without reading further.
+  const size_t declared = static_cast<size_t>(payload_bytes);
+  const std::string_view compressed = r.rest();
+  std::string payload;
+  payload.resize(std::min(declared + 1, std::max<size_t>(compressed.size() * 4, 1 << 16)));
+  ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
+  size_t produced = 0;
+  for (;;) {
+    if (produced == payload.size()) {
+      if (payload.size() > declared) {
+        return invalid_argument(bad + "payload decompresses to more than the declared " +
+                                std::to_string(declared) + " bytes");
+      }
+      payload.resize(std::min(declared + 1, payload.size() * 2));
+    }
+    ZSTD_outBuffer out{payload.data(), payload.size(), produced};
+    const size_t in_before = in.pos;
+    const size_t rc = ZSTD_decompressStream(dctx_.get(), &out, &in);
+    if (ZSTD_isError(rc)) {
+      return invalid_argument(bad + "zstd: " + ZSTD_getErrorName(rc));
+    }
+    const bool progress = out.pos != produced || in.pos != in_before;
+    produced = out.pos;
+    if (in.pos == in.size && out.pos < out.size) break;  // input used up and output flushed
+    if (!progress) return invalid_argument(bad + "zstd stream makes no progress");
+  }
+  if (produced != declared) {
+    return invalid_argument(bad + "compressed data ends after " + std::to_string(produced) +
+                            " of the declared " + std::to_string(declared) + " payload bytes");
+  }
+  payload.resize(produced);
+
+  Reader p(payload);
+  if (!read_payload(p, &b.chunks)) return invalid_argument(bad + p.error());
+  if (p.remaining() != 0) {
+    return invalid_argument(bad + std::to_string(p.remaining()) +
+                            " trailing payload bytes after the last chunk");
+  }
+  if (batches_ == 0) session_id_ = b.session_id;
+  ++batches_;
+  return Message(std::move(b));
+}
+
+uint32_t crc32c(std::string_view data) { return codec::crc32c(data); }
+
+}  // namespace mpf::replicator::wire

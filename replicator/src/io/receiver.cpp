@@ -1,0 +1,252 @@
+// NOTES: the receiver's rules for frames.
+//
+// A ROUTER socket prefixes each frame with the sender's routing id. Only a Hello from the
+// configured peer, addressed to this node, at a protocol version both speak, opens a session;
+// it replaces any earlier session (the peer reconnected: its unacknowledged batches will be
+// resent from the applied position, and an open split transaction is rolled back). Batches must
+// carry the session's id and consecutive numbers: anything else (a replay, a frame of a dead
+// session, a gap left by a lost frame) is dropped, and the sender is told to start over,
+// because the compression stream can no longer be trusted. Garbage is dropped and counted,
+// with a log line at most once a second so a flood cannot fill the disk.
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include <mpf/replicator/pg_applier.hpp>
+#include <mpf/replicator/receiver.hpp>
+#include <mpf/replicator/wire.hpp>
+
+namespace mpf::replicator {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+class Receiver::Sessions {
+ public:
+  std::string routing_id;  // of the current session's sender
+  uint64_t session_id = 0;
+  uint64_t expected_seq = 1;
+  bool stuck = false;  // apply stopped with an error
+  wire::Decoder decoder;
+  wire::Encoder encoder;
+};
+
+Receiver::Receiver(zmq::context_t& context, ReceiverOptions options)
+    : context_(context), options_(std::move(options)) {}
+
+Receiver::~Receiver() = default;
+
+LinkStats Receiver::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+Status Receiver::bind() {
+  try {
+    socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
+    socket_->set(zmq::sockopt::linger, 0);
+    socket_->set(zmq::sockopt::heartbeat_ivl, 1000);
+    socket_->set(zmq::sockopt::heartbeat_timeout, 3000);
+    socket_->set(zmq::sockopt::heartbeat_ttl, 3000);
+    socket_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(wire::kMaxFrameBytes));
+    socket_->set(zmq::sockopt::router_handover, 1);
+    if (options_.security.curve) {
+      zap_ =
+          std::make_unique<ZapHandler>(context_, options_.peer, options_.security.peer_public_key);
+    }
+    configure_server(*socket_, options_.security);
+    socket_->bind(options_.endpoint);
+    return Status::ok();
+  } catch (const zmq::error_t& e) {
+    return unavailable("could not listen on \"" + options_.endpoint + "\": " + e.what());
+  }
+}
+
+void Receiver::run(std::stop_token stop) {
+  MPF_ASSERT(socket_ != nullptr, "Receiver::run before bind");
+  std::unique_ptr<PgApplier> applier;
+  std::unique_ptr<Sessions> session;
+  Clock::time_point last_drop_log{};
+  uint64_t drops_since_log = 0;
+
+  auto drop = [&](const std::string& why) {
+    ++drops_since_log;
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.dropped_frames;
+    }
+    const auto now = Clock::now();
+    if (now - last_drop_log > std::chrono::seconds(1)) {
+      spdlog::warn("FrameDropped count={} reason=\"{}\"", drops_since_log, why);
+      last_drop_log = now;
+      drops_since_log = 0;
+    }
+  };
+  auto reply = [&](const std::string& routing_id, wire::Encoder& enc, const wire::Message& m) {
+    socket_->send(zmq::buffer(routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    socket_->send(zmq::buffer(enc.encode(m)), zmq::send_flags::dontwait);
+  };
+
+  while (!stop.stop_requested()) {
+    try {
+      zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0},
+                                 {zap_ ? zap_->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, zap_ ? 2 : 1, std::chrono::milliseconds(100));
+      if (zap_ && (items[1].revents & ZMQ_POLLIN)) zap_->handle();
+      if (!(items[0].revents & ZMQ_POLLIN)) continue;
+      zmq::message_t id_frame;
+      zmq::message_t body;
+      if (!socket_->recv(id_frame, zmq::recv_flags::dontwait)) continue;
+      if (!id_frame.more()) {
+        drop("frame without routing id");
+        continue;
+      }
+      (void)socket_->recv(body, zmq::recv_flags::dontwait);
+      bool more = body.more();
+      for (int extra_frames = 0; more && extra_frames < 64; ++extra_frames) {  // not ours
+        zmq::message_t extra;
+        if (!socket_->recv(extra, zmq::recv_flags::dontwait)) break;
+        more = extra.more();
+      }
+      const std::string routing_id(static_cast<const char*>(id_frame.data()), id_frame.size());
+      const std::string_view bytes(static_cast<const char*>(body.data()), body.size());
+      {
+        std::lock_guard lock(mu_);
+        stats_.wire_bytes += body.size();
+      }
+
+      const bool from_session = session && session->routing_id == routing_id;
+      wire::Decoder scratch;
+      auto msg = (from_session ? session->decoder : scratch).decode(bytes);
+      if (!msg) {
+        drop(msg.status().message());
+        if (from_session) {
+          wire::Encoder enc;
+          reply(routing_id, enc, wire::Refuse{session->session_id, "undecodable frame"});
+          if (applier) applier->reset();
+          session.reset();
+        }
+        continue;
+      }
+
+      if (auto* hello = std::get_if<wire::Hello>(&*msg)) {
+        wire::Encoder enc;
+        auto version = wire::negotiate_version(*hello);
+        std::string refusal;
+        if (hello->origin != options_.peer) {
+          refusal =
+              "node \"" + hello->origin + "\" is not this node's peer (\"" + options_.peer + "\")";
+        } else if (hello->target != options_.node) {
+          refusal = "this is node \"" + options_.node + "\", not \"" + hello->target + "\"";
+        } else if (!version) {
+          refusal = version.status().message();
+        }
+        if (!refusal.empty()) {
+          spdlog::error("HelloRefused from={} reason=\"{}\"", hello->origin, refusal);
+          reply(routing_id, enc, wire::Refuse{hello->session_id, refusal});
+          continue;
+        }
+        if (!applier) {
+          auto a = PgApplier::open(options_.conninfo);
+          if (!a) {
+            reply(routing_id, enc, wire::Refuse{hello->session_id, a.status().message()});
+            std::lock_guard lock(mu_);
+            stats_.last_error = a.status().message();
+            continue;
+          }
+          applier = std::move(a.value());
+        }
+        std::vector<TableDef> tables;
+        for (size_t i = 0; i < hello->tables.size(); ++i) {
+          TableDef d;
+          d.table_id = static_cast<int32_t>(i);
+          d.relation = hello->tables[i].relation;
+          d.columns = hello->tables[i].columns;
+          d.key_columns = hello->tables[i].key_columns;
+          tables.push_back(std::move(d));
+        }
+        if (auto s = applier->bind(hello->origin, tables); !s) {
+          spdlog::error("HelloRefused from={} reason=\"{}\"", hello->origin, s.message());
+          reply(routing_id, enc, wire::Refuse{hello->session_id, s.message()});
+          if (s.code() == Code::kUnavailable) applier.reset();
+          continue;
+        }
+        auto applied = applier->applied_position();
+        if (!applied) {
+          reply(routing_id, enc, wire::Refuse{hello->session_id, applied.status().message()});
+          applier.reset();
+          continue;
+        }
+        session = std::make_unique<Sessions>();
+        session->routing_id = routing_id;
+        session->session_id = hello->session_id;
+        reply(routing_id, session->encoder,
+              wire::Welcome{*version, options_.node, hello->session_id, *applied});
+        spdlog::info("SessionAccepted origin={} session={:x} applied={}", hello->origin,
+                     hello->session_id, applied->to_string());
+        std::lock_guard lock(mu_);
+        stats_.connected = true;
+        ++stats_.sessions;
+        stats_.applied = *applied;
+        continue;
+      }
+
+      auto* batch = std::get_if<wire::Batch>(&*msg);
+      if (!batch) {
+        drop(std::string("unexpected ") + wire::message_name(*msg) + " message");
+        continue;
+      }
+      if (!from_session || batch->session_id != session->session_id) {
+        drop("batch of an unknown session");
+        continue;
+      }
+      if (batch->seq != session->expected_seq) {
+        drop("batch " + std::to_string(batch->seq) + " out of order, expected " +
+             std::to_string(session->expected_seq));
+        reply(routing_id, session->encoder,
+              wire::Refuse{session->session_id, "batch out of order"});
+        applier->reset();
+        session.reset();
+        continue;
+      }
+      ++session->expected_seq;
+      if (session->stuck) continue;  // the sender ends the session on ApplyError
+      auto applied = applier->apply(batch->chunks);
+      if (!applied) {
+        const Position at = batch->chunks.empty() ? Position{} : batch->chunks.front().position;
+        spdlog::error("ApplyStopped origin={} error=\"{}\"", options_.peer,
+                      applied.status().message());
+        reply(routing_id, session->encoder,
+              wire::ApplyError{session->session_id, at, applied.status().message()});
+        session->stuck = true;
+        if (applied.status().code() == Code::kUnavailable ||
+            applied.status().code() == Code::kUnknownOutcome) {
+          applier.reset();  // reconnect on the next session
+        }
+        std::lock_guard lock(mu_);
+        stats_.last_error = applied.status().message();
+        continue;
+      }
+      reply(routing_id, session->encoder, wire::Ack{session->session_id, batch->seq, *applied});
+      uint64_t txs = 0;
+      size_t changes = 0;
+      for (const auto& c : batch->chunks) {
+        txs += c.last ? 1 : 0;
+        changes += c.changes.size();
+      }
+      std::lock_guard lock(mu_);
+      ++stats_.batches;
+      stats_.transactions += txs;
+      stats_.changes += changes;
+      stats_.applied = *applied;
+      stats_.last_error.clear();
+    } catch (const std::exception& e) {
+      spdlog::error("ReceiverError reason=\"{}\"", e.what());
+      if (applier) applier->reset();
+      session.reset();
+    }
+  }
+}
+
+}  // namespace mpf::replicator

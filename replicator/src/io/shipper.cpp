@@ -1,0 +1,373 @@
+// NOTES: the shipper's session loop.
+//
+// ZeroMQ reconnects and buffers by itself (NOTES.md §6), which would hide a broken link and let
+// frames of a dead session arrive later. So every session gets its own DEALER socket, closed
+// with linger 0 when the session ends, and a socket monitor: a DISCONNECTED event ends the
+// session at once. ZMTP heartbeats (1 s, 3 s timeout) turn a silently dropped link into such an
+// event. While the link is cut, the socket retries TCP connects every ~350 ms (connect timeout
+// 250 ms + reconnect interval 100 ms), so the Hello goes out, and the drain starts, well within a
+// second of the link healing.
+//
+// New changes are noticed by polling the change counter (a sequence read) every poll_interval,
+// reading the log only when it moved, plus a full read every safety_poll for a transaction that
+// took its change numbers before the previous read and committed after it.
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include <mpf/replicator/capture.hpp>
+#include <mpf/replicator/pg_log_reader.hpp>
+#include <mpf/replicator/shipper.hpp>
+#include <mpf/replicator/wire.hpp>
+
+namespace mpf::replicator {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t random_session_id() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t id = 0;
+  while (id == 0) id = rng();
+  return id;
+}
+
+// How long to keep reading at every poll while change numbers are taken but not delivered.
+constexpr auto kHotReading = std::chrono::milliseconds(50);
+
+std::chrono::milliseconds ms(Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
+
+}  // namespace
+
+class Shipper::Session {
+ public:
+  enum class State { kConnecting, kHandshake, kStreaming, kEnded };
+
+  Session(zmq::context_t& ctx, const ShipperOptions& o)
+      : o_(o), socket_(ctx, zmq::socket_type::dealer), id_(random_session_id()) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.set(zmq::sockopt::connect_timeout, 250);
+    socket_.set(zmq::sockopt::reconnect_ivl, 100);
+    socket_.set(zmq::sockopt::heartbeat_ivl, 1000);
+    socket_.set(zmq::sockopt::heartbeat_timeout, 3000);
+    socket_.set(zmq::sockopt::heartbeat_ttl, 3000);
+    socket_.set(zmq::sockopt::sndhwm, o.window + 4);
+    const std::string monitor_addr = "inproc://mpf-shipper-monitor-" + std::to_string(id_);
+    if (zmq_socket_monitor(
+            socket_.handle(), monitor_addr.c_str(),
+            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0) {
+      throw zmq::error_t();
+    }
+    monitor_ = zmq::socket_t(ctx, zmq::socket_type::pair);
+    monitor_.set(zmq::sockopt::linger, 0);
+    monitor_.connect(monitor_addr);
+    configure_client(socket_, o.security);
+    socket_.connect(o.endpoint);
+  }
+
+  ~Session() { zmq_socket_monitor(socket_.handle(), nullptr, 0); }
+
+  uint64_t id() const { return id_; }
+  zmq::socket_t& socket() { return socket_; }
+  zmq::socket_t& monitor() { return monitor_; }
+  wire::Encoder& encoder() { return encoder_; }
+  wire::Decoder& decoder() { return decoder_; }
+
+  State state = State::kConnecting;
+  Clock::time_point handshake_deadline;
+  Clock::time_point last_ack;
+  int inflight = 0;
+  uint64_t next_seq = 1;
+  std::unordered_map<int32_t, int32_t> wire_table;  // catalog table_id -> Hello index
+
+ private:
+  const ShipperOptions& o_;
+  zmq::socket_t socket_;
+  zmq::socket_t monitor_;
+  uint64_t id_;
+  wire::Encoder encoder_;
+  wire::Decoder decoder_;
+};
+
+Shipper::Shipper(zmq::context_t& context, ShipperOptions options)
+    : context_(context), options_(std::move(options)) {}
+
+Shipper::~Shipper() = default;
+
+LinkStats Shipper::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void Shipper::run(std::stop_token stop) {
+  const ShipperOptions& o = options_;
+  std::unique_ptr<PgLogReader> reader;
+  std::unique_ptr<Session> session;
+  Clock::time_point next_attempt = Clock::now();
+  Clock::time_point last_read = Clock::now();
+  Clock::time_point last_trim = Clock::now();
+  int64_t seen_counter = -1;
+  int64_t delivered_seq = 0;
+  Clock::time_point undelivered_since{};
+  Position acked;
+  Position trimmed;
+
+  auto set_error = [&](const std::string& e) {
+    std::lock_guard lock(mu_);
+    stats_.last_error = e;
+  };
+  auto end_session = [&](const std::string& why, Duration backoff) {
+    if (session && session->state == Session::State::kStreaming) {
+      spdlog::warn("LinkDown peer={} session={:x} reason=\"{}\"", o.peer, session->id(), why);
+    } else if (!why.empty()) {
+      spdlog::debug("SessionEnded peer={} reason=\"{}\"", o.peer, why);
+    }
+    session.reset();
+    next_attempt = Clock::now() + backoff;
+    std::lock_guard lock(mu_);
+    stats_.connected = false;
+  };
+
+  while (!stop.stop_requested()) {
+    try {
+      if (!reader) {
+        auto r = PgLogReader::open(o.conninfo);
+        if (!r) {
+          set_error(r.status().message());
+          spdlog::error("ShipperDatabaseDown reason=\"{}\"", r.status().message());
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+          continue;
+        }
+        reader = std::move(r.value());
+      }
+      if (!session) {
+        const auto now = Clock::now();
+        if (now < next_attempt) {
+          std::this_thread::sleep_for(
+              std::min<Clock::duration>(next_attempt - now, std::chrono::milliseconds(50)));
+          continue;
+        }
+        session = std::make_unique<Session>(context_, o);
+        // The Hello describes the tables as captured here; the batch refers to them by index.
+        pqxx::connection conn(o.conninfo);
+        auto tables = installed_tables(conn);
+        if (!tables) {
+          end_session(tables.status().message(), std::chrono::seconds(1));
+          continue;
+        }
+        wire::Hello hello;
+        hello.origin = o.node;
+        hello.target = o.peer;
+        hello.catalog_version = o.catalog_version;
+        hello.session_id = session->id();
+        for (size_t i = 0; i < tables->size(); ++i) {
+          const auto& t = (*tables)[i];
+          hello.tables.push_back({t.relation, t.columns, t.key_columns});
+          session->wire_table[t.table_id] = static_cast<int32_t>(i);
+        }
+        session->socket().send(zmq::buffer(session->encoder().encode(hello)),
+                               zmq::send_flags::dontwait);
+        {
+          std::lock_guard lock(mu_);
+          ++stats_.sessions;
+        }
+      }
+
+      // Wait for something to read, briefly when there may be changes to send.
+      const bool can_send =
+          session->state == Session::State::kStreaming && session->inflight < o.window;
+      zmq::pollitem_t items[] = {{session->socket().handle(), 0, ZMQ_POLLIN, 0},
+                                 {session->monitor().handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 2, can_send ? ms(o.poll_interval) : std::chrono::milliseconds(20));
+
+      if (items[1].revents & ZMQ_POLLIN) {
+        zmq::message_t event;
+        zmq::message_t address;
+        if (session->monitor().recv(event, zmq::recv_flags::dontwait) &&
+            session->monitor().recv(address, zmq::recv_flags::dontwait)) {
+          uint16_t kind = 0;
+          if (event.size() >= 2) std::memcpy(&kind, event.data(), 2);
+          if (kind == ZMQ_EVENT_CONNECTED && session->state == Session::State::kConnecting) {
+            session->state = Session::State::kHandshake;
+            session->handshake_deadline = Clock::now() + o.handshake_timeout;
+          } else if (kind == ZMQ_EVENT_DISCONNECTED) {
+            end_session("disconnected", o.retry_interval);
+            continue;
+          } else if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+                     kind == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                     kind == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            const std::string why =
+                kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                    ? "peer refused this node's key (check security.* on both nodes)"
+                    : "security handshake with the peer failed (security.mode or keys differ)";
+            spdlog::error("LinkRefused peer={} endpoint={} reason=\"{}\"", o.peer, o.endpoint, why);
+            set_error(why);
+            end_session(why, std::chrono::seconds(2));
+            continue;
+          }
+        }
+      }
+      if (items[0].revents & ZMQ_POLLIN) {
+        zmq::message_t frame;
+        while (session && session->socket().recv(frame, zmq::recv_flags::dontwait)) {
+          auto msg = session->decoder().decode(
+              std::string_view(static_cast<const char*>(frame.data()), frame.size()));
+          if (!msg) {
+            end_session("bad frame from peer: " + msg.status().message(), o.retry_interval);
+            break;
+          }
+          if (auto* w = std::get_if<wire::Welcome>(&*msg)) {
+            if (w->session_id != session->id() || session->state == Session::State::kStreaming) {
+              continue;  // a stale reply of an earlier session
+            }
+            if (auto s = reader->seek(w->applied); !s) {
+              end_session(s.message(), std::chrono::seconds(1));
+              break;
+            }
+            acked = w->applied;
+            delivered_seq = 0;
+            seen_counter = -1;
+            session->state = Session::State::kStreaming;
+            session->last_ack = Clock::now();
+            spdlog::info("LinkUp peer={} session={:x} resume_from={}", o.peer, session->id(),
+                         acked.to_string());
+            std::lock_guard lock(mu_);
+            stats_.connected = true;
+            stats_.acked = acked;
+            stats_.last_error.clear();
+          } else if (auto* a = std::get_if<wire::Ack>(&*msg)) {
+            if (a->session_id != session->id()) continue;
+            --session->inflight;
+            session->last_ack = Clock::now();
+            if (a->position > acked) {
+              acked = a->position;
+              if (auto s = reader->store_peer_ack(o.peer, acked); !s) {
+                end_session(s.message(), std::chrono::seconds(1));
+                reader.reset();
+                break;
+              }
+              std::lock_guard lock(mu_);
+              stats_.acked = acked;
+            }
+          } else if (auto* r = std::get_if<wire::Refuse>(&*msg)) {
+            spdlog::error("PeerRefused peer={} reason=\"{}\"", o.peer, r->reason);
+            set_error("peer refused: " + r->reason);
+            end_session("refused", std::chrono::seconds(2));
+            break;
+          } else if (auto* e = std::get_if<wire::ApplyError>(&*msg)) {
+            spdlog::error("PeerApplyStopped peer={} position={} error=\"{}\"", o.peer,
+                          e->position.to_string(), e->message);
+            set_error("apply on " + o.peer + " stopped at " + e->position.to_string() + ": " +
+                      e->message);
+            end_session("apply error on peer", std::chrono::seconds(5));
+            break;
+          }
+        }
+        if (!session) continue;
+      }
+
+      const auto now = Clock::now();
+      if (session->state == Session::State::kHandshake && now > session->handshake_deadline) {
+        end_session("no welcome from peer", o.retry_interval);
+        continue;
+      }
+      if (session->state != Session::State::kStreaming) continue;
+      if (session->inflight > 0 && now - session->last_ack > o.ack_timeout) {
+        end_session("acknowledgement timeout", o.retry_interval);
+        continue;
+      }
+
+      // Send while the window has room and the log has something.
+      while (session->inflight < o.window) {
+        const auto t = Clock::now();
+        bool read_now = seen_counter < 0 || t - last_read > o.safety_poll;
+        if (!read_now) {
+          auto counter = reader->change_counter();
+          if (!counter) {
+            end_session(counter.status().message(), std::chrono::seconds(1));
+            reader.reset();
+            break;
+          }
+          if (*counter > delivered_seq) {
+            // Change numbers taken but not delivered: committed since the last read, still
+            // running, or rolled back. Read hot for a while, then leave it to the safety poll.
+            if (undelivered_since == Clock::time_point{}) undelivered_since = t;
+            read_now = *counter != seen_counter || t - undelivered_since < kHotReading;
+          } else {
+            undelivered_since = {};
+          }
+          seen_counter = *counter;
+        }
+        if (!read_now) break;
+        last_read = t;
+        auto batch = reader->next_batch(o.batch_changes);
+        if (!batch) {
+          set_error(batch.status().message());
+          end_session(batch.status().message(), std::chrono::seconds(1));
+          reader.reset();
+          break;
+        }
+        if (batch->empty()) {
+          if (seen_counter < 0) seen_counter = 0;
+          break;
+        }
+        undelivered_since = {};
+        wire::Batch out;
+        out.session_id = session->id();
+        out.seq = session->next_seq++;
+        uint64_t txs = 0;
+        size_t changes = 0;
+        for (auto& chunk : batch->chunks) {
+          for (auto& change : chunk.changes) {
+            delivered_seq = std::max(delivered_seq, change.seq);
+            change.table_id = session->wire_table.at(change.table_id);
+          }
+          txs += chunk.last ? 1 : 0;
+          changes += chunk.changes.size();
+        }
+        out.chunks = std::move(batch->chunks);
+        auto frame = session->encoder().try_encode(out);
+        if (!frame) {
+          end_session(frame.status().message(), o.retry_interval);
+          break;
+        }
+        if (!session->socket().send(zmq::buffer(*frame), zmq::send_flags::dontwait)) {
+          end_session("send queue full", o.retry_interval);
+          break;
+        }
+        ++session->inflight;
+        std::lock_guard lock(mu_);
+        ++stats_.batches;
+        stats_.transactions += txs;
+        stats_.changes += changes;
+        stats_.wire_bytes += frame->size();
+      }
+
+      if (reader && Clock::now() - last_trim > o.trim_interval && acked > trimmed) {
+        last_trim = Clock::now();
+        auto n = reader->trim(acked);
+        if (!n) {
+          spdlog::warn("TrimFailed reason=\"{}\"", n.status().message());
+          reader.reset();
+          end_session("database error", std::chrono::seconds(1));
+        } else {
+          trimmed = acked;
+          // The reader continues from the session's position after trimming.
+        }
+      }
+    } catch (const std::exception& e) {
+      set_error(e.what());
+      spdlog::error("ShipperError reason=\"{}\"", e.what());
+      end_session(e.what(), std::chrono::seconds(1));
+      reader.reset();
+    }
+  }
+}
+
+}  // namespace mpf::replicator
