@@ -25,6 +25,7 @@
 #   conninfo a|b | log a|b [N]            the node's libpq conninfo / last N lines of its daemon log
 #
 # Environment:
+#   MPF_PAIR_NS           namespace prefix (default mpf: mpf-a, mpf-b), for a second pair at once
 #   MPF_PAIR_DIR          state dir (default /tmp/mpf-pair): X.conf, X/pg (cluster, socket),
 #                         X/mpfailoverd.{pid,log}, X/mpfailover.sock
 #   MPF_BUILD_DIR         build tree (default <repo>/build): server/mpfailoverd, server/mpfailover
@@ -73,8 +74,11 @@ usage_error() {
   exit 2
 }
 
-ns_of() { echo "mpf-$1"; }
-veth_of() { echo "veth-mpf-$1"; }
+# MPF_PAIR_NS names the namespaces (<ns>-a, <ns>-b) and veths, so that two pairs (a test and a
+# benchmark, say) can exist at once with their own MPF_PAIR_DIR. At most 6 characters.
+ns_prefix=${MPF_PAIR_NS:-mpf}
+ns_of() { echo "$ns_prefix-$1"; }
+veth_of() { echo "veth-$ns_prefix-$1"; }
 addr_of() { [[ $1 == a ]] && echo 198.18.0.11 || echo 198.18.0.12; }
 peer_of() { [[ $1 == a ]] && echo b || echo a; }
 node_dir() { echo "$dir/$1"; }
@@ -490,10 +494,10 @@ preflight() {
 
 make_network() {
   local node ns veth
-  say "creating namespaces mpf-a, mpf-b and the link veth-mpf-a <-> veth-mpf-b"
+  say "creating namespaces $(ns_of a), $(ns_of b) and the link $(veth_of a) <-> $(veth_of b)"
   for node in "${nodes[@]}"; do ip netns add "$(ns_of "$node")"; done
   # Created straight inside the namespaces: the veth never appears among the host's links.
-  ip link add veth-mpf-a netns mpf-a type veth peer name veth-mpf-b netns mpf-b
+  ip link add "$(veth_of a)" netns "$(ns_of a)" type veth peer name "$(veth_of b)" netns "$(ns_of b)"
   for node in "${nodes[@]}"; do
     ns=$(ns_of "$node")
     veth=$(veth_of "$node")
@@ -530,8 +534,8 @@ cmd_up() {
     die "state dir \"$dir\" exists and was not made by pair.sh" \
       "set MPF_PAIR_DIR to another path, or remove that directory"
   fi
-  if ns_exists a || ns_exists b || [[ -e $dir ]] || ip link show dev veth-mpf-a >/dev/null 2>&1 ||
-    ip link show dev veth-mpf-b >/dev/null 2>&1; then
+  if ns_exists a || ns_exists b || [[ -e $dir ]] || ip link show dev "$(veth_of a)" >/dev/null 2>&1 ||
+    ip link show dev "$(veth_of b)" >/dev/null 2>&1; then
     say "tearing down a stale pair first"
     teardown
   fi
@@ -571,7 +575,7 @@ cmd_up() {
 
   up_done=1
   trap - EXIT INT TERM
-  say "pair is up: a=198.18.0.11 (mpf-a)  b=198.18.0.12 (mpf-b); state in $dir"
+  say "pair is up: a=198.18.0.11 ($(ns_of a))  b=198.18.0.12 ($(ns_of b)); state in $dir"
   say "try: deploy/pair.sh status | psql a | cut | heal | down"
 }
 
