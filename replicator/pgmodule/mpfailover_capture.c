@@ -145,6 +145,7 @@ typedef struct ColumnPlan
 typedef struct TriggerPlan
 {
 	Oid			trigger_oid;
+	text	   *relation;		/* schema-qualified name, as in the catalog */
 	int32		table_id;
 	text	   *origin;
 	int			nkeys;
@@ -156,6 +157,7 @@ typedef struct TriggerPlan
 
 static MemoryContext plan_context = NULL;
 static TriggerPlan *plans = NULL;
+static SPIPlanPtr tombstone_plan = NULL;
 
 static void
 forget_plans(Datum arg, Oid relid)
@@ -195,7 +197,7 @@ resolve_columns(ColumnPlan *out, char **names, int n, TupleDesc desc, const char
 
 /* Not inlined: setjmp in the caller's PG_TRY would otherwise clobber its locals. */
 pg_noinline static TriggerPlan *
-plan_for(Trigger *tg, TupleDesc desc, const char *relname)
+plan_for(Trigger *tg, Relation rel, TupleDesc desc, const char *relname)
 {
 	TriggerPlan *plan;
 	MemoryContext old;
@@ -218,6 +220,9 @@ plan_for(Trigger *tg, TupleDesc desc, const char *relname)
 	plan->trigger_oid = tg->tgoid;
 	plan->table_id = pg_strtoint32(tg->tgargs[0]);
 	plan->origin = cstring_to_text(tg->tgargs[1]);
+	plan->relation = cstring_to_text(psprintf("%s.%s",
+											  get_namespace_name(RelationGetNamespace(rel)),
+											  RelationGetRelationName(rel)));
 	plan->nkeys = pg_strtoint32(tg->tgargs[2]);
 	if (plan->nkeys < 1 || 3 + plan->nkeys > tg->tgnargs)
 		elog(ERROR, "mpfailover capture: bad key column count %d", plan->nkeys);
@@ -307,6 +312,42 @@ log_change(CaptureTarget *target, TriggerPlan *plan, char op, HeapTuple tuple, T
 	heap_freetuple(entry);
 }
 
+/*
+ * A delete also leaves a tombstone (mpfailover.tombstone, which is indexed, so this goes through
+ * SPI; deletes are the rare operation). Its timestamp is the deleting transaction's commit time,
+ * found later through txid, so it equals what the peer receives for the same delete.
+ */
+static void
+record_tombstone(TriggerPlan *plan, Datum key)
+{
+	Datum		values[4];
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "mpfailover capture: SPI_connect failed");
+	if (tombstone_plan == NULL)
+	{
+		Oid			types[4] = {TEXTOID, TEXTARRAYOID, TEXTOID, XID8OID};
+		SPIPlanPtr	p = SPI_prepare(
+			"INSERT INTO mpfailover.tombstone (relation, key, origin, txid, hlc) "
+			"VALUES ($1, $2, $3, $4, 0) ON CONFLICT (relation, key) DO UPDATE "
+			"SET origin = EXCLUDED.origin, txid = EXCLUDED.txid, hlc = 0, deleted_at = now()",
+			4, types);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "mpfailover capture: could not prepare the tombstone insert");
+		tombstone_plan = p;
+	}
+	values[0] = PointerGetDatum(plan->relation);
+	values[1] = key;
+	values[2] = PointerGetDatum(plan->origin);
+	values[3] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	rc = SPI_execute_plan(tombstone_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "mpfailover capture: tombstone insert failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+}
+
 Datum
 mpf_capture(PG_FUNCTION_ARGS)
 {
@@ -332,7 +373,8 @@ mpf_capture(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	desc = RelationGetDescr(td->tg_relation);
-	plan = plan_for(td->tg_trigger, desc, RelationGetRelationName(td->tg_relation));
+	plan = plan_for(td->tg_trigger, td->tg_relation, desc,
+					RelationGetRelationName(td->tg_relation));
 	target = open_log();
 
 	DateStyle = USE_ISO_DATES;
@@ -344,13 +386,19 @@ mpf_capture(PG_FUNCTION_ARGS)
 		if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 			log_change(&target, plan, 'I', td->tg_trigtuple, desc, true);
 		else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		{
 			log_change(&target, plan, 'D', td->tg_trigtuple, desc, false);
+			record_tombstone(plan, columns_as_text_array(td->tg_trigtuple, desc, plan->keys,
+														 plan->nkeys));
+		}
 		else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 		{
 			if (key_changed(td->tg_trigtuple, td->tg_newtuple, desc, plan))
 			{
 				/* A new key is a different row on the peer: delete the old, insert the new. */
 				log_change(&target, plan, 'D', td->tg_trigtuple, desc, false);
+				record_tombstone(plan, columns_as_text_array(td->tg_trigtuple, desc, plan->keys,
+															 plan->nkeys));
 				log_change(&target, plan, 'I', td->tg_newtuple, desc, true);
 			}
 			else

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include <mpf/replicator/net_effect.hpp>
 
 namespace mpf::replicator {
@@ -17,6 +19,7 @@ std::string NetEffect::key_string(const std::vector<Value>& key) {
 
 void NetEffect::add(const RowChange& change) {
   ++added_;
+  max_hlc_ = std::max(max_hlc_, change.hlc);
   auto& list = tables_[change.table_id];
   const std::string k = std::to_string(change.table_id) + "/" + key_string(change.key);
   NetChange net{change.op, change.key, change.image, change.hlc, change.seq};
@@ -33,6 +36,7 @@ void NetEffect::clear() {
   tables_.clear();
   index_.clear();
   added_ = 0;
+  max_hlc_ = 0;
 }
 
 }  // namespace mpf::replicator

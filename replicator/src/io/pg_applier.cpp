@@ -13,10 +13,16 @@
 // The position is written in the same transaction as the rows and the commit is synchronous,
 // so an acknowledgement sent after apply() returns is durable (NOTES.md §2).
 #include <algorithm>
+#include <chrono>
 #include <map>
+#include <optional>
 #include <set>
+#include <thread>
+
+#include <spdlog/spdlog.h>
 
 #include <mpf/replicator/capture.hpp>
+#include <mpf/replicator/lww.hpp>
 #include <mpf/replicator/pg_applier.hpp>
 
 #include "pg_text.hpp"
@@ -38,6 +44,9 @@ std::string quote_relation(const std::string& relation) {
   return quote_ident(relation.substr(0, dot)) + "." + quote_ident(relation.substr(dot + 1));
 }
 
+// Clock skew the applier absorbs by waiting before its commit (see the header).
+constexpr auto kMaxCommitWait = std::chrono::seconds(2);
+
 std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
@@ -52,6 +61,7 @@ struct PgApplier::BoundTable {
   std::vector<size_t> key_in_image;  // positions of the key columns in the origin's image
   std::string delete_sql;            // $1..$k: key columns as text[]
   std::string upsert_sql;            // $1..$n: image columns as text[]
+  std::string versions_sql;          // $1..$k: key columns as text[]; one row per key, in order
 };
 
 PgApplier::PgApplier(std::unique_ptr<pqxx::connection> conn) : conn_(std::move(conn)) {}
@@ -161,6 +171,25 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
     for (const auto& c : conds) where += (where.empty() ? "" : " AND ") + c;
     bt->delete_sql = "DELETE FROM " + rel + " t USING unnest(" + join(params) + ") AS u(" +
                      join(aliases) + ") WHERE " + where;
+    // The current version of each key here: the row's last writer (commit time and replication
+    // origin of its xmin; origin 0 = written on this node), the row itself when it was written
+    // here (for the conflict record), and the key's tombstone.
+    std::vector<std::string> key_texts;
+    for (const auto& a : aliases) key_texts.push_back("u." + a);
+    bt->versions_sql =
+        "SELECT (t.ctid IS NOT NULL), "
+        "(extract(epoch FROM x.timestamp) * 1000000)::bigint, x.roident, "
+        "CASE WHEN x.roident = 0 THEN to_jsonb(t)::text END, "
+        "mpfailover.tombstone_hlc(tb), tb.origin "
+        "FROM unnest(" +
+        join(params) + ") WITH ORDINALITY AS u(" + join(aliases) +
+        ", ord) "
+        "LEFT JOIN " +
+        rel + " t ON " + where +
+        " LEFT JOIN LATERAL pg_xact_commit_timestamp_origin(t.xmin) x ON true "
+        "LEFT JOIN mpfailover.tombstone tb ON tb.relation = " +
+        conn_->quote(here.relation) + " AND tb.key = ARRAY[" + join(key_texts) +
+        "]::text[] ORDER BY u.ord";
     // INSERT INTO t (c...) SELECT u.c0::type ... FROM unnest(...) ON CONFLICT (keys) DO UPDATE
     std::vector<std::string> cols, selects, sets, uparams, ualiases, keys;
     for (size_t c = 0; c < remote.columns.size(); ++c) {
@@ -184,6 +213,33 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
   std::stable_sort(tables_.begin(), tables_.end(), [&](const auto& a, const auto& b) {
     return depth[a->relation] < depth[b->relation];
   });
+  try {
+    pqxx::nontransaction q(*conn_);
+    if (q.exec("SHOW track_commit_timestamp")[0][0].as<std::string>() != "on") {
+      return failed_precondition(
+          "track_commit_timestamp is off in this node's PostgreSQL: conflicts cannot be "
+          "resolved\nhint: set track_commit_timestamp = on in postgresql.conf and restart it");
+    }
+    auto node = q.exec("SELECT name FROM mpfailover.node");
+    if (node.empty()) return failed_precondition("database has no mpfailover node record");
+    local_node_ = node[0][0].as<std::string>();
+    // Rows written by this session carry the origin's replication origin in their commit
+    // record, which is how a later change tells "came from the peer" from "written here".
+    const std::string roname = "mpfailover_" + origin;
+    q.exec_params(
+        "SELECT pg_replication_origin_create($1) WHERE NOT EXISTS "
+        "(SELECT 1 FROM pg_replication_origin WHERE roname = $1)",
+        roname);
+    if (q.exec("SELECT pg_replication_origin_session_is_setup()")[0][0].as<bool>()) {
+      q.exec("SELECT pg_replication_origin_session_reset()");
+    }
+    q.exec_params("SELECT pg_replication_origin_session_setup($1)", roname);
+    origin_roident_ =
+        q.exec_params("SELECT roident FROM pg_replication_origin WHERE roname = $1", roname)[0][0]
+            .as<int64_t>();
+  } catch (const std::exception& e) {
+    return unavailable(std::string("could not set up the replication origin: ") + e.what());
+  }
   by_id_.assign(static_cast<size_t>(max_id) + 1, nullptr);
   for (auto& t : tables_) by_id_[static_cast<size_t>(t->origin_table_id)] = t.get();
   auto pos = applied_position();
@@ -265,7 +321,7 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks) {
       one.add(change);
       try {
         tx_->exec("SAVEPOINT mpf_one");
-        flush(one);
+        apply_group(one);
         tx_->exec("RELEASE SAVEPOINT mpf_one");
       } catch (const pqxx::broken_connection&) {
         throw;
@@ -314,7 +370,7 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
     // failed statement.
     try {
       tx_->exec("SAVEPOINT mpf_group");
-      flush(net);
+      apply_group(net);
       tx_->exec("RELEASE SAVEPOINT mpf_group");
     } catch (const pqxx::broken_connection&) {
       throw;
@@ -327,6 +383,7 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
       }
     }
     if (!chunks.back().last) return committed_;  // a split transaction goes on
+    commit_wait(net);
     const Position pos = chunks.back().position;
     tx_->exec_params(
         "INSERT INTO mpfailover.applied_position (origin, tick, seq) VALUES ($1, $2, $3) "
@@ -344,6 +401,146 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
     tx_.reset();
     return unavailable(std::string("apply failed: ") + e.what());
   }
+}
+
+void PgApplier::apply_group(const NetEffect& net) {
+  NetEffect winners;
+  struct Lost {
+    std::string relation;
+    const NetChange* change;
+    RowVersion winner;
+    RowVersion loser;
+    std::optional<std::string> loser_row;  // the local row that lost (JSON), if any
+    std::string reason;
+  };
+  std::vector<Lost> conflicts;
+  for (const auto& t : tables_) {
+    const auto found = net.tables().find(t->origin_table_id);
+    if (found == net.tables().end()) continue;
+    const auto& changes = found->second;
+    std::vector<std::string> params;
+    for (size_t k = 0; k < t->key_in_image.size(); ++k) {
+      std::vector<Value> column;
+      column.reserve(changes.size());
+      for (const auto& c : changes) column.push_back(c.key[k]);
+      params.push_back(pg::array_literal(column));
+    }
+    auto rows = tx_->exec_params(t->versions_sql, pqxx::prepare::make_dynamic_params(params));
+    MPF_ASSERT(rows.size() == changes.size(), "one version row per key");
+    for (size_t i = 0; i < changes.size(); ++i) {
+      const NetChange& c = changes[i];
+      const auto& r = rows[static_cast<pqxx::result::size_type>(i)];
+      const RowVersion incoming{c.hlc, origin_};
+      bool apply = true;
+      if (r[0].as<bool>()) {
+        const bool from_origin = !r[2].is_null() && r[2].as<int64_t>() == origin_roident_;
+        if (!from_origin && !r[1].is_null()) {
+          const RowVersion here{r[1].as<int64_t>(), local_node_};
+          const std::optional<std::string> row =
+              r[3].is_null() ? std::nullopt : std::optional<std::string>(r[3].c_str());
+          if (later_wins(incoming, here)) {
+            conflicts.push_back({t->relation, &c, incoming, here, row,
+                                 std::string(c.op == Op::kDelete ? "delete" : "change") +
+                                     " from \"" + origin_ +
+                                     "\" is later than the row written here"});
+          } else {
+            apply = false;
+            conflicts.push_back({t->relation, &c, here, incoming, std::nullopt,
+                                 "row written here is later than the " +
+                                     std::string(c.op == Op::kDelete ? "delete" : "change") +
+                                     " from \"" + origin_ + "\""});
+          }
+        }
+      } else if (!r[4].is_null() && r[5].as<std::string>() != origin_) {
+        const RowVersion tomb{r[4].as<int64_t>(), r[5].as<std::string>()};
+        if (!later_wins(incoming, tomb)) {
+          apply = false;
+          if (c.op != Op::kDelete) {
+            conflicts.push_back(
+                {t->relation, &c, tomb, incoming, std::nullopt,
+                 "row was deleted here later than the change from \"" + origin_ + "\""});
+          }
+        } else if (c.op != Op::kDelete) {
+          conflicts.push_back(
+              {t->relation, &c, incoming, tomb, std::nullopt,
+               "change from \"" + origin_ + "\" is later than the delete made here: row restored"});
+        }
+      }
+      if (!apply) continue;
+      RowChange rc;
+      rc.table_id = t->origin_table_id;
+      rc.op = c.op;
+      rc.key = c.key;
+      rc.image = c.image;
+      rc.hlc = c.hlc;
+      rc.seq = c.seq;
+      winners.add(rc);
+    }
+  }
+  flush(winners);
+
+  // Tombstones of the deletes applied, with the origin's timestamp.
+  for (const auto& t : tables_) {
+    const auto found = winners.tables().find(t->origin_table_id);
+    if (found == winners.tables().end()) continue;
+    std::vector<std::string> hlcs;
+    std::vector<std::vector<Value>> keys(t->key_in_image.size());
+    for (const auto& c : found->second) {
+      if (c.op != Op::kDelete) continue;
+      hlcs.push_back(std::to_string(c.hlc));
+      for (size_t k = 0; k < keys.size(); ++k) keys[k].push_back(c.key[k]);
+    }
+    if (hlcs.empty()) continue;
+    std::vector<std::string> params{t->relation, origin_, pg::array_literal(hlcs)};
+    std::string cols = "h";
+    std::string arrays = "$3::text[]";
+    std::string key_expr;
+    for (size_t k = 0; k < keys.size(); ++k) {
+      params.push_back(pg::array_literal(keys[k]));
+      cols += ", k" + std::to_string(k);
+      arrays += ", $" + std::to_string(4 + k) + "::text[]";
+      key_expr += (k ? ", u.k" : "u.k") + std::to_string(k);
+    }
+    tx_->exec_params(
+        "INSERT INTO mpfailover.tombstone (relation, key, origin, txid, hlc) "
+        "SELECT $1, ARRAY[" +
+            key_expr + "]::text[], $2, NULL, u.h::bigint FROM unnest(" + arrays + ") AS u(" + cols +
+            ") ON CONFLICT (relation, key) DO UPDATE SET "
+            "origin = EXCLUDED.origin, txid = NULL, hlc = EXCLUDED.hlc, deleted_at = now()",
+        pqxx::prepare::make_dynamic_params(params));
+  }
+
+  for (const auto& l : conflicts) {
+    const bool remote_lost = l.loser.origin == origin_;
+    tx_->exec_params(
+        "INSERT INTO mpfailover.conflict (relation, key, kind, winner_origin, winner_hlc, "
+        "loser_origin, loser_hlc, loser_op, loser_image, loser_row, reason) "
+        "VALUES ($1, $2::text[], 'lww', $3, $4, $5, $6, $7, $8::text[], $9::jsonb, $10)",
+        l.relation, pg::array_literal(l.change->key), l.winner.origin, l.winner.hlc, l.loser.origin,
+        l.loser.hlc,
+        remote_lost ? std::string(1, static_cast<char>(l.change->op)) : std::string("U"),
+        remote_lost ? std::optional<std::string>(pg::array_literal(l.change->image))
+                    : std::optional<std::string>(),
+        l.loser_row, l.reason);
+  }
+}
+
+void PgApplier::commit_wait(const NetEffect& net) {
+  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const int64_t ahead = net.max_hlc() - now_us;
+  if (ahead <= 0) return;
+  if (ahead > std::chrono::duration_cast<std::chrono::microseconds>(kMaxCommitWait).count()) {
+    spdlog::warn(
+        "ClockSkew origin={} ahead_ms={} reason=\"the origin's clock is ahead of this "
+        "node's by more than {} ms; local changes made now may lose to older ones\"",
+        origin_, ahead / 1000,
+        std::chrono::duration_cast<std::chrono::milliseconds>(kMaxCommitWait).count());
+    std::this_thread::sleep_for(kMaxCommitWait);
+    return;
+  }
+  std::this_thread::sleep_for(std::chrono::microseconds(ahead + 1));
 }
 
 }  // namespace mpf::replicator

@@ -164,7 +164,13 @@ Result<bool> PgLogReader::open_window() {
             "  GROUP BY l.txid HAVING max(l.seq) > " +
             std::to_string(resume_seq_) +
             ") "
-            "SELECT t.pos, t.n, l.txid::text, l.seq, l.table_id, l.op::text, l.hlc, l.origin,"
+            // The conflict timestamp is the source transaction's commit time (NOTES.md §4),
+            // the same value PostgreSQL keeps for the rows it wrote, so both nodes compare
+            // equal numbers; the capture-time clock stands in once commit data is truncated.
+            "SELECT t.pos, t.n, l.txid::text, l.seq, l.table_id, l.op::text,"
+            "       coalesce((extract(epoch FROM pg_xact_commit_timestamp("
+            "         (l.txid::text::numeric % 4294967296)::text::xid)) * 1000000)::bigint,"
+            "         l.hlc), l.origin,"
             "       l.key, l.image "
             "FROM txs t JOIN mpfailover.change_log l ON l.txid = t.txid "
             "ORDER BY t.pos, l.seq");

@@ -26,6 +26,7 @@ class NetEffect {
   void clear();
   bool empty() const { return tables_.empty(); }
   size_t changes_added() const { return added_; }
+  int64_t max_hlc() const { return max_hlc_; }
 
   // table_id -> the surviving changes, in first-touched order.
   const std::map<int32_t, std::vector<NetChange>>& tables() const { return tables_; }
@@ -36,6 +37,7 @@ class NetEffect {
   std::map<int32_t, std::vector<NetChange>> tables_;
   std::unordered_map<std::string, size_t> index_;  // table/key -> position in tables_[table]
   size_t added_ = 0;
+  int64_t max_hlc_ = 0;
 };
 
 }  // namespace mpf::replicator

@@ -6,6 +6,14 @@
 // net effect per key, one DELETE and one INSERT .. ON CONFLICT per table. The session sets
 // mpfailover.applying, so nothing applied here is captured again (NOTES.md §3).
 //
+// Conflicts (NOTES.md §4): a change from the origin replaces a row last written by the origin
+// itself unconditionally (its stream is ordered). Against a row written on this node, or a
+// tombstone of a delete made here, the later (commit timestamp, node name) wins; the loser is
+// recorded in mpfailover.conflict. Both nodes decide alike because both compare the same two
+// commit timestamps. Before committing, the applier waits until this node's clock has passed
+// the group's newest timestamp, so a change made here afterwards is always later (the causal
+// half of a hybrid logical clock), up to kMaxCommitWait of clock skew.
+//
 // Thread safety: none; one applier per thread. Owns its database connection.
 #pragma once
 
@@ -51,11 +59,16 @@ class PgApplier {
   Result<Position> apply_fresh(const std::vector<TxChunk>& chunks);
   Status begin_if_needed();
   void flush(const NetEffect& net);
+  // Last writer wins per row against this node's own writes, then flush (NOTES.md §4).
+  void apply_group(const NetEffect& net);
+  void commit_wait(const NetEffect& net);
   Status apply_one_by_one(const std::vector<TxChunk>& chunks);
 
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<pqxx::work> tx_;
   std::string origin_;
+  std::string local_node_;
+  int64_t origin_roident_ = 0;
   std::vector<std::unique_ptr<BoundTable>> tables_;  // in foreign-key order, parents first
   std::vector<BoundTable*> by_id_;                   // origin table_id -> table
   Position committed_;
