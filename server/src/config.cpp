@@ -114,6 +114,31 @@ bool valid_table_name(const std::string& name) {
   return !part_start && dots <= 1;
 }
 
+// "1073741824", "512kB", "256MB", "1GB" (powers of 1024, as PostgreSQL's memory units).
+Result<uint64_t> parse_bytes(const std::string& text) {
+  const std::string t = trim(text);
+  size_t i = 0;
+  while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+  const std::string unit = trim(t.substr(i));
+  if (i == 0 || i > 15) {
+    return invalid_argument("invalid size \"" + text +
+                            "\": expected a number of bytes, "
+                            "optionally with kB, MB or GB");
+  }
+  uint64_t scale = 1;
+  if (unit == "kB") {
+    scale = 1ull << 10;
+  } else if (unit == "MB") {
+    scale = 1ull << 20;
+  } else if (unit == "GB") {
+    scale = 1ull << 30;
+  } else if (!unit.empty() && unit != "B") {
+    return invalid_argument("invalid size \"" + text + "\": unknown unit \"" + unit +
+                            "\" (expected kB, MB or GB)");
+  }
+  return std::stoull(t.substr(0, i)) * scale;
+}
+
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& path) {
@@ -121,7 +146,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   Config cfg;
   cfg.path = path;
 
-  std::string port_text, peer_port_text, tables_text, interval_text;
+  std::string port_text, peer_port_text, tables_text, interval_text, warn_bytes_text;
   po::options_description desc;
   // Every key is a string here; typed parsing below gives messages that name the key.
   // clang-format off
@@ -137,6 +162,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
       ("heartbeat.interval", po::value(&interval_text))
       ("control.socket", po::value(&cfg.control.socket))
       ("log.level", po::value(&cfg.log.level))
+      ("queue.warn_bytes", po::value(&warn_bytes_text))
       ("security.mode", po::value(&cfg.security.mode))
       ("security.secret_key_file", po::value(&cfg.security.secret_key_file))
       ("security.public_key_file", po::value(&cfg.security.public_key_file))
@@ -222,6 +248,12 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
                      "heartbeat.interval \"" + interval_text + "\" is below the minimum of 100ms");
     }
     cfg.heartbeat.interval = *d;
+  }
+
+  if (vm.count("queue.warn_bytes")) {
+    auto bytes = parse_bytes(warn_bytes_text);
+    if (!bytes) return err.key("queue.warn_bytes", "queue.warn_bytes: " + bytes.status().message());
+    cfg.queue.warn_bytes = *bytes;
   }
 
   if (cfg.security.mode == "curve") {

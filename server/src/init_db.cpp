@@ -77,6 +77,12 @@ Status check_database(const Config& config) {
   }
   try {
     pqxx::work tx(**conn);
+    if (tx.exec("SHOW track_commit_timestamp")[0][0].as<std::string>() != "on") {
+      return failed_precondition(
+          "track_commit_timestamp is off in the node's PostgreSQL: replication needs commit "
+          "timestamps to resolve conflicts\nhint: set track_commit_timestamp = on in "
+          "postgresql.conf and restart PostgreSQL");
+    }
     auto node = tx.exec("SELECT name FROM mpfailover.node");
     if (node.empty() || node[0][0].as<std::string>() != config.node.name) {
       return failed_precondition(

@@ -10,7 +10,9 @@
 #include <vector>
 
 #include <boost/program_options.hpp>
+#include <pqxx/pqxx>
 
+#include <mpf/core/position.hpp>
 #include <mpf/replicator/security.hpp>
 #include <mpf/server/config.hpp>
 #include <mpf/server/init_db.hpp>
@@ -131,10 +133,81 @@ int cmd_keygen(const std::string& config_path, const std::vector<std::string>& a
   return kExitOk;
 }
 
+int cmd_skip(const std::string& config_path, const std::vector<std::string>& args) {
+  po::options_description desc("mpfailover skip options");
+  std::string position_text;
+  std::string reason;
+  desc.add_options()("help,h", "show this help")("position", po::value(&position_text),
+                                                 "TICK/SEQ, as the apply error names it")(
+      "reason", po::value(&reason), "why (required; recorded with the skipped changes)");
+  po::positional_options_description pos;
+  pos.add("position", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "mpfailover skip: " << e.what() << "\nhint: mpfailover skip --help\n";
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    std::cout << "usage: mpfailover [--config PATH] skip TICK/SEQ --reason TEXT\n\n"
+                 "When apply of the peer's changes has stopped on a transaction this node cannot\n"
+                 "apply, records the decision to leave that one transaction out. The applier\n"
+                 "keeps each of its changes in the conflicts table (kind 'skip') and goes on.\n\n"
+              << desc;
+    return kExitOk;
+  }
+  const auto slash = position_text.find('/');
+  mpf::Position position;
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument("no slash");
+    size_t used = 0;
+    position.tick = std::stoll(position_text.substr(0, slash), &used);
+    if (used != slash) throw std::invalid_argument("tick");
+    position.seq = std::stoll(position_text.substr(slash + 1), &used);
+    if (used != position_text.size() - slash - 1) throw std::invalid_argument("seq");
+  } catch (const std::exception&) {
+    std::cerr << "mpfailover skip: invalid position \"" << position_text
+              << "\": expected TICK/SEQ as in the apply error, e.g. 12/3456\n";
+    return kExitUsage;
+  }
+  if (position.tick < 1 || position.seq < 1) {
+    std::cerr << "mpfailover skip: invalid position \"" << position_text << "\"\n";
+    return kExitUsage;
+  }
+  if (reason.empty()) {
+    std::cerr << "mpfailover skip: --reason is required: it is recorded with the skipped "
+                 "changes\n";
+    return kExitUsage;
+  }
+  auto cfg = config_or_error(config_path);
+  if (!cfg) return kExitUsage;
+  try {
+    pqxx::connection conn(cfg->node.database);
+    pqxx::work tx(conn);
+    tx.exec_params(
+        "INSERT INTO mpfailover.skip_request (origin, tick, seq, reason) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (origin, tick, seq) DO UPDATE SET reason = EXCLUDED.reason, "
+        "requested_at = now(), requested_by = current_user",
+        cfg->peer.name, position.tick, position.seq, reason);
+    tx.commit();
+  } catch (const std::exception& e) {
+    std::cerr << "mpfailover skip: could not record the skip in the node's database: " << e.what()
+              << "\n";
+    return kExitFailed;
+  }
+  std::cout << "skip of transaction " << position.to_string() << " from \"" << cfg->peer.name
+            << "\" recorded; apply leaves it out when it resumes, and its changes are kept in "
+               "mpfailover.conflict\n";
+  return kExitOk;
+}
+
 const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> kCommands = {
       {"init-db", {"create or upgrade the catalog and install capture", cmd_init_db}},
       {"keygen", {"write a new CURVE key pair for this node", cmd_keygen}},
+      {"skip", {"leave out a transaction apply cannot apply (recorded)", cmd_skip}},
   };
   return kCommands;
 }

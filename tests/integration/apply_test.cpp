@@ -1,6 +1,9 @@
 // Apply: every captured transaction of one node reaches the other exactly once, set-based, with
 // the origin position in the same transaction (NOTES.md §2, §3, §9). Reader -> applier directly,
 // no network: the transport has its own tests.
+#include <fstream>
+#include <sstream>
+
 #include <doctest/doctest.h>
 
 #include <mpf/replicator/capture.hpp>
@@ -213,6 +216,38 @@ TEST_SUITE("apply") {
     auto pos = p.applier->applied_position();
     REQUIRE(pos);
     CHECK(pos->is_zero());
+    CHECK(msg.find("hint: fix the cause on this node, or skip the transaction with: mpfailover "
+                   "skip " +
+                   batch->chunks[1].position.to_string()) != std::string::npos);
+
+    SUBCASE("the operator skips it: apply resumes and the skipped change is recorded") {
+      const std::string conf = p.b.write_config_file();
+      {
+        // The CLI reads the peer's name from the config: b's peer is a.
+        std::ifstream in(conf);
+        std::stringstream text;
+        text << in.rdbuf();
+        std::string c = text.str();
+        c.replace(c.find("name = a"), 8, "name = b");
+        c.replace(c.find("[peer]\nname = b"), 15, "[peer]\nname = a");
+        std::ofstream(conf) << c;
+      }
+      const std::string cmd = std::string(MPF_CLI_PATH) + " --config " + conf + " skip " +
+                              batch->chunks[1].position.to_string() +
+                              " --reason 'login taken on b' > /dev/null";
+      REQUIRE(std::system(cmd.c_str()) == 0);
+      p.bind();
+      auto resumed = p.applier->apply(batch->chunks);
+      REQUIRE_MESSAGE(resumed, resumed.status().message());
+      CHECK(*resumed == batch->chunks[1].position);
+      CHECK(scalar(b, "SELECT count(*) FROM users WHERE login = 'fine'") == 1);
+      CHECK(scalar(b, "SELECT count(*) FROM users WHERE login = 'taken'") == 1);  // b's own
+      CHECK(scalar(b,
+                   "SELECT count(*) FROM mpfailover.conflict WHERE kind = 'skip' AND "
+                   "reason LIKE '%login taken on b' AND loser_origin = 'a'") == 1);
+      CHECK(scalar(b, "SELECT count(*) FROM mpfailover.skip_request WHERE done_at IS NOT NULL") ==
+            1);
+    }
   }
 
   TEST_CASE("a target whose table differs is refused at bind, naming the table and columns") {

@@ -36,6 +36,11 @@ log_min_messages = warning
 log_line_prefix = '%m [%p] '
 CONF
     fi
+    # Already running (a previous run that was interrupted, or a developer's): reuse it.
+    if as_pg "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+      echo "host=$dir port=$port user=postgres dbname=postgres"
+      exit 0
+    fi
     as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
       { tail -20 "$dir/server.log" >&2; exit 1; }
     echo "host=$dir port=$port user=postgres dbname=postgres"

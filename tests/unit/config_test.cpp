@@ -215,3 +215,18 @@ TEST_CASE("the example config in deploy/ parses and documents every key the pars
     CHECK(text.str().find(key) != std::string::npos);
   }
 }
+
+TEST_CASE("queue.warn_bytes takes a size with a unit, and refuses garbage by name") {
+  const std::string base =
+      "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n[security]\nmode=plain\n";
+  auto dflt = parse_config(base, kPath);
+  REQUIRE(dflt);
+  CHECK(dflt->queue.warn_bytes == (1ull << 30));
+  auto mb = parse_config(base + "[queue]\nwarn_bytes = 256MB\n", kPath);
+  REQUIRE_MESSAGE(mb, mb.status().message());
+  CHECK(mb->queue.warn_bytes == 256ull * 1024 * 1024);
+  auto bad = parse_config(base + "[queue]\nwarn_bytes = lots\n", kPath);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.status().message().find("line 10: queue.warn_bytes: invalid size \"lots\"") !=
+        std::string::npos);
+}

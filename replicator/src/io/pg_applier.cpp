@@ -314,8 +314,10 @@ void PgApplier::flush(const NetEffect& net) {
   }
 }
 
-Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks) {
+Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
+                                   const std::map<Position, std::string>& skips) {
   for (const auto& chunk : chunks) {
+    if (skips.count(chunk.position)) continue;  // recorded already
     for (const auto& change : chunk.changes) {
       NetEffect one;
       one.add(change);
@@ -332,7 +334,10 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks) {
         for (const auto& v : change.key) key += (key.empty() ? "" : ",") + v.value_or("NULL");
         return failed_precondition("could not apply transaction " + chunk.position.to_string() +
                                    " from \"" + origin_ + "\": " + static_cast<char>(change.op) +
-                                   " on \"" + t->relation + "\" key (" + key + "): " + e.what());
+                                   " on \"" + t->relation + "\" key (" + key + "): " + e.what() +
+                                   "\nhint: fix the cause on this node, or skip the transaction "
+                                   "with: mpfailover skip " +
+                                   chunk.position.to_string() + " --reason TEXT");
       }
     }
   }
@@ -353,7 +358,23 @@ Result<Position> PgApplier::apply(const std::vector<TxChunk>& chunks) {
 
 Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
   NetEffect net;
+  std::map<Position, std::string> skips;  // operator's skip requests for this origin
+  try {
+    if (auto s = begin_if_needed(); !s) return s;
+    for (const auto& r : tx_->exec_params("SELECT tick, seq, reason FROM mpfailover.skip_request "
+                                          "WHERE origin = $1 AND done_at IS NULL",
+                                          origin_)) {
+      skips[Position{r[0].as<int64_t>(), r[1].as<int64_t>()}] = r[2].as<std::string>();
+    }
+  } catch (const std::exception& e) {
+    tx_.reset();
+    return unavailable(std::string("could not read skip requests: ") + e.what());
+  }
   for (const auto& chunk : chunks) {
+    if (auto skip = skips.find(chunk.position); skip != skips.end()) {
+      record_skip(chunk, skip->second);
+      continue;
+    }
     for (const auto& change : chunk.changes) {
       if (change.table_id < 0 || static_cast<size_t>(change.table_id) >= by_id_.size() ||
           by_id_[static_cast<size_t>(change.table_id)] == nullptr) {
@@ -377,7 +398,7 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
     } catch (const pqxx::sql_error&) {
       // Back to the savepoint; find out whether only the order inside the group mattered.
       tx_->exec("ROLLBACK TO SAVEPOINT mpf_group");
-      if (auto s = apply_one_by_one(chunks); !s) {
+      if (auto s = apply_one_by_one(chunks, skips); !s) {
         reset();
         return s;
       }
@@ -541,6 +562,30 @@ void PgApplier::commit_wait(const NetEffect& net) {
     return;
   }
   std::this_thread::sleep_for(std::chrono::microseconds(ahead + 1));
+}
+
+void PgApplier::record_skip(const TxChunk& chunk, const std::string& reason) {
+  for (const auto& change : chunk.changes) {
+    const auto* t = by_id_.at(static_cast<size_t>(change.table_id));
+    tx_->exec_params(
+        "INSERT INTO mpfailover.conflict (relation, key, kind, loser_origin, loser_hlc, loser_op, "
+        "loser_image, reason) VALUES ($1, $2::text[], 'skip', $3, $4, $5, $6::text[], $7)",
+        t ? t->relation : std::string("table ") + std::to_string(change.table_id),
+        pg::array_literal(change.key), origin_, change.hlc,
+        std::string(1, static_cast<char>(change.op)),
+        change.op == Op::kDelete ? std::optional<std::string>()
+                                 : std::optional<std::string>(pg::array_literal(change.image)),
+        "skipped transaction " + chunk.position.to_string() + " from \"" + origin_ +
+            "\": " + reason);
+  }
+  if (chunk.last) {
+    tx_->exec_params(
+        "UPDATE mpfailover.skip_request SET done_at = now() WHERE origin = $1 AND tick = $2 "
+        "AND seq = $3",
+        origin_, chunk.position.tick, chunk.position.seq);
+    spdlog::warn("TransactionSkipped origin={} position={} reason=\"{}\"", origin_,
+                 chunk.position.to_string(), reason);
+  }
 }
 
 }  // namespace mpf::replicator

@@ -17,6 +17,7 @@
 // Thread safety: none; one applier per thread. Owns its database connection.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,7 +63,9 @@ class PgApplier {
   // Last writer wins per row against this node's own writes, then flush (NOTES.md §4).
   void apply_group(const NetEffect& net);
   void commit_wait(const NetEffect& net);
-  Status apply_one_by_one(const std::vector<TxChunk>& chunks);
+  Status apply_one_by_one(const std::vector<TxChunk>& chunks,
+                          const std::map<Position, std::string>& skips);
+  void record_skip(const TxChunk& chunk, const std::string& reason);
 
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<pqxx::work> tx_;

@@ -53,6 +53,10 @@ struct Config {
     std::string level = "info";
   } log;
 
+  struct Queue {
+    uint64_t warn_bytes = 1ull << 30;  // backlog size that raises a warning (nothing is dropped)
+  } queue;
+
   struct Security {
     std::string mode = "curve";  // curve | plain
     std::string secret_key_file;
