@@ -16,8 +16,11 @@
 #     --thin-rate RATE   thin phase: tbf rate (default 128kbit)
 #     --memory-tx N      memory phase: backlog (default 1000000)
 #     --clients N        pgbench clients for the backlogs and the lag phase (default 4)
-#     --profile          pg_stat_statements on both nodes; after each drain and the memory phase,
-#                        the statements that took the most time on each node
+#     --profile          instrumentation outside the product: pg_stat_statements on both nodes
+#                        (after each run, the statements that took the most time on each node),
+#                        and a trigger on a's mpfailover.tick recording when each tick was taken,
+#                        so that each lag splits into a-commit -> tick (detection) and tick ->
+#                        b-commit (read, ship, apply)
 #
 # 1. lag: pgbench --rate R -T S on a (synchronous_commit on, as the application would run), then
 #    per row lag = commit time of the row's version on b minus commit time of its version on a
@@ -50,6 +53,9 @@
 #   MPF_PAIR_LOG_LEVEL    daemons' log level (default info)
 #   MPF_BENCH_TIMEOUT_S   time limit for the whole benchmark (default 1800)
 #   MPF_BENCH_KEEP=1      leave the pair up at the end (pair.sh down removes it)
+#
+# Every run line ends with the machine's load average and the number of mpfailoverd processes not
+# of this pair: the benchmark shares the machine with whatever else runs there, and says so.
 #
 # The pair is torn down on every exit, failure and Ctrl-C included. Exit status: 0 when the
 # benchmark ran (the RESULT lines say whether each target was met), 1 when it failed, 2 on a
@@ -282,8 +288,28 @@ shipper_counters() {
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
   if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# machine noise: "load=1.23 other_daemons=2"
+noise() {
+  local others=0 pid
+  for pid in $(pgrep -x mpfailoverd || true); do
+    [[ $pid == "$(daemon_pid a 2>/dev/null)" || $pid == "$(daemon_pid b 2>/dev/null)" ]] ||
+      others=$((others + 1))
+  done
+  echo "load=$(cut -d' ' -f1 /proc/loadavg) other_daemons=$others"
+}
+
 enable_profiling() {
   local node
+  sql a >/dev/null <<'SQL'
+CREATE TABLE public.bench_tick_log (tick_id bigint, snapshot pg_snapshot, at timestamptz);
+CREATE FUNCTION public.bench_tick_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.bench_tick_log VALUES (NEW.tick_id, NEW.snapshot, clock_timestamp());
+  RETURN NULL;
+END $$;
+CREATE TRIGGER bench_tick_log AFTER INSERT ON mpfailover.tick
+  FOR EACH ROW EXECUTE FUNCTION public.bench_tick_log();
+SQL
   for node in a b; do
     echo "shared_preload_libraries = 'pg_stat_statements'" >>"$dir/$node/pg/data/postgresql.conf"
     echo "pg_stat_statements.track_utility = on" >>"$dir/$node/pg/data/postgresql.conf"
@@ -356,6 +382,10 @@ lag_run() {
   write_marker
   wait_marker "$marker" 60 >/dev/null
   sql a -c "\\copy (SELECT meeting_id, (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1e6)::bigint FROM meetings WHERE pg_xact_commit_timestamp(xmin) >= to_timestamp($start)) TO '$work/lag$run.tsv'"
+  if ((profile)); then
+    # The first tick whose snapshot sees the row's transaction: when the reader noticed it.
+    sql a -c "\\copy (SELECT m.meeting_id, (extract(epoch FROM pg_xact_commit_timestamp(m.xmin)) * 1e6)::bigint, (extract(epoch FROM t.at) * 1e6)::bigint FROM meetings m CROSS JOIN LATERAL (SELECT at FROM bench_tick_log k WHERE k.tick_id > 0 AND pg_visible_in_snapshot(m.xmin::text::xid8, k.snapshot) ORDER BY tick_id LIMIT 1) t WHERE pg_xact_commit_timestamp(m.xmin) >= to_timestamp($start)) TO '$work/lagparts$run.tsv'"
+  fi
   local out
   out=$(sql b -F ' ' -c "CREATE TEMP TABLE src (meeting_id uuid PRIMARY KEY, a_us bigint)" \
     -c "\\copy src FROM '$work/lag$run.tsv'" -c "
@@ -372,7 +402,18 @@ lag_run() {
   ((rows > 0)) || fail "lag run $run: no meetings row changed on a during the run"
   ((rows == matched)) || fail "lag run $run: $((rows - matched)) of $rows meetings rows missing on b"
   say "LagRun run=$run tx=$processed tps=$(fmt "$tps") rows=$rows p50_ms=$p50 p99_ms=$p99" \
-    "max_ms=$mx min_ms=$mn"
+    "max_ms=$mx min_ms=$mn $(noise)"
+  if ((profile)); then
+    sql b -F ' ' -c "CREATE TEMP TABLE parts (meeting_id uuid, a_us bigint, tick_us bigint)" \
+      -c "\\copy parts FROM '$work/lagparts$run.tsv'" -c "
+      SELECT 'a-commit->tick p50/p99 ms', round(percentile_disc(0.5) WITHIN GROUP (ORDER BY d) / 1e3, 2),
+        round(percentile_disc(0.99) WITHIN GROUP (ORDER BY d) / 1e3, 2),
+        '| tick->b-commit p50/p99 ms', round(percentile_disc(0.5) WITHIN GROUP (ORDER BY s) / 1e3, 2),
+        round(percentile_disc(0.99) WITHIN GROUP (ORDER BY s) / 1e3, 2), '| rows', count(*)
+      FROM (SELECT p.tick_us - p.a_us AS d,
+              (extract(epoch FROM pg_xact_commit_timestamp(m.xmin)) * 1e6)::bigint - p.tick_us AS s
+            FROM parts p JOIN meetings m USING (meeting_id)) x" | sed 's/^/  lag split: /'
+  fi
   print_profile
   lag_p50+=("$p50")
   lag_p99+=("$p99")
@@ -469,7 +510,7 @@ drain_run() {
   say "  $kind run $run: drained in $(fmt "$total" 3) s = $(fmt "$(calc "$backlog / $total")")" \
     "tx/s (start-up to first apply commit $(fmt "$startup" 3) s, apply $(fmt "$apply" 3) s =" \
     "$(fmt "$(calc "$backlog / ($apply + 0.000001)")") tx/s); shipper sent $sent_tx tx in" \
-    "$sent_bytes frame bytes; link $link bytes"
+    "$sent_bytes frame bytes; link $link bytes; $(noise)"
   set -- $cpu_a $cpu_b
   say "  $kind run $run: CPU s during the drain: daemon a $1, postgres a $2, daemon b $3," \
     "postgres b $4 (wall $(fmt "$total" 1) s, $(nproc) cores)"

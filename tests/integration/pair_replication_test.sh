@@ -25,6 +25,8 @@
 # Environment:
 #   MPF_REPL_TEST_SCENARIOS   scenarios to run, in order (default "1 2 3 4 5 6 8 7")
 #   MPF_REPL_TEST_CONVERGE_S  deadline for each convergence check (default 60)
+#   MPF_REPL_TEST_KEEP=1      keep the work dir (test.log, writers' files, daemon logs) even
+#                             when everything passed (it is always kept on failure)
 #   MPF_REPL_TEST_BREAK       prove the test can fail: "stop-b" keeps daemon b stopped from the
 #                             start; "lose-rows" makes b's database silently drop one replicated
 #                             user insert in ten (an ALWAYS trigger). Both must end "not ok".
@@ -134,6 +136,24 @@ expect_converged() {
     converged_ms=-1
     fail "$name: a and b did not converge within ${converge_s}s" \
       "$(printf '\n#   a: %s\n#   b: %s' "$last_a" "$last_b")"
+    dump_logs
+  fi
+}
+
+# expect_resumes NAME: b's applied position for origin a moves within 30 s (a is writing);
+# passes with how long it took, measured from the call.
+expect_resumes() {
+  local name=$1 pos t0
+  t0=$(now_ms)
+  pos=$(applied_position b a)
+  moved_from() {
+    local p
+    p=$(applied_position b a) && [[ -n $p && $p != "$pos" ]]
+  }
+  if [[ -n $pos ]] && poll_ms 30000 moved_from; then
+    pass "$name (b's applied position moved after $(($(now_ms) - t0)) ms)"
+  else
+    fail "$name" "b's applied position stayed at ${pos:-?} for 30 s"
     dump_logs
   fi
 }
@@ -358,6 +378,16 @@ dump_logs() {
   done
 }
 
+# log_events: per daemon, how often each warning/error event was logged (for the report).
+log_events() {
+  local n events
+  for n in a b; do
+    events=$(awk '$2 == "warning" || $2 == "error" {print $3}' "$dir/$n/mpfailoverd.log" \
+      2>/dev/null | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')
+    figure "daemon $n logged $(grep -c ' LinkUp ' "$dir/$n/mpfailoverd.log" 2>/dev/null) LinkUp; warnings/errors: ${events:-none}"
+  done
+}
+
 cleanup_done=0
 cleanup() {
   ((cleanup_done)) && return 0
@@ -372,7 +402,7 @@ cleanup() {
 }
 on_exit() {
   cleanup
-  if ((failed > 0)); then
+  if ((failed > 0)) || [[ ${MPF_REPL_TEST_KEEP:-} == 1 ]]; then
     echo "# kept for a post-mortem: $work (test.log, writers' files, both daemons' logs)"
   else
     rm -rf "$work"
@@ -412,11 +442,14 @@ scenario_1() {
 }
 
 # 2 and 3. A partition while a writes: a's backlog grows, b stands still; after heal the drain
-# must start at once. A cut longer than the ZMTP heartbeat timeout (3 s) ends the session, so
-# the heal is met by a fresh connect, not by TCP's backed-off retransmissions (NOTES.md §6).
+# must start at once (asserted: 2 s; the product's goal: 1 s). A fault held longer than the
+# ZMTP heartbeat timeout (3 s) ends the session, and the heal is met by a fresh connect
+# (NOTES.md §6: ZeroMQ hides the connection). A shorter one (2b) leaves the TCP connection up,
+# and the heal waits for TCP's next backed-off retransmission.
+# scenario_partition NAME FAULT WRITER SEED HOLD_MS MIN_BACKLOG_GROWTH
 scenario_partition() {
-  local s=$1 fault=$2 w=$3 seed=$4
-  local b0 b_frozen bl0 bl t_cut t_heal pos0 start_ms ok=1
+  local s=$1 fault=$2 w=$3 seed=$4 hold_ms=$5 min_growth=$6
+  local b0 b_frozen bl0 bl t_cut t_heal pos0 start_ms goal ok=1
   start_writer "$w" a "$seed" 20000
   b0=$(users_count b)
   bl=0
@@ -437,8 +470,8 @@ scenario_partition() {
     ok=0
     fail "$s: b's users count stops growing after $fault"
   fi
-  # Hold the fault at least 5 s and until a's backlog grew by 100 transactions.
-  backlog_grew() { (($(now_ms) - t_cut >= 5000)) && at_least $((bl0 + 100)) backlog_tx a; }
+  # Hold the fault HOLD_MS and until a's backlog grew by MIN_BACKLOG_GROWTH transactions.
+  backlog_grew() { (($(now_ms) - t_cut >= hold_ms)) && at_least $((bl0 + min_growth)) backlog_tx a; }
   if poll_ms 30000 backlog_grew; then
     bl=$(backlog_tx a)
     pass "$s: a's backlog grows while b is unreachable ($bl0 -> $bl transactions in $(($(now_ms) - t_cut)) ms)"
@@ -460,7 +493,8 @@ scenario_partition() {
   }
   if poll_ms 15000 moved; then
     start_ms=$(($(now_ms) - t_heal))
-    figure "$s: drain started ${start_ms} ms after heal (b's applied position left $pos0)"
+    ((start_ms <= 1000)) && goal="goal of 1 s met" || goal="goal of 1 s MISSED"
+    figure "$s: drain started ${start_ms} ms after heal, $goal (fault held $((t_heal - t_cut)) ms; b's applied position left $pos0)"
     if ((start_ms <= 2000)); then
       pass "$s: drain starts within 2 s of heal (${start_ms} ms; goal 1 s)"
     else
@@ -493,12 +527,7 @@ scenario_4() {
     c=$(acked_count s4a)
     poll_ms 20000 writer_reaches s4a $((c + 100)) || fail "$s: a accepts writes while daemon $n is dead"
     pair start-daemon "$n"
-    c=$(users_count b)
-    if poll_ms 20000 at_least $((c + 20)) users_count b; then
-      pass "$s: replication resumes after daemon $n restarts"
-    else
-      fail "$s: replication resumes after daemon $n restarts" "b stuck at $(users_count b) users"
-    fi
+    expect_resumes "$s: replication resumes after daemon $n restarts"
   done
   stop_writer s4a
   expect_converged "$s"
@@ -520,12 +549,7 @@ scenario_5() {
     fail "$s: daemon b survives its database's crash"
   fi
   pair start-pg b
-  c=$(users_count b)
-  if poll_ms 30000 at_least $((c + 20)) users_count b; then
-    pass "$s: replication resumes after b's database restarts"
-  else
-    fail "$s: replication resumes after b's database restarts" "b stuck at $(users_count b) users"
-  fi
+  expect_resumes "$s: replication resumes after b's database is back"
   pid=$(daemon_pid a)
   f=$(failed_chunks s5a)
   pair stop-pg a
@@ -538,14 +562,9 @@ scenario_5() {
     fail "$s: daemon a survives its database's crash"
   fi
   pair start-pg a
+  expect_resumes "$s: replication resumes after a's database is back"
   c=$(acked_count s5a)
   poll_ms 20000 writer_reaches s5a $((c + 50)) || fail "$s: the writer commits again after a's database restarts"
-  c=$(users_count b)
-  if poll_ms 30000 at_least $((c + 20)) users_count b; then
-    pass "$s: replication resumes after a's database restarts"
-  else
-    fail "$s: replication resumes after a's database restarts" "b stuck at $(users_count b) users"
-  fi
   stop_writer s5a
   expect_converged "$s"
   expect_no_loss "$s" s5a
@@ -555,9 +574,21 @@ scenario_5() {
 # reach b, and applied changes are not shipped back (NOTES.md §3: the checksums would differ
 # or the logs would grow).
 scenario_6() {
-  local s="6 writes on both"
+  local s="6 writes on both" t0
+  t0=$(now_ms)
   start_writer s6a a 606 300
   start_writer s6b b 607 200
+  first_of() { at_least 1 q "$1" "SELECT count(*) FROM users WHERE login LIKE '$2-%'"; }
+  if poll_ms 30000 first_of a s6b; then
+    pass "$s: b's first writes reach a ($(($(now_ms) - t0)) ms after b's writer started)"
+  else
+    fail "$s: b's first writes reach a within 30 s"
+  fi
+  if poll_ms 30000 first_of b s6a; then
+    pass "$s: a's first writes reach b ($(($(now_ms) - t0)) ms after a's writer started)"
+  else
+    fail "$s: a's first writes reach b within 30 s"
+  fi
   poll_ms 90000 writer_done s6a
   poll_ms 90000 writer_done s6b
   stop_writer s6a
@@ -685,8 +716,11 @@ for sc in $scenarios; do
   note "=== scenario $sc"
   case $sc in
     1) scenario_1 ;;
-    2) scenario_partition "2 nft cut" cut s2a 202 ;;
-    3) scenario_partition "3 block-2008" block-2008 s3a 303 ;;
+    2)
+      scenario_partition "2 nft cut" cut s2a 202 5000 100
+      scenario_partition "2b short nft cut" cut s2b 222 1500 30
+      ;;
+    3) scenario_partition "3 block-2008" block-2008 s3a 303 5000 100 ;;
     4) scenario_4 ;;
     5) scenario_5 ;;
     6) scenario_6 ;;
@@ -697,6 +731,7 @@ for sc in $scenarios; do
   figure "scenario $sc took $(($(now_ms) - t)) ms"
 done
 
+log_events
 cleanup
 if poll_ms 10000 nothing_left; then
   pass "pair.sh down: nothing left (namespaces, postgres, mpfailoverd, $dir)"
