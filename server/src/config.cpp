@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <boost/program_options.hpp>
 
@@ -147,6 +148,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   cfg.path = path;
 
   std::string port_text, peer_port_text, tables_text, interval_text, warn_bytes_text;
+  std::string retention_text, tombstone_retention_text;
   po::options_description desc;
   // Every key is a string here; typed parsing below gives messages that name the key.
   // clang-format off
@@ -159,6 +161,8 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
       ("replication.listen", po::value(&cfg.replication.listen))
       ("replication.port", po::value(&port_text))
       ("replication.tables", po::value(&tables_text))
+      ("replication.retention", po::value(&retention_text))
+      ("replication.tombstone_retention", po::value(&tombstone_retention_text))
       ("heartbeat.interval", po::value(&interval_text))
       ("control.socket", po::value(&cfg.control.socket))
       ("log.level", po::value(&cfg.log.level))
@@ -248,6 +252,16 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
                      "heartbeat.interval \"" + interval_text + "\" is below the minimum of 100ms");
     }
     cfg.heartbeat.interval = *d;
+  }
+
+  for (auto [key, text, out] :
+       {std::tuple{"replication.retention", &retention_text, &cfg.replication.retention},
+        std::tuple{"replication.tombstone_retention", &tombstone_retention_text,
+                   &cfg.replication.tombstone_retention}}) {
+    if (!vm.count(key)) continue;
+    auto d = parse_duration(*text);
+    if (!d) return err.key(key, std::string(key) + ": " + d.status().message());
+    *out = *d;
   }
 
   if (vm.count("queue.warn_bytes")) {

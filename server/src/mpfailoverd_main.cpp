@@ -112,6 +112,8 @@ int main(int argc, char** argv) {
   sopt.conninfo = cfg->node.database;
   sopt.catalog_version = catalog_version;
   sopt.security = security;
+  sopt.retention = cfg->replication.retention;
+  sopt.tombstone_retention = cfg->replication.tombstone_retention;
   mpf::replicator::Shipper shipper(zmq_context, sopt);
 
   spdlog::info("DaemonStarted node={} peer={} listen={} peer_endpoint={} security={} tables={}",

@@ -261,6 +261,11 @@ TEST_SUITE("reader_order") {
     REQUIRE(all.size() == 12);
     const Position acked = all[9].position;
     CHECK(acked.tick == all[11].position.tick);
+    // With a retention, acknowledged but young windows stay.
+    auto kept = reader->trim(acked, std::chrono::hours(1));
+    REQUIRE(kept);
+    CHECK(*kept == 0);
+    CHECK(mpf::test::scalar(conn, "SELECT count(*) FROM mpfailover.change_log") == 12);
     auto trimmed = reader->trim(acked);
     REQUIRE_MESSAGE(trimmed, trimmed.status().message());
     CHECK(*trimmed == 10);

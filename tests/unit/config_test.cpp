@@ -230,3 +230,17 @@ TEST_CASE("queue.warn_bytes takes a size with a unit, and refuses garbage by nam
   CHECK(bad.status().message().find("line 10: queue.warn_bytes: invalid size \"lots\"") !=
         std::string::npos);
 }
+
+TEST_CASE("log and tombstone retention are durations, named on error") {
+  const std::string base =
+      "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n[security]\nmode=plain\n";
+  auto cfg =
+      parse_config(base + "[replication]\nretention = 10min\ntombstone_retention = 60min\n", kPath);
+  REQUIRE_MESSAGE(cfg, cfg.status().message());
+  CHECK(cfg->replication.retention == std::chrono::minutes(10));
+  CHECK(cfg->replication.tombstone_retention == std::chrono::hours(1));
+  auto bad = parse_config(base + "[replication]\nretention = forever\n", kPath);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.status().message().find("line 10: replication.retention: invalid duration") !=
+        std::string::npos);
+}

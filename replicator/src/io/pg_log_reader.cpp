@@ -236,10 +236,22 @@ Result<ChangeBatch> PgLogReader::next_batch(size_t max_changes) {
   }
 }
 
-Result<int64_t> PgLogReader::trim(Position acked) {
+Result<int64_t> PgLogReader::trim(Position acked, Duration retention) {
   if (acked.tick < 1) return int64_t{0};
   try {
     pqxx::work tx(*conn_);
+    if (retention > Duration::zero()) {
+      // Keep acknowledged windows younger than the retention: trim only up to the newest
+      // window whose tick is old enough.
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(retention).count();
+      auto old = tx.exec(
+          "SELECT coalesce(max(tick_id), 0) FROM mpfailover.tick "
+          "WHERE created_at <= now() - interval '1 millisecond' * " +
+          std::to_string(ms));
+      const int64_t cap = old[0][0].as<int64_t>();
+      if (cap < acked.tick) acked = Position{cap + 1, 0};
+      if (acked.tick < 2) return int64_t{0};
+    }
     const std::string prev = std::to_string(acked.tick - 1);
     const std::string cur = std::to_string(acked.tick);
     // Every window before the acknowledged one...
@@ -273,6 +285,22 @@ Result<int64_t> PgLogReader::trim(Position acked) {
   } catch (const std::exception& e) {
     broken_ = true;
     return db_error("trimming the change log", e);
+  }
+}
+
+Result<int64_t> PgLogReader::forget_tombstones(Duration retention) {
+  try {
+    pqxx::nontransaction q(*conn_);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(retention).count();
+    auto r = q.exec(
+        "DELETE FROM mpfailover.tombstone WHERE deleted_at < now() - "
+        "interval '1 millisecond' * " +
+        std::to_string(ms));
+    return static_cast<int64_t>(r.affected_rows());
+  } catch (const std::exception& e) {
+    broken_ = true;
+    cursor_open_ = false;
+    return db_error("forgetting old tombstones", e);
   }
 }
 

@@ -351,7 +351,11 @@ void Shipper::run(std::stop_token stop) {
 
       if (reader && Clock::now() - last_trim > o.trim_interval && acked > trimmed) {
         last_trim = Clock::now();
-        auto n = reader->trim(acked);
+        auto n = reader->trim(acked, o.retention);
+        if (n) {
+          auto gone = reader->forget_tombstones(o.tombstone_retention);
+          if (!gone) n = gone.status();
+        }
         if (!n) {
           spdlog::warn("TrimFailed reason=\"{}\"", n.status().message());
           reader.reset();

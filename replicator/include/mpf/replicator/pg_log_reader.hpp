@@ -9,6 +9,7 @@
 
 #include <pqxx/connection>
 
+#include <mpf/core/clock.hpp>
 #include <mpf/replicator/log_source.hpp>
 #include <mpf/replicator/tx_assembler.hpp>
 
@@ -33,8 +34,13 @@ class PgLogReader final : public LogSource {
   // beyond the newest tick. Returns the newest tick id either way.
   Result<int64_t> tick();
 
-  // Deletes the log rows and ticks that `acked` covers completely. Returns rows deleted.
-  Result<int64_t> trim(Position acked);
+  // Deletes the log rows of every transaction up to `acked` (inclusive) and the ticks no longer
+  // needed. With a retention, acknowledged windows are kept until their tick is that old.
+  // Returns rows deleted.
+  Result<int64_t> trim(Position acked, Duration retention = Duration::zero());
+
+  // Deletes tombstones older than `retention`. Returns rows deleted.
+  Result<int64_t> forget_tombstones(Duration retention);
 
   // The last change number taken on this node (committed or not): a cheap way to notice new
   // changes without NOTIFY, which would serialise the application's commits.

@@ -40,6 +40,8 @@ struct ShipperOptions {
   Duration ack_timeout = std::chrono::seconds(10);
   Duration retry_interval = std::chrono::milliseconds(250);
   Duration trim_interval = std::chrono::seconds(1);
+  Duration retention = Duration::zero();  // keep acknowledged log entries this long
+  Duration tombstone_retention = std::chrono::hours(24 * 7);
   Security security;
 };
 

@@ -35,6 +35,8 @@ struct Config {
     uint16_t port = 2008;
     std::vector<std::string> tables = {"users", "groups", "group_members", "meetings",
                                        "meeting_participants"};
+    Duration retention = Duration::zero();  // keep acknowledged log entries this long
+    Duration tombstone_retention = std::chrono::hours(24 * 7);
   } replication;
 
   struct Heartbeat {
