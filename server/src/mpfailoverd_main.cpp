@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include <mpf/core/text.hpp>
 #include <mpf/replicator/receiver.hpp>
 #include <mpf/replicator/shipper.hpp>
 #include <mpf/schema/migrations.hpp>
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
   }
   mpf::server::setup_logging("mpfailoverd", cfg->log.level);
   if (auto s = mpf::server::check_database(*cfg); !s) {
-    spdlog::error("StartupRefused reason=\"{}\"", s.message());
+    spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
     std::cerr << "mpfailoverd: " << s.message() << "\n";
     return 1;
   }
@@ -76,7 +77,7 @@ int main(int argc, char** argv) {
     auto peer = mpf::replicator::read_key_file(cfg->security.peer_public_key_file, false);
     for (const auto* r : {&pub, &sec, &peer}) {
       if (!*r) {
-        spdlog::error("StartupRefused reason=\"{}\"", r->status().message());
+        spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(r->status().message()));
         std::cerr << "mpfailoverd: " << r->status().message() << "\n";
         return 1;
       }
@@ -101,7 +102,7 @@ int main(int argc, char** argv) {
   ropt.security = security;
   mpf::replicator::Receiver receiver(zmq_context, ropt);
   if (auto s = receiver.bind(); !s) {
-    spdlog::error("StartupRefused reason=\"{}\"", s.message());
+    spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
     std::cerr << "mpfailoverd: " << s.message() << "\n";
     return 1;
   }
@@ -149,7 +150,7 @@ int main(int argc, char** argv) {
       queue_warned = bytes > cfg->queue.warn_bytes;
     } catch (const std::exception& e) {
       status_conn.reset();
-      spdlog::warn("QueueUnknown reason=\"{}\"", e.what());
+      spdlog::warn("QueueUnknown reason=\"{}\"", mpf::one_line(e.what()));
     }
   };
   std::function<void()> report = [&] {

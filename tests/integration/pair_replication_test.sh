@@ -4,10 +4,17 @@
 # convergence (per table: count(*) and md5 of every row's text, equal on a and b) and a
 # Jepsen-style set check (every write whose COMMIT the writer saw is on both nodes; what the
 # writer could not confirm is "unknown" and may or may not be there, like Jepsen's :info):
-#   1 steady stream from a            2 nft cut during writes, heal    3 block-2008 only, heal
-#   4 kill -9 of daemon a, then b     5 immediate stop of PostgreSQL b, then of a
-#   6 writes on both nodes at once    7 one 200,000-row transaction (VmHWM of both daemons)
-#   8 queue durability: daemon b down, 500 transactions, restart daemon a and PostgreSQL a
+#   1  steady stream from a (inserts, meetings with participants, moves, cancels, groups)
+#   2  nft cut during writes on a (5 s): backlog grows, b stands still; heal: drain start time
+#   2b the same with a ~2 s cut (shorter than the 3 s heartbeat timeout)
+#   3  block-2008 only (ICMP passes), as 2
+#   4  kill -9 of daemon a mid-stream, restart; then of daemon b
+#   5  immediate stop of PostgreSQL b mid-stream, start; then of PostgreSQL a (the writer's
+#      transactions fail meanwhile); then b writes and a applies again
+#   6  writes on both nodes at once (b is a source too); both logs end empty
+#   7  one 200,000-row transaction; VmHWM of both daemons stays under 128 MiB
+#   8  queue durability: daemon b down, 500 transactions, restart daemon a and crash/restart
+#      PostgreSQL a, then start daemon b: all 500 arrive
 # Run order is 1-6, 8, 7, so the 200,000 users only weigh on the last checksums.
 #
 # The writer (writer_main) sends each transaction as ONE query string (statements joined with
@@ -18,7 +25,7 @@
 #
 # Needs root and a build tree (MPF_BUILD_DIR, default <repo>/build). Runs its own pair
 # (MPF_PAIR_NS, default mpft; MPF_PAIR_DIR, default /tmp/mpft-pair) so it can run beside the
-# default pair; always tears it down. Takes ~2-3 min on 2 cores.
+# default pair; always tears it down. Takes ~80 s on 2 cores.
 # Prints "ok - ..." / "not ok - ..." per check, "# ..." figures, and finally "N passed, M failed";
 # exits non-zero when anything failed.
 #
@@ -29,7 +36,7 @@
 #                             when everything passed (it is always kept on failure)
 #   MPF_REPL_TEST_BREAK       prove the test can fail: "stop-b" keeps daemon b stopped from the
 #                             start; "lose-rows" makes b's database silently drop one replicated
-#                             user insert in ten (an ALWAYS trigger). Both must end "not ok".
+#                             participant in ten (an ALWAYS trigger). Both must end "not ok".
 set -uo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/../.." || exit 2
@@ -44,7 +51,6 @@ work=$(mktemp -d /tmp/mpft-repl-test.XXXXXX)
 log=$work/test.log
 passed=0
 failed=0
-figures=()
 declare -A writer_pid=()
 tables=(users groups group_members meetings meeting_participants)
 readonly kSeedUsers=20
@@ -62,10 +68,7 @@ fail() {
   echo "not ok - $1${2:+: $2}"
   echo "not ok - $1${2:+: $2}" >>"$log"
 }
-figure() {
-  figures+=("$1")
-  echo "# $1"
-}
+figure() { echo "# $1"; }
 note() { echo "[$(date +%T.%3N)] $*" >>"$log"; }
 
 now_ms() { echo $((${EPOCHREALTIME/./} / 1000)); }
@@ -110,7 +113,7 @@ digest_sql="SELECT concat_ws(' '"
 for t in "${tables[@]}"; do
   counts_sql+=", '$t=' || (SELECT count(*) FROM $t)"
   digest_sql+=", '$t=' || (SELECT count(*) || ':' ||
-      coalesce(md5(string_agg(r::text, E'\\n' ORDER BY r::text)), '-') FROM $t r)"
+      coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '-') FROM $t t)"
 done
 counts_sql+=")"
 digest_sql+=")"
@@ -400,13 +403,21 @@ cleanup() {
   for n in a b; do cp "$dir/$n/mpfailoverd.log" "$work/mpfailoverd-$n.log" 2>/dev/null; done
   "$P" down >>"$log" 2>&1 || echo "# pair.sh down failed (see $log)"
 }
-on_exit() {
-  cleanup
+# finish_work: keeps the work dir after a failure (or with MPF_REPL_TEST_KEEP=1), else removes
+# it. Runs before the summary line, which must come last.
+finish_work() {
+  [[ -d $work ]] || return 0
   if ((failed > 0)) || [[ ${MPF_REPL_TEST_KEEP:-} == 1 ]]; then
+    [[ -e $work/.kept ]] && return 0
+    touch "$work/.kept"
     echo "# kept for a post-mortem: $work (test.log, writers' files, both daemons' logs)"
   else
     rm -rf "$work"
   fi
+}
+on_exit() {
+  cleanup
+  finish_work
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
@@ -444,11 +455,13 @@ scenario_1() {
 # 2 and 3. A partition while a writes: a's backlog grows, b stands still; after heal the drain
 # must start at once (asserted: 2 s; the product's goal: 1 s). A fault held longer than the
 # ZMTP heartbeat timeout (3 s) ends the session, and the heal is met by a fresh connect
-# (NOTES.md §6: ZeroMQ hides the connection). A shorter one (2b) leaves the TCP connection up,
-# and the heal waits for TCP's next backed-off retransmission.
-# scenario_partition NAME FAULT WRITER SEED HOLD_MS MIN_BACKLOG_GROWTH
+# (NOTES.md §6: ZeroMQ hides the connection). A shorter one (2b, ~2 s) leaves the TCP
+# connection up, and the heal waits for TCP's next backed-off retransmission (or the heartbeat
+# timeout, whichever comes first): up to ~2.5 s in theory, so 2b asserts only that the drain
+# starts on its own (5 s) and reports the figure against the 1 s goal.
+# scenario_partition NAME FAULT WRITER SEED HOLD_MS MIN_BACKLOG_GROWTH MAX_DRAIN_START_MS
 scenario_partition() {
-  local s=$1 fault=$2 w=$3 seed=$4 hold_ms=$5 min_growth=$6
+  local s=$1 fault=$2 w=$3 seed=$4 hold_ms=$5 min_growth=$6 max_start_ms=$7
   local b0 b_frozen bl0 bl t_cut t_heal pos0 start_ms goal ok=1
   start_writer "$w" a "$seed" 20000
   b0=$(users_count b)
@@ -495,13 +508,14 @@ scenario_partition() {
     start_ms=$(($(now_ms) - t_heal))
     ((start_ms <= 1000)) && goal="goal of 1 s met" || goal="goal of 1 s MISSED"
     figure "$s: drain started ${start_ms} ms after heal, $goal (fault held $((t_heal - t_cut)) ms; b's applied position left $pos0)"
-    if ((start_ms <= 2000)); then
-      pass "$s: drain starts within 2 s of heal (${start_ms} ms; goal 1 s)"
+    if ((start_ms <= max_start_ms)); then
+      pass "$s: drain starts within $((max_start_ms / 1000)) s of heal (${start_ms} ms; goal 1 s)"
     else
-      fail "$s: drain starts within 2 s of heal" "${start_ms} ms"
+      fail "$s: drain starts within $((max_start_ms / 1000)) s of heal" "${start_ms} ms"
     fi
   else
-    fail "$s: drain starts within 2 s of heal" "b's applied position still $pos0 after 15 s"
+    fail "$s: drain starts after heal" "b's applied position still $pos0 after 15 s"
+    dump_logs
   fi
   expect_converged "$s" "$t_heal"
   ((converged_ms < 0)) || figure "$s: drained and equal ${converged_ms} ms after heal ($((bl - bl0)) transactions queued during the fault)"
@@ -702,6 +716,8 @@ note "scenarios: $scenarios; pair $MPF_PAIR_NS in $dir; work $work"
 if pair up; then pass "pair.sh up ($MPF_PAIR_NS-a, $MPF_PAIR_NS-b; CurveZMQ on 2008)"; else
   fail "pair.sh up" "see $log"
   tail -20 "$log"
+  cleanup
+  finish_work
   echo "$passed passed, $failed failed"
   exit 1
 fi
@@ -712,11 +728,16 @@ case $sabotage in
     echo "# MPF_REPL_TEST_BREAK=stop-b: daemon b stays stopped; convergence must fail"
     ;;
   lose-rows)
+    # Participants: no foreign key points at them, so the apply goes on and the loss is silent.
     q b "CREATE FUNCTION public.sabotage() RETURNS trigger LANGUAGE plpgsql AS
-         \$\$ BEGIN IF hashtext(NEW.login) % 10 = 0 THEN RETURN NULL; END IF; RETURN NEW; END \$\$;
-         CREATE TRIGGER sabotage BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION public.sabotage();
-         ALTER TABLE users ENABLE ALWAYS TRIGGER sabotage" >/dev/null
-    echo "# MPF_REPL_TEST_BREAK=lose-rows: b drops one replicated user insert in ten; checks must fail"
+         \$\$ BEGIN
+              IF hashtext(NEW.participant_id::text) % 10 = 0 THEN RETURN NULL; END IF;
+              RETURN NEW;
+            END \$\$;
+         CREATE TRIGGER sabotage BEFORE INSERT ON meeting_participants
+           FOR EACH ROW EXECUTE FUNCTION public.sabotage();
+         ALTER TABLE meeting_participants ENABLE ALWAYS TRIGGER sabotage" >/dev/null
+    echo "# MPF_REPL_TEST_BREAK=lose-rows: b silently drops one replicated participant in ten; checks must fail"
     ;;
   *)
     echo "MPF_REPL_TEST_BREAK must be stop-b or lose-rows, got \"$sabotage\"" >&2
@@ -739,10 +760,10 @@ for sc in $scenarios; do
   case $sc in
     1) scenario_1 ;;
     2)
-      scenario_partition "2 nft cut" cut s2a 202 5000 100
-      scenario_partition "2b short nft cut" cut s2b 222 1500 30
+      scenario_partition "2 nft cut" cut s2a 202 5000 100 2000
+      scenario_partition "2b short nft cut" cut s2b 222 1500 30 5000
       ;;
-    3) scenario_partition "3 block-2008" block-2008 s3a 303 5000 100 ;;
+    3) scenario_partition "3 block-2008" block-2008 s3a 303 5000 100 2000 ;;
     4) scenario_4 ;;
     5) scenario_5 ;;
     6) scenario_6 ;;
@@ -761,5 +782,6 @@ else
   fail "pair.sh down: nothing left" "$(tail -1 "$log")"
 fi
 echo "# total $(($(now_ms) - started)) ms"
+finish_work
 echo "$passed passed, $failed failed"
 ((failed == 0))

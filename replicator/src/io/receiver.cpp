@@ -8,9 +8,12 @@
 // session, a gap left by a lost frame) is dropped, and the sender is told to start over,
 // because the compression stream can no longer be trusted. Garbage is dropped and counted,
 // with a log line at most once a second so a flood cannot fill the disk.
+#include <thread>
+
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include <mpf/core/text.hpp>
 #include <mpf/replicator/pg_applier.hpp>
 #include <mpf/replicator/receiver.hpp>
 #include <mpf/replicator/wire.hpp>
@@ -28,6 +31,8 @@ class Receiver::Sessions {
   uint64_t session_id = 0;
   uint64_t expected_seq = 1;
   bool stuck = false;  // apply stopped with an error
+  std::string origin;
+  std::vector<TableDef> tables;  // as the Hello described them, for re-binding
   wire::Decoder decoder;
   wire::Encoder encoder;
 };
@@ -78,7 +83,7 @@ void Receiver::run(std::stop_token stop) {
     }
     const auto now = Clock::now();
     if (now - last_drop_log > std::chrono::seconds(1)) {
-      spdlog::warn("FrameDropped count={} reason=\"{}\"", drops_since_log, why);
+      spdlog::warn("FrameDropped count={} reason=\"{}\"", drops_since_log, one_line(why));
       last_drop_log = now;
       drops_since_log = 0;
     }
@@ -143,7 +148,7 @@ void Receiver::run(std::stop_token stop) {
           refusal = version.status().message();
         }
         if (!refusal.empty()) {
-          spdlog::error("HelloRefused from={} reason=\"{}\"", hello->origin, refusal);
+          spdlog::error("HelloRefused from={} reason=\"{}\"", hello->origin, one_line(refusal));
           reply(routing_id, enc, wire::Refuse{hello->session_id, refusal});
           continue;
         }
@@ -167,7 +172,7 @@ void Receiver::run(std::stop_token stop) {
           tables.push_back(std::move(d));
         }
         if (auto s = applier->bind(hello->origin, tables); !s) {
-          spdlog::error("HelloRefused from={} reason=\"{}\"", hello->origin, s.message());
+          spdlog::error("HelloRefused from={} reason=\"{}\"", hello->origin, one_line(s.message()));
           reply(routing_id, enc, wire::Refuse{hello->session_id, s.message()});
           if (s.code() == Code::kUnavailable) applier.reset();
           continue;
@@ -181,6 +186,8 @@ void Receiver::run(std::stop_token stop) {
         session = std::make_unique<Sessions>();
         session->routing_id = routing_id;
         session->session_id = hello->session_id;
+        session->origin = hello->origin;
+        session->tables = tables;
         reply(routing_id, session->encoder,
               wire::Welcome{*version, options_.node, hello->session_id, *applied});
         spdlog::info("SessionAccepted origin={} session={:x} applied={}", hello->origin,
@@ -212,18 +219,47 @@ void Receiver::run(std::stop_token stop) {
       }
       ++session->expected_seq;
       if (session->stuck) continue;  // the sender ends the session on ApplyError
+      const bool mid_transaction = applier->in_split_transaction();
       auto applied = applier->apply(batch->chunks);
+      // This node's database went away (restart, failover of the database): reconnect and try
+      // the same batch again, a few times over about two seconds, unless a split transaction
+      // was open (its earlier parts are gone with the connection: the sender must resend).
+      for (int attempt = 0; !applied && !mid_transaction && attempt < 8 &&
+                            (applied.status().code() == Code::kUnavailable ||
+                             applied.status().code() == Code::kUnknownOutcome);
+           ++attempt) {
+        spdlog::warn("ApplyRetry origin={} attempt={} reason=\"{}\"", options_.peer, attempt + 1,
+                     one_line(applied.status().message()));
+        applier.reset();
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        auto reopened = PgApplier::open(options_.conninfo);
+        if (!reopened) continue;
+        if (!(*reopened)->bind(session->origin, session->tables)) continue;
+        applier = std::move(reopened.value());
+        applied = applier->apply(batch->chunks);  // already-applied transactions are skipped
+      }
+      if (!applied && (applied.status().code() == Code::kUnavailable ||
+                       applied.status().code() == Code::kUnknownOutcome)) {
+        // Still down: the sender starts a new session and resends from the applied position.
+        spdlog::warn("ApplyUnavailable origin={} reason=\"{}\"", options_.peer,
+                     one_line(applied.status().message()));
+        reply(routing_id, session->encoder,
+              wire::Refuse{session->session_id,
+                           "database unavailable: " + one_line(applied.status().message())});
+        if (applier) applier->reset();
+        applier.reset();
+        session.reset();
+        std::lock_guard lock(mu_);
+        stats_.last_error = one_line(applied.status().message());
+        continue;
+      }
       if (!applied) {
         const Position at = batch->chunks.empty() ? Position{} : batch->chunks.front().position;
         spdlog::error("ApplyStopped origin={} error=\"{}\"", options_.peer,
-                      applied.status().message());
+                      one_line(applied.status().message()));
         reply(routing_id, session->encoder,
               wire::ApplyError{session->session_id, at, applied.status().message()});
         session->stuck = true;
-        if (applied.status().code() == Code::kUnavailable ||
-            applied.status().code() == Code::kUnknownOutcome) {
-          applier.reset();  // reconnect on the next session
-        }
         std::lock_guard lock(mu_);
         stats_.last_error = applied.status().message();
         continue;
@@ -242,7 +278,7 @@ void Receiver::run(std::stop_token stop) {
       stats_.applied = *applied;
       stats_.last_error.clear();
     } catch (const std::exception& e) {
-      spdlog::error("ReceiverError reason=\"{}\"", e.what());
+      spdlog::error("ReceiverError reason=\"{}\"", one_line(e.what()));
       if (applier) applier->reset();
       session.reset();
     }

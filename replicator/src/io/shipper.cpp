@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include <mpf/core/text.hpp>
 #include <mpf/replicator/capture.hpp>
 #include <mpf/replicator/pg_log_reader.hpp>
 #include <mpf/replicator/shipper.hpp>
@@ -120,13 +121,14 @@ void Shipper::run(std::stop_token stop) {
 
   auto set_error = [&](const std::string& e) {
     std::lock_guard lock(mu_);
-    stats_.last_error = e;
+    stats_.last_error = one_line(e);
   };
   auto end_session = [&](const std::string& why, Duration backoff) {
     if (session && session->state == Session::State::kStreaming) {
-      spdlog::warn("LinkDown peer={} session={:x} reason=\"{}\"", o.peer, session->id(), why);
+      spdlog::warn("LinkDown peer={} session={:x} reason=\"{}\"", o.peer, session->id(),
+                   one_line(why));
     } else if (!why.empty()) {
-      spdlog::debug("SessionEnded peer={} reason=\"{}\"", o.peer, why);
+      spdlog::debug("SessionEnded peer={} reason=\"{}\"", o.peer, one_line(why));
     }
     session.reset();
     next_attempt = Clock::now() + backoff;
@@ -140,7 +142,7 @@ void Shipper::run(std::stop_token stop) {
         auto r = PgLogReader::open(o.conninfo);
         if (!r) {
           set_error(r.status().message());
-          spdlog::error("ShipperDatabaseDown reason=\"{}\"", r.status().message());
+          spdlog::error("ShipperDatabaseDown reason=\"{}\"", one_line(r.status().message()));
           std::this_thread::sleep_for(std::chrono::seconds(1));
           continue;
         }
@@ -256,9 +258,17 @@ void Shipper::run(std::stop_token stop) {
               stats_.acked = acked;
             }
           } else if (auto* r = std::get_if<wire::Refuse>(&*msg)) {
-            spdlog::error("PeerRefused peer={} reason=\"{}\"", o.peer, r->reason);
+            // The peer's database being down is transient: retry soon and quietly.
+            const bool transient = r->reason.rfind("database unavailable", 0) == 0 ||
+                                   r->reason == "batch out of order" ||
+                                   r->reason == "undecodable frame";
+            if (transient) {
+              spdlog::warn("PeerRefused peer={} reason=\"{}\"", o.peer, one_line(r->reason));
+            } else {
+              spdlog::error("PeerRefused peer={} reason=\"{}\"", o.peer, one_line(r->reason));
+            }
             set_error("peer refused: " + r->reason);
-            end_session("refused", std::chrono::seconds(2));
+            end_session("refused", transient ? o.retry_interval : std::chrono::seconds(2));
             break;
           } else if (auto* e = std::get_if<wire::ApplyError>(&*msg)) {
             spdlog::error("PeerApplyStopped peer={} position={} error=\"{}\"", o.peer,
@@ -357,7 +367,7 @@ void Shipper::run(std::stop_token stop) {
           if (!gone) n = gone.status();
         }
         if (!n) {
-          spdlog::warn("TrimFailed reason=\"{}\"", n.status().message());
+          spdlog::warn("TrimFailed reason=\"{}\"", one_line(n.status().message()));
           reader.reset();
           end_session("database error", std::chrono::seconds(1));
         } else {
@@ -367,7 +377,7 @@ void Shipper::run(std::stop_token stop) {
       }
     } catch (const std::exception& e) {
       set_error(e.what());
-      spdlog::error("ShipperError reason=\"{}\"", e.what());
+      spdlog::error("ShipperError reason=\"{}\"", one_line(e.what()));
       end_session(e.what(), std::chrono::seconds(1));
       reader.reset();
     }

@@ -53,6 +53,9 @@ class PgApplier {
   // Rolls back an open transaction (session reset, lost connection to the origin).
   void reset();
 
+  // True while a transaction split into parts is partly applied (its local transaction open).
+  bool in_split_transaction() const { return tx_ != nullptr; }
+
  private:
   struct BoundTable;
   explicit PgApplier(std::unique_ptr<pqxx::connection> conn);
