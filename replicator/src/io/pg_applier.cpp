@@ -245,6 +245,17 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
   auto pos = applied_position();
   if (!pos) return pos.status();
   committed_ = *pos;
+  skips_.clear();
+  try {
+    pqxx::nontransaction q(*conn_);
+    for (const auto& r : q.exec_params("SELECT tick, seq, reason FROM mpfailover.skip_request "
+                                       "WHERE origin = $1 AND done_at IS NULL",
+                                       origin)) {
+      skips_[Position{r[0].as<int64_t>(), r[1].as<int64_t>()}] = r[2].as<std::string>();
+    }
+  } catch (const std::exception& e) {
+    return unavailable(std::string("could not read skip requests: ") + e.what());
+  }
   return Status::ok();
 }
 
@@ -263,8 +274,10 @@ Result<Position> PgApplier::applied_position() {
 Status PgApplier::begin_if_needed() {
   if (tx_) return Status::ok();
   tx_ = std::make_unique<pqxx::work>(*conn_);
-  tx_->exec(std::string("SET LOCAL ") + kApplyingSetting + " = 'on'");
-  tx_->exec("SET CONSTRAINTS ALL DEFERRED");
+  // One round trip. The origin's timestamp is reset per transaction: once set, PostgreSQL
+  // would stamp every later commit of the session with the first one's time.
+  tx_->exec(std::string("SET LOCAL ") + kApplyingSetting +
+            " = 'on'; SET CONSTRAINTS ALL DEFERRED; SELECT pg_replication_origin_xact_reset()");
   return Status::ok();
 }
 
@@ -358,20 +371,11 @@ Result<Position> PgApplier::apply(const std::vector<TxChunk>& chunks) {
 
 Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
   NetEffect net;
-  std::map<Position, std::string> skips;  // operator's skip requests for this origin
-  try {
-    if (auto s = begin_if_needed(); !s) return s;
-    for (const auto& r : tx_->exec_params("SELECT tick, seq, reason FROM mpfailover.skip_request "
-                                          "WHERE origin = $1 AND done_at IS NULL",
-                                          origin_)) {
-      skips[Position{r[0].as<int64_t>(), r[1].as<int64_t>()}] = r[2].as<std::string>();
-    }
-  } catch (const std::exception& e) {
-    tx_.reset();
-    return unavailable(std::string("could not read skip requests: ") + e.what());
-  }
+  // Skip requests are read at bind: an apply error ends the session, and the next one binds.
+  const std::map<Position, std::string> skips = skips_;
   for (const auto& chunk : chunks) {
     if (auto skip = skips.find(chunk.position); skip != skips.end()) {
+      if (auto s = begin_if_needed(); !s) return s;
       record_skip(chunk, skip->second);
       continue;
     }

@@ -77,6 +77,9 @@ void PgLogReader::close_window() {
 Status PgLogReader::seek(Position after) {
   close_window();
   assembler_.reset();
+  small_open_ = false;
+  small_window_ = pqxx::result();
+  start_checked_ = false;
   if (broken_ || !conn_->is_open()) {
     try {
       conn_ = std::make_unique<pqxx::connection>(conninfo_);
@@ -97,84 +100,98 @@ Status PgLogReader::seek(Position after) {
 
 Result<int64_t> PgLogReader::tick() {
   try {
-    pqxx::work tx(*conn_);
-    // One ticker at a time: two concurrent ticks could record snapshots out of order.
-    tx.exec("LOCK TABLE mpfailover.tick IN SHARE ROW EXCLUSIVE MODE");
-    auto made = tx.exec(
-        "INSERT INTO mpfailover.tick (tick_id, snapshot) "
-        "SELECT t.tick_id + 1, pg_current_snapshot() "
-        "FROM (SELECT tick_id, snapshot FROM mpfailover.tick ORDER BY tick_id DESC LIMIT 1) t "
-        "WHERE EXISTS (SELECT 1 FROM mpfailover.change_log l "
-        "  WHERE l.txid >= pg_snapshot_xmin(t.snapshot) "
-        "  AND NOT pg_visible_in_snapshot(l.txid, t.snapshot)) "
-        "RETURNING tick_id");
-    int64_t newest;
-    if (!made.empty()) {
-      newest = made[0][0].as<int64_t>();
-    } else {
-      newest = tx.exec("SELECT max(tick_id) FROM mpfailover.tick")[0][0].as<int64_t>();
-    }
-    tx.commit();
-    return newest;
+    // One statement, one round trip. Two tickers at once (two daemons on one database, a
+    // misconfiguration) cannot record snapshots out of order: the second insert of the same
+    // tick_id fails on the primary key.
+    pqxx::nontransaction q(*conn_);
+    auto r = q.exec(
+        "WITH last AS (SELECT tick_id, snapshot FROM mpfailover.tick "
+        "              ORDER BY tick_id DESC LIMIT 1), "
+        "made AS (INSERT INTO mpfailover.tick (tick_id, snapshot) "
+        "  SELECT last.tick_id + 1, pg_current_snapshot() FROM last "
+        "  WHERE EXISTS (SELECT 1 FROM mpfailover.change_log l "
+        "    WHERE l.txid >= pg_snapshot_xmin(last.snapshot) "
+        "    AND NOT pg_visible_in_snapshot(l.txid, last.snapshot)) "
+        "  RETURNING tick_id) "
+        "SELECT coalesce((SELECT tick_id FROM made), (SELECT tick_id FROM last))");
+    newest_tick_ = r[0][0].as<int64_t>();
+    return newest_tick_;
   } catch (const std::exception& e) {
     broken_ = true;
     return db_error("recording a tick", e);
   }
 }
 
+std::string PgLogReader::window_query(int64_t t) const {
+  const std::string prev = std::to_string(t - 1);
+  const std::string cur = std::to_string(t);
+  // One scan of the log: each transaction's position (its last change number) and size come
+  // from window aggregates over the rows of the window. (A join back to the log, which has no
+  // index, once chose a nested loop and took minutes on a 100,000-transaction backlog.)
+  return "WITH win AS ("
+         "  SELECT (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
+         prev +
+         ") AS prev,"
+         "         (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
+         cur +
+         ") AS cur"
+         ") "
+         "SELECT * FROM ("
+         // The conflict timestamp is the source transaction's commit time (NOTES.md §4), the
+         // same value PostgreSQL keeps for the rows it wrote, so both nodes compare equal
+         // numbers; the capture-time clock stands in once commit data is truncated.
+         "  SELECT max(l.seq) OVER w AS pos, count(*) OVER w AS n, l.txid::text, l.seq,"
+         "         l.table_id, l.op::text,"
+         "         coalesce((extract(epoch FROM pg_xact_commit_timestamp("
+         "           (l.txid::text::numeric % 4294967296)::text::xid)) * 1000000)::bigint,"
+         "           l.hlc), l.origin, l.key, l.image"
+         "  FROM mpfailover.change_log l, win"
+         "  WHERE l.txid >= pg_snapshot_xmin(win.prev) AND l.txid < pg_snapshot_xmax(win.cur)"
+         "    AND NOT pg_visible_in_snapshot(l.txid, win.prev)"
+         "    AND pg_visible_in_snapshot(l.txid, win.cur)"
+         "  WINDOW w AS (PARTITION BY l.txid)"
+         ") x WHERE x.pos > " +
+         std::to_string(resume_seq_) + " ORDER BY x.pos, x.seq";
+}
+
 Result<bool> PgLogReader::open_window() {
   const int64_t t = next_window_;
   try {
-    {
+    if (!start_checked_) {
+      // After a seek: the window's starting tick must still exist (not trimmed away).
       pqxx::nontransaction q(*conn_);
       auto ticks = q.exec("SELECT count(*) FILTER (WHERE tick_id = " + std::to_string(t - 1) +
-                          "), count(*) FILTER (WHERE tick_id = " + std::to_string(t) +
-                          ") FROM mpfailover.tick WHERE tick_id IN (" + std::to_string(t - 1) +
-                          ", " + std::to_string(t) + ")");
+                          "), coalesce(max(tick_id), 0) FROM mpfailover.tick WHERE tick_id >= " +
+                          std::to_string(t - 1));
       if (ticks[0][0].as<int64_t>() == 0) {
         return failed_precondition("log position " + std::to_string(t) + "/" +
                                    std::to_string(resume_seq_) +
                                    " is no longer in the change log (trimmed)");
       }
-      if (ticks[0][1].as<int64_t>() == 0) {
-        q.commit();
-        auto newest = tick();
-        if (!newest) return newest.status();
-        if (*newest < t) return false;
+      newest_tick_ = std::max(newest_tick_, ticks[0][1].as<int64_t>());
+      start_checked_ = true;
+    }
+    if (newest_tick_ < t) {
+      auto newest = tick();
+      if (!newest) return newest.status();
+      if (*newest < t) return false;
+    }
+    {
+      // Most windows are small: read one whole in a single round trip, and fall back to a
+      // cursor only when it holds more rows than a fetch.
+      pqxx::nontransaction q(*conn_);
+      auto rows = q.exec(window_query(t) + " LIMIT " + std::to_string(options_.fetch_rows + 1));
+      if (rows.size() <= options_.fetch_rows) {
+        small_window_ = std::move(rows);
+        small_open_ = true;
+        return true;
       }
     }
+    // A large window: a WITH HOLD cursor, materialised by PostgreSQL and holding no snapshot
+    // while it is streamed.
     pqxx::work tx(*conn_);
-    const std::string prev = std::to_string(t - 1);
-    const std::string cur = std::to_string(t);
-    // One scan of the log: each transaction's position (its last change number) and size come
-    // from window aggregates over the rows of the window. (A join back to the log, which has
-    // no index, once chose a nested loop and took minutes on a 100,000-transaction backlog.)
-    tx.exec(std::string("DECLARE ") + kCursor +
-            " NO SCROLL CURSOR WITH HOLD FOR "
-            "WITH win AS ("
-            "  SELECT (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
-            prev +
-            ") AS prev,"
-            "         (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
-            cur +
-            ") AS cur"
-            ") "
-            "SELECT * FROM ("
-            // The conflict timestamp is the source transaction's commit time (NOTES.md §4),
-            // the same value PostgreSQL keeps for the rows it wrote, so both nodes compare
-            // equal numbers; the capture-time clock stands in once commit data is truncated.
-            "  SELECT max(l.seq) OVER w AS pos, count(*) OVER w AS n, l.txid::text, l.seq,"
-            "         l.table_id, l.op::text,"
-            "         coalesce((extract(epoch FROM pg_xact_commit_timestamp("
-            "           (l.txid::text::numeric % 4294967296)::text::xid)) * 1000000)::bigint,"
-            "           l.hlc), l.origin, l.key, l.image"
-            "  FROM mpfailover.change_log l, win"
-            "  WHERE l.txid >= pg_snapshot_xmin(win.prev) AND l.txid < pg_snapshot_xmax(win.cur)"
-            "    AND NOT pg_visible_in_snapshot(l.txid, win.prev)"
-            "    AND pg_visible_in_snapshot(l.txid, win.cur)"
-            "  WINDOW w AS (PARTITION BY l.txid)"
-            ") x WHERE x.pos > " +
-            std::to_string(resume_seq_) + " ORDER BY x.pos, x.seq");
+    tx.exec(std::string("DECLARE ") + kCursor + " NO SCROLL CURSOR WITH HOLD FOR " +
+            window_query(t));
     tx.commit();
     cursor_open_ = true;
     return true;
@@ -198,12 +215,22 @@ Result<ChangeBatch> PgLogReader::next_batch(size_t max_changes) {
       batch.chunks.push_back(assembler_.pop());
       if (n >= max_changes) return batch;
     }
-    if (!cursor_open_) {
+    if (!cursor_open_ && !small_open_) {
       auto opened = open_window();
       if (!opened) return opened.status();
       if (!*opened) return batch;
     }
     try {
+      if (small_open_) {
+        // The whole window came in one round trip.
+        small_open_ = false;
+        feed(small_window_);
+        small_window_ = pqxx::result();
+        MPF_ASSERT(!assembler_.mid_transaction(), "window ended inside a transaction");
+        ++next_window_;
+        resume_seq_ = 0;
+        continue;
+      }
       pqxx::nontransaction tx(*conn_);
       auto rows =
           tx.exec("FETCH FORWARD " + std::to_string(options_.fetch_rows) + " FROM " + kCursor);
@@ -215,25 +242,30 @@ Result<ChangeBatch> PgLogReader::next_batch(size_t max_changes) {
         resume_seq_ = 0;
         continue;
       }
-      for (const auto& r : rows) {
-        RowOfTx row;
-        row.position = Position{next_window_, r[0].as<int64_t>()};
-        row.total_changes = r[1].as<int64_t>();
-        row.txid = r[2].as<uint64_t>();
-        row.change.seq = r[3].as<int64_t>();
-        row.change.table_id = r[4].as<int32_t>();
-        row.change.op = parse_op(r[5].as<std::string>());
-        row.change.hlc = r[6].as<int64_t>();
-        row.origin = r[7].as<std::string>();
-        row.change.key = pg::parse_array(r[8]);
-        row.change.image = pg::parse_array(r[9]);
-        assembler_.add(std::move(row));
-      }
+      feed(rows);
     } catch (const std::exception& e) {
       broken_ = true;
       cursor_open_ = false;
+      small_open_ = false;
       return db_error("reading log window " + std::to_string(next_window_), e);
     }
+  }
+}
+
+void PgLogReader::feed(const pqxx::result& rows) {
+  for (const auto& r : rows) {
+    RowOfTx row;
+    row.position = Position{next_window_, r[0].as<int64_t>()};
+    row.total_changes = r[1].as<int64_t>();
+    row.txid = r[2].as<uint64_t>();
+    row.change.seq = r[3].as<int64_t>();
+    row.change.table_id = r[4].as<int32_t>();
+    row.change.op = parse_op(r[5].as<std::string>());
+    row.change.hlc = r[6].as<int64_t>();
+    row.origin = r[7].as<std::string>();
+    row.change.key = pg::parse_array(r[8]);
+    row.change.image = pg::parse_array(r[9]);
+    assembler_.add(std::move(row));
   }
 }
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include <pqxx/connection>
+#include <pqxx/pqxx>
 
 #include <mpf/core/clock.hpp>
 #include <mpf/replicator/log_source.hpp>
@@ -56,6 +56,8 @@ class PgLogReader final : public LogSource {
   // and nothing new has committed.
   Result<bool> open_window();
   void close_window();
+  std::string window_query(int64_t t) const;
+  void feed(const pqxx::result& rows);
 
   std::string conninfo_;
   std::unique_ptr<pqxx::connection> conn_;
@@ -64,6 +66,10 @@ class PgLogReader final : public LogSource {
   int64_t next_window_ = 1;
   int64_t resume_seq_ = 0;
   bool cursor_open_ = false;
+  bool small_open_ = false;  // small_window_ holds a whole window not yet fed
+  pqxx::result small_window_;
+  bool start_checked_ = false;  // the tick before next_window_ exists (checked after a seek)
+  int64_t newest_tick_ = 0;     // newest tick this reader knows of
   bool broken_ = false;
 };
 
