@@ -62,6 +62,8 @@ struct PgApplier::BoundTable {
   std::string delete_sql;            // $1..$k: key columns as text[]
   std::string upsert_sql;            // $1..$n: image columns as text[]
   std::string versions_sql;          // $1..$k: key columns as text[]; one row per key, in order
+  // Prepared once per bind (planning these per group cost more than running them).
+  std::string delete_name, upsert_name, versions_name;
 };
 
 PgApplier::PgApplier(std::unique_ptr<pqxx::connection> conn) : conn_(std::move(conn)) {}
@@ -242,6 +244,19 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
   }
   by_id_.assign(static_cast<size_t>(max_id) + 1, nullptr);
   for (auto& t : tables_) by_id_[static_cast<size_t>(t->origin_table_id)] = t.get();
+  try {
+    for (auto& t : tables_) {
+      const std::string id = std::to_string(++statement_generation_);
+      t->delete_name = "mpf_del_" + id;
+      t->upsert_name = "mpf_up_" + id;
+      t->versions_name = "mpf_ver_" + id;
+      conn_->prepare(t->delete_name, t->delete_sql);
+      conn_->prepare(t->upsert_name, t->upsert_sql);
+      conn_->prepare(t->versions_name, t->versions_sql);
+    }
+  } catch (const std::exception& e) {
+    return unavailable(std::string("could not prepare apply statements: ") + e.what());
+  }
   auto pos = applied_position();
   if (!pos) return pos.status();
   committed_ = *pos;
@@ -304,7 +319,7 @@ void PgApplier::flush(const NetEffect& net) {
     if (deletes.empty()) continue;
     std::vector<size_t> pick((*it)->key_in_image.size());
     auto params = column_arrays(deletes, pick, /*from_key=*/true);
-    tx_->exec_params((*it)->delete_sql, pqxx::prepare::make_dynamic_params(params));
+    tx_->exec_prepared((*it)->delete_name, pqxx::prepare::make_dynamic_params(params));
   }
   for (const auto& t : tables_) {
     const auto found = net.tables().find(t->origin_table_id);
@@ -323,7 +338,7 @@ void PgApplier::flush(const NetEffect& net) {
     std::vector<size_t> pick(width);
     for (size_t i = 0; i < width; ++i) pick[i] = i;
     auto params = column_arrays(upserts, pick, /*from_key=*/false);
-    tx_->exec_params(t->upsert_sql, pqxx::prepare::make_dynamic_params(params));
+    tx_->exec_prepared(t->upsert_name, pqxx::prepare::make_dynamic_params(params));
   }
 }
 
@@ -450,7 +465,7 @@ void PgApplier::apply_group(const NetEffect& net) {
       for (const auto& c : changes) column.push_back(c.key[k]);
       params.push_back(pg::array_literal(column));
     }
-    auto rows = tx_->exec_params(t->versions_sql, pqxx::prepare::make_dynamic_params(params));
+    auto rows = tx_->exec_prepared(t->versions_name, pqxx::prepare::make_dynamic_params(params));
     MPF_ASSERT(rows.size() == changes.size(), "one version row per key");
     for (size_t i = 0; i < changes.size(); ++i) {
       const NetChange& c = changes[i];

@@ -78,6 +78,7 @@ class PgApplier {
   std::vector<std::unique_ptr<BoundTable>> tables_;  // in foreign-key order, parents first
   std::vector<BoundTable*> by_id_;                   // origin table_id -> table
   Position committed_;
+  uint64_t statement_generation_ = 0;      // prepared statement names stay unique across binds
   std::map<Position, std::string> skips_;  // operator's skip requests, read at bind
 };
 
