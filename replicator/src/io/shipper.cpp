@@ -11,6 +11,8 @@
 // New changes are noticed by polling the change counter (a sequence read) every poll_interval,
 // reading the log only when it moved, plus a full read every safety_poll for a transaction that
 // took its change numbers before the previous read and committed after it.
+#include <algorithm>
+#include <deque>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -36,6 +38,9 @@ uint64_t random_session_id() {
   return id;
 }
 
+// 12,000 bytes/s: a little under the 128 kbit/s the product supports, TCP/IP overhead included.
+constexpr size_t kSlowestLinkBytesPerSecond = 12'000;
+
 // How long to keep reading at every poll while change numbers are taken but not delivered.
 constexpr auto kHotReading = std::chrono::milliseconds(50);
 
@@ -54,9 +59,12 @@ class Shipper::Session {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.set(zmq::sockopt::connect_timeout, 250);
     socket_.set(zmq::sockopt::reconnect_ivl, 100);
-    socket_.set(zmq::sockopt::heartbeat_ivl, 1000);
-    socket_.set(zmq::sockopt::heartbeat_timeout, 3000);
-    socket_.set(zmq::sockopt::heartbeat_ttl, 3000);
+    // ZMTP heartbeats only catch a link that died while idle: a PING queues behind the batches
+    // already in the socket, which on a 128 kbit/s link takes many seconds. While batches are in
+    // flight the acknowledgement stall timeout below does the job, adapted to the link.
+    socket_.set(zmq::sockopt::heartbeat_ivl, 5000);
+    socket_.set(zmq::sockopt::heartbeat_timeout, 30000);
+    socket_.set(zmq::sockopt::heartbeat_ttl, 30000);
     socket_.set(zmq::sockopt::sndhwm, o.window + 4);
     const std::string monitor_addr = "inproc://mpf-shipper-monitor-" + std::to_string(id_);
     if (zmq_socket_monitor(
@@ -84,6 +92,7 @@ class Shipper::Session {
   Clock::time_point handshake_deadline;
   Clock::time_point last_ack;
   int inflight = 0;
+  std::deque<size_t> inflight_bytes;  // frame sizes of the unacknowledged batches, in order
   uint64_t next_seq = 1;
   std::unordered_map<int32_t, int32_t> wire_table;  // catalog table_id -> Hello index
 
@@ -246,6 +255,7 @@ void Shipper::run(std::stop_token stop) {
           } else if (auto* a = std::get_if<wire::Ack>(&*msg)) {
             if (a->session_id != session->id()) continue;
             --session->inflight;
+            if (!session->inflight_bytes.empty()) session->inflight_bytes.pop_front();
             session->last_ack = Clock::now();
             if (a->position > acked) {
               acked = a->position;
@@ -288,7 +298,18 @@ void Shipper::run(std::stop_token stop) {
         continue;
       }
       if (session->state != Session::State::kStreaming) continue;
-      if (session->inflight > 0 && now - session->last_ack > o.ack_timeout) {
+      // No acknowledgement for longer than the bytes in flight need at the slowest link we
+      // support (plus a second): the link is cut. Reconnecting then, rather than waiting for
+      // TCP's retransmission backoff, starts the drain soon after the link heals; on a
+      // 128 kbit/s link the limit grows with what is queued, so a slow link is not mistaken for
+      // a dead one.
+      size_t bytes_in_flight = 0;
+      for (size_t b : session->inflight_bytes) bytes_in_flight += b;
+      const auto stall_limit = std::clamp<Clock::duration>(
+          std::chrono::seconds(1) +
+              std::chrono::milliseconds(bytes_in_flight * 1000 / kSlowestLinkBytesPerSecond),
+          std::chrono::seconds(2), std::chrono::duration_cast<Clock::duration>(o.ack_timeout));
+      if (session->inflight > 0 && now - session->last_ack > stall_limit) {
         end_session("acknowledgement timeout", o.retry_interval);
         continue;
       }
@@ -351,7 +372,9 @@ void Shipper::run(std::stop_token stop) {
           end_session("send queue full", o.retry_interval);
           break;
         }
+        if (session->inflight == 0) session->last_ack = Clock::now();  // the stall clock starts
         ++session->inflight;
+        session->inflight_bytes.push_back(frame->size());
         std::lock_guard lock(mu_);
         ++stats_.batches;
         stats_.transactions += txs;

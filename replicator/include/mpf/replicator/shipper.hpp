@@ -32,12 +32,12 @@ struct ShipperOptions {
   std::string endpoint;  // "tcp://198.18.0.12:2008"
   std::string conninfo;  // this node's database
   int32_t catalog_version = 0;
-  size_t batch_changes = 2000;  // changes per batch at most
-  int window = 4;               // batches in flight at most
+  size_t batch_changes = 500;  // changes per batch at most: a few seconds at 128 kbit/s
+  int window = 4;              // batches in flight at most
   Duration poll_interval = std::chrono::milliseconds(1);
   Duration safety_poll = std::chrono::milliseconds(100);
   Duration handshake_timeout = std::chrono::seconds(3);  // from TCP connect to Welcome
-  Duration ack_timeout = std::chrono::seconds(10);
+  Duration ack_timeout = std::chrono::seconds(60);       // upper bound of the adaptive stall limit
   Duration retry_interval = std::chrono::milliseconds(250);
   Duration trim_interval = std::chrono::seconds(1);
   Duration retention = Duration::zero();  // keep acknowledged log entries this long
