@@ -52,8 +52,8 @@ Status Receiver::bind() {
     socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
     socket_->set(zmq::sockopt::linger, 0);
     socket_->set(zmq::sockopt::heartbeat_ivl, 5000);
-    socket_->set(zmq::sockopt::heartbeat_timeout, 30000);
-    socket_->set(zmq::sockopt::heartbeat_ttl, 30000);
+    socket_->set(zmq::sockopt::heartbeat_timeout, 60000);
+    socket_->set(zmq::sockopt::heartbeat_ttl, 60000);
     socket_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(wire::kMaxFrameBytes));
     socket_->set(zmq::sockopt::router_handover, 1);
     if (options_.security.curve) {

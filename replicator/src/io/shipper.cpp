@@ -63,8 +63,8 @@ class Shipper::Session {
     // already in the socket, which on a 128 kbit/s link takes many seconds. While batches are in
     // flight the acknowledgement stall timeout below does the job, adapted to the link.
     socket_.set(zmq::sockopt::heartbeat_ivl, 5000);
-    socket_.set(zmq::sockopt::heartbeat_timeout, 30000);
-    socket_.set(zmq::sockopt::heartbeat_ttl, 30000);
+    socket_.set(zmq::sockopt::heartbeat_timeout, 60000);
+    socket_.set(zmq::sockopt::heartbeat_ttl, 60000);
     socket_.set(zmq::sockopt::sndhwm, o.window + 4);
     const std::string monitor_addr = "inproc://mpf-shipper-monitor-" + std::to_string(id_);
     if (zmq_socket_monitor(

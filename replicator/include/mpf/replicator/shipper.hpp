@@ -32,7 +32,7 @@ struct ShipperOptions {
   std::string endpoint;  // "tcp://198.18.0.12:2008"
   std::string conninfo;  // this node's database
   int32_t catalog_version = 0;
-  size_t batch_changes = 500;  // changes per batch at most: a few seconds at 128 kbit/s
+  size_t batch_changes = 1000;  // changes per batch at most: a few seconds at 128 kbit/s
   int window = 4;              // batches in flight at most
   Duration poll_interval = std::chrono::milliseconds(1);
   Duration safety_poll = std::chrono::milliseconds(100);
