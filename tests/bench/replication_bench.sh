@@ -14,8 +14,14 @@
 #     --drain-tx N       drain phase: backlog in transactions (default 100000)
 #     --thin-tx N        thin phase: backlog (default 3000)
 #     --thin-rate RATE   thin phase: tbf rate (default 128kbit)
+#     --thin-small-tx N  thin phase: the backlog of the runs that follow when the --thin-tx backlog
+#                        makes no progress (default 300: one batch that crosses the link in a
+#                        few seconds)
 #     --memory-tx N      memory phase: backlog (default 1000000)
 #     --clients N        pgbench clients for the backlogs and the lag phase (default 4)
+#     --analyze-log      before each drain, print the join the planner picks for the window query
+#                        of readers before commit 7b3f1b6 and ANALYZE a's change_log (see "the
+#                        reader's plan" below); needed to measure drains of such builds
 #     --profile          instrumentation outside the product: pg_stat_statements on both nodes
 #                        (after each run, the statements that took the most time on each node),
 #                        and a trigger on a's mpfailover.tick recording when each tick was taken,
@@ -42,6 +48,19 @@
 #    transaction are the veth counters of node a (tx_bytes + rx_bytes: every frame on the link,
 #    TCP/IP and ZMTP/CURVE included, both directions, heartbeats and acks included) over the
 #    transactions drained. Also printed: the frame bytes the shipper counted (sent_bytes).
+#    A thin drain that has not finished after MPF_BENCH_THIN_WAIT_S (default 120 s) is reported as
+#    no progress, with the sessions the shipper started meanwhile (LinkUp lines): at 128 kbit/s a
+#    batch of 2000 changes (~90 kB) takes longer to cross than ZeroMQ's heartbeat allows (1 s
+#    interval + 3 s timeout, counted in whole messages), so every session ends before its first
+#    batch arrives. The link is then healed, the backlog drained, and the thin runs are repeated
+#    with --thin-small-tx, a backlog whose single batch crosses in time, for bytes per
+#    transaction and the rate of what can cross.
+#    The reader's plan: readers before commit 7b3f1b6 joined the window's transactions back to the
+#    unindexed log. After the pair has replicated for a few minutes, autovacuum records change_log
+#    as empty (reltuples = 0: the log is trimmed every second), and the planner then picks a
+#    Nested Loop that rescans the whole log once per transaction: a 100k backlog never drains.
+#    With --analyze-log the benchmark EXPLAINs that query before each drain, prints its join, and
+#    runs ANALYZE mpfailover.change_log (as an operator could) so such a build can be measured.
 # 4. memory: a backlog of --memory-tx transactions; daemon a is restarted after it is written (so
 #    its VmHWM covers the drain only; b is started fresh for it), both daemons' VmRSS sampled
 #    every second, VmHWM of both read when the marker lands. One run.
@@ -53,6 +72,9 @@
 #   MPF_PAIR_LOG_LEVEL    daemons' log level (default info)
 #   MPF_BENCH_TIMEOUT_S   time limit for the whole benchmark (default 1800)
 #   MPF_BENCH_KEEP=1      leave the pair up at the end (pair.sh down removes it)
+#   MPF_BENCH_DRAIN_WAIT_S  how long a drain may take before the run fails (default 600; memory
+#                         phase 1500)
+#   MPF_BENCH_THIN_WAIT_S how long a thin drain may take before it counts as no progress (120)
 #
 # Every run line ends with the machine's load average and the number of mpfailoverd processes not
 # of this pair: the benchmark shares the machine with whatever else runs there, and says so.
@@ -87,9 +109,11 @@ lag_seconds=60
 drain_tx=100000
 thin_tx=3000
 thin_rate=128kbit
+thin_small_tx=300
 memory_tx=1000000
 clients=4
 profile=0
+analyze=0
 
 # Seed (the same rows as mpf_bench_capture's) and the mix's weights.
 nusers=2000
@@ -121,9 +145,11 @@ while (($#)); do
     --drain-tx) need_int "$1" "${2:-}"; drain_tx=$2; shift 2 ;;
     --thin-tx) need_int "$1" "${2:-}"; thin_tx=$2; shift 2 ;;
     --thin-rate) thin_rate=${2:?}; shift 2 ;;
+    --thin-small-tx) need_int "$1" "${2:-}"; thin_small_tx=$2; shift 2 ;;
     --memory-tx) need_int "$1" "${2:-}"; memory_tx=$2; shift 2 ;;
     --clients) need_int "$1" "${2:-}"; clients=$2; shift 2 ;;
     --profile) profile=1; shift ;;
+    --analyze-log) analyze=1; shift ;;
     *) usage_error "unknown option \"$1\"" ;;
   esac
 done
@@ -155,6 +181,16 @@ cleanup() {
   local rc=$?
   set +e
   [[ -z $sampler_pid ]] || kill "$sampler_pid" 2>/dev/null
+  if ((rc != 0)) && [[ -d $dir ]]; then
+    local keep=/tmp/mpfb-failed-$(date +%Y%m%d-%H%M%S)
+    mkdir -p "$keep"
+    for node in a b; do
+      cp "$dir/$node/mpfailoverd.log" "$keep/mpfailoverd-$node.log" 2>/dev/null
+      cp "$dir/$node/pg/server.log" "$keep/postgresql-$node.log" 2>/dev/null
+    done
+    cp "$work"/*.log "$keep/" 2>/dev/null
+    echo "replication_bench: logs kept in $keep" >&2
+  fi
   if [[ ${MPF_BENCH_KEEP:-} == 1 ]]; then
     say "MPF_BENCH_KEEP=1: the pair stays up (MPF_PAIR_NS=$MPF_PAIR_NS MPF_PAIR_DIR=$dir $pair down)"
   else
@@ -212,10 +248,12 @@ write_marker() {
     >/dev/null
 }
 
-# wait_marker VALUE SECONDS: polls b (one session, every 20 ms, a fresh snapshot per look) until
-# the marker row holds VALUE; prints its commit time on b (epoch seconds). Fails after SECONDS.
+# wait_marker VALUE SECONDS [soft]: polls b (one session, every 20 ms, a fresh snapshot per look)
+# until the marker row holds VALUE; prints its commit time on b (epoch seconds). After SECONDS
+# the benchmark fails, or with "soft" wait_marker prints nothing and returns 1.
 wait_marker() {
-  local value=$1 seconds=$2 out
+  local value=$1 seconds=$2 soft=${3:-} out began
+  began=$(now)
   out=$(sql b -c "SET statement_timeout = '$((seconds + 10))s'" -c "
     DO \$\$
     BEGIN
@@ -225,11 +263,25 @@ wait_marker() {
         PERFORM pg_sleep(0.02);
       END LOOP;
     END \$\$" -c "
-    SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM groups
-    WHERE group_id = md5('bench-marker')::uuid AND description = '$value'") ||
+    SELECT coalesce(extract(epoch FROM pg_xact_commit_timestamp(xmin))::text,
+                    'no-commit-time xmin=' || xmin || ' now=' || extract(epoch FROM clock_timestamp()))
+    FROM groups WHERE group_id = md5('bench-marker')::uuid AND description = '$value'") ||
     fail "could not poll node b for the marker"
-  [[ -n $out ]] || fail "marker \"$value\" did not reach node b within ${seconds}s" \
-    "see $dir/a/mpfailoverd.log and $dir/b/mpfailoverd.log"
+  if [[ -z $out && -n $soft ]]; then
+    return 1
+  fi
+  if [[ -z $out ]]; then
+    local q="SELECT description FROM groups WHERE group_id = md5('bench-marker')::uuid"
+    echo "replication_bench: after $(calc "$(now) - $began") s: marker on a \"$(sql a -c "$q")\"," \
+      "on b \"$(sql b -c "$q")\"; b applied $(sql b -c "SELECT tick || '/' || seq FROM mpfailover.applied_position")" >&2
+    fail "marker \"$value\" did not reach node b within ${seconds}s" \
+      "see $dir/a/mpfailoverd.log and $dir/b/mpfailoverd.log"
+  fi
+  if [[ $out == no-commit-time* ]]; then
+    # Should not happen (track_commit_timestamp = on); the time of the look stands in.
+    echo "replication_bench: warning: marker on b has no commit timestamp ($out)" >&2
+    out=${out##*now=}
+  fi
   echo "$out"
 }
 
@@ -272,6 +324,35 @@ cpu_delta() {
     FNR == NR { before[$1] = $3; next }
     { d = $3 - (($1 in before) ? before[$1] : 0); if ($1 == dpid) dm += d; else if ($2 == "postgres") pg += d }
     END { printf "%.1f %.1f\n", dm / hz, pg / hz }' "$1" "$2"
+}
+
+# The join the planner picks for the reader's window query over the current backlog, as the reader
+# would run it next (a tick taken now, rolled back): "Hash Join", "Nested Loop", ...
+reader_plan() {
+  sql a <<'SQL' | grep -o -m1 -E 'Hash Join|Nested Loop|Merge Join' || echo "no join"
+BEGIN;
+INSERT INTO mpfailover.tick (tick_id, snapshot)
+  SELECT max(tick_id) + 1, pg_current_snapshot() FROM mpfailover.tick;
+SELECT max(tick_id) - 1 AS prev, max(tick_id) AS cur FROM mpfailover.tick \gset
+EXPLAIN WITH win AS (
+  SELECT (SELECT snapshot FROM mpfailover.tick WHERE tick_id = :prev) AS prev,
+         (SELECT snapshot FROM mpfailover.tick WHERE tick_id = :cur) AS cur
+), txs AS (
+  SELECT l.txid, max(l.seq) AS pos, count(*) AS n
+  FROM mpfailover.change_log l, win
+  WHERE l.txid >= pg_snapshot_xmin(win.prev) AND l.txid < pg_snapshot_xmax(win.cur)
+    AND NOT pg_visible_in_snapshot(l.txid, win.prev)
+    AND pg_visible_in_snapshot(l.txid, win.cur)
+  GROUP BY l.txid HAVING max(l.seq) > 0)
+SELECT t.pos, t.n, l.txid::text, l.seq, l.table_id, l.op::text, l.hlc, l.origin, l.key, l.image
+FROM txs t JOIN mpfailover.change_log l ON l.txid = t.txid
+ORDER BY t.pos, l.seq;
+ROLLBACK;
+SQL
+}
+log_stats() {
+  sql a -c "SELECT 'reltuples=' || reltuples || ' relpages=' || relpages FROM pg_class
+            WHERE oid = 'mpfailover.change_log'::regclass"
 }
 
 veth_bytes() {
@@ -389,7 +470,7 @@ lag_run() {
   local out
   out=$(sql b -F ' ' -c "CREATE TEMP TABLE src (meeting_id uuid PRIMARY KEY, a_us bigint)" \
     -c "\\copy src FROM '$work/lag$run.tsv'" -c "
-    SELECT count(*), count(m.meeting_id),
+    SELECT count(*), count(m.lag_us),
       round(percentile_disc(0.5) WITHIN GROUP (ORDER BY lag_us) / 1000.0, 3),
       round(percentile_disc(0.99) WITHIN GROUP (ORDER BY lag_us) / 1000.0, 3),
       round(max(lag_us) / 1000.0, 3), round(min(lag_us) / 1000.0, 3)
@@ -400,7 +481,8 @@ lag_run() {
   local rows matched p50 p99 mx mn
   read -r rows matched p50 p99 mx mn <<<"$out"
   ((rows > 0)) || fail "lag run $run: no meetings row changed on a during the run"
-  ((rows == matched)) || fail "lag run $run: $((rows - matched)) of $rows meetings rows missing on b"
+  ((rows == matched)) ||
+    fail "lag run $run: $((rows - matched)) of $rows meetings rows missing on b (or without a commit time)"
   say "LagRun run=$run tx=$processed tps=$(fmt "$tps") rows=$rows p50_ms=$p50 p99_ms=$p99" \
     "max_ms=$mx min_ms=$mn $(noise)"
   if ((profile)); then
@@ -446,6 +528,14 @@ drain_run() {
   say "  $kind run $run: backlog written in $(fmt "$(calc "$gen_end - $gen_start")") s" \
     "($processed tx by pgbench at $(fmt "$tps") tx/s): $backlog transactions, $rows changes," \
     "change_log $mib MiB"
+  if ((analyze)); then
+    local plan stats
+    plan=$(reader_plan)
+    stats=$(log_stats)
+    sql a -c "ANALYZE mpfailover.change_log" >/dev/null
+    say "  $kind run $run: old reader's plan: $plan with change_log $stats; after ANALYZE:" \
+      "$(reader_plan) with $(log_stats)"
+  fi
   sql a -c "CHECKPOINT" >/dev/null
   sql b -c "CHECKPOINT" >/dev/null
   if [[ $kind == memory ]]; then
@@ -468,10 +558,30 @@ drain_run() {
     done) >"$work/rss.tsv" 2>/dev/null &
     sampler_pid=$!
   fi
-  local wait_s=600
-  [[ $kind == memory ]] && wait_s=1500
-  done_at=$(wait_marker "$value" "$wait_s")
   local bytes_after counters_after
+  local wait_s=${MPF_BENCH_DRAIN_WAIT_S:-600}
+  [[ $kind == memory ]] && wait_s=${MPF_BENCH_DRAIN_WAIT_S:-1500}
+  if [[ $kind == thin ]]; then
+    local ups_before ups
+    ups_before=$(grep -c 'LinkUp' "$dir/a/mpfailoverd.log" || true)
+    if ! done_at=$(wait_marker "$value" "${MPF_BENCH_THIN_WAIT_S:-120}" soft); then
+      bytes_after=$(veth_bytes)
+      ups=$(($(grep -c 'LinkUp' "$dir/a/mpfailoverd.log" || true) - ups_before))
+      counters_after=$(shipper_counters)
+      say "  $kind run $run: NO PROGRESS after ${MPF_BENCH_THIN_WAIT_S:-120} s: b applied" \
+        "$(sql b -c "SELECT tick || '/' || seq FROM mpfailover.applied_position WHERE origin = 'a'")," \
+        "$ups sessions started, $((bytes_after - bytes_before)) bytes crossed the link;" \
+        "last sessions: $(grep -E 'LinkUp|LinkDown' "$dir/a/mpfailoverd.log" | tail -2 |
+          cut -c12-23,33-60 | tr '\n' ' ')"
+      "$pair" unthin >/dev/null
+      wait_marker "$value" 120 >/dev/null
+      drain_result="none"
+      wait_log_empty
+      return 0
+    fi
+  else
+    done_at=$(wait_marker "$value" "$wait_s")
+  fi
   bytes_after=$(veth_bytes)
   cpu_snapshot a >"$work/cpu_a1"
   cpu_snapshot b >"$work/cpu_b1"
@@ -509,7 +619,8 @@ drain_run() {
   local link=$((bytes_after - bytes_before))
   say "  $kind run $run: drained in $(fmt "$total" 3) s = $(fmt "$(calc "$backlog / $total")")" \
     "tx/s (start-up to first apply commit $(fmt "$startup" 3) s, apply $(fmt "$apply" 3) s =" \
-    "$(fmt "$(calc "$backlog / ($apply + 0.000001)")") tx/s); shipper sent $sent_tx tx in" \
+    "$(if (($(echo "$apply > 0.01" | bc))); then fmt "$(calc "$backlog / $apply")"; else echo n/a; fi)" \
+    "tx/s); shipper sent $sent_tx tx in" \
     "$sent_bytes frame bytes; link $link bytes; $(noise)"
   set -- $cpu_a $cpu_b
   say "  $kind run $run: CPU s during the drain: daemon a $1, postgres a $2, daemon b $3," \
@@ -538,11 +649,26 @@ if has_phase drain; then
   done
 fi
 
+thin_stuck_tx=""
 if has_phase thin; then
   say ""
   say "== 3. thin: backlog of $thin_tx transactions drained over tbf $thin_rate"
+  size=$thin_tx
   for ((r = 1; r <= runs; r++)); do
-    drain_run thin "$r" "$thin_tx"
+    drain_run thin "$r" "$size"
+    if [[ $drain_result == none ]]; then
+      if [[ -n $thin_stuck_tx ]]; then
+        say "  the $size-transaction backlog made no progress either; no more thin runs"
+        break
+      fi
+      thin_stuck_tx=$size
+      say "ThinRun run=$r tx=$size result=no-progress"
+      size=$thin_small_tx
+      say "  thin: a backlog of $thin_tx transactions does not cross; the runs go on with" \
+        "$size (--thin-small-tx)"
+      r=0
+      continue
+    fi
     set -- $drain_result
     t=$(calc "$1 / $2")
     b=$(calc "$5 / $1")
@@ -590,10 +716,16 @@ fi
 if ((${#thin_tps[@]})); then
   t=$(median "${thin_tps[@]}")
   b=$(median "${thin_bpt[@]}")
-  say "RESULT thin_drain_tps=$(fmt "$t" 1) target=>=$target_thin_tps" \
-    "verdict=$(verdict "$t >= $target_thin_tps")"
+  if [[ -n $thin_stuck_tx ]]; then
+    say "RESULT thin_drain_tps=0 target=>=$target_thin_tps verdict=missed" \
+      "(backlog $thin_tx: no progress; a $thin_small_tx-transaction backlog drains at $(fmt "$t" 1) tx/s)"
+  else
+    say "RESULT thin_drain_tps=$(fmt "$t" 1) target=>=$target_thin_tps" \
+      "verdict=$(verdict "$t >= $target_thin_tps")"
+  fi
   say "RESULT thin_bytes_per_tx=$(fmt "$b" 1) target=<$target_thin_bytes" \
-    "verdict=$(verdict "$b < $target_thin_bytes")"
+    "verdict=$(verdict "$b < $target_thin_bytes")$([[ -z $thin_stuck_tx ]] ||
+      echo " (measured on the $thin_small_tx-transaction backlog)")"
 fi
 if [[ -n $mem_a_mib ]]; then
   m=$mem_a_mib
