@@ -20,28 +20,9 @@
 namespace mpf::replicator {
 namespace {
 
-std::string quote_ident(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string quote_literal(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
-std::string quote_relation(const std::string& relation) {
-  const auto dot = relation.find('.');
-  return quote_ident(relation.substr(0, dot)) + "." + quote_ident(relation.substr(dot + 1));
-}
+using pg::quote_ident;
+using pg::quote_literal;
+using pg::quote_relation;
 
 std::vector<std::string> parse_text_array(const pqxx::field& f) {
   std::vector<std::string> out;

@@ -30,19 +30,8 @@
 namespace mpf::replicator {
 namespace {
 
-std::string quote_ident(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string quote_relation(const std::string& relation) {
-  const auto dot = relation.find('.');
-  return quote_ident(relation.substr(0, dot)) + "." + quote_ident(relation.substr(dot + 1));
-}
+using pg::quote_ident;
+using pg::quote_relation;
 
 // Clock skew the applier absorbs by waiting before its commit (see the header).
 constexpr auto kMaxCommitWait = std::chrono::seconds(2);

@@ -96,4 +96,29 @@ inline std::vector<std::optional<std::string>> parse_array(const pqxx::field& f)
   return parse_array_text(std::string_view(f.c_str(), f.size()));
 }
 
+// SQL quoting for names and literals that go into generated statements.
+inline std::string quote_ident(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+inline std::string quote_literal(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
+// "schema.table" (as the catalog records relations) to "schema"."table".
+inline std::string quote_relation(const std::string& relation) {
+  const auto dot = relation.find('.');
+  return quote_ident(relation.substr(0, dot)) + "." + quote_ident(relation.substr(dot + 1));
+}
+
 }  // namespace mpf::replicator::pg
