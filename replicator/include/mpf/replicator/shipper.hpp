@@ -33,7 +33,7 @@ struct ShipperOptions {
   std::string conninfo;  // this node's database
   int32_t catalog_version = 0;
   size_t batch_changes = 1000;  // changes per batch at most: a few seconds at 128 kbit/s
-  int window = 4;              // batches in flight at most
+  int window = 4;               // batches in flight at most
   Duration poll_interval = std::chrono::milliseconds(1);
   Duration safety_poll = std::chrono::milliseconds(100);
   Duration handshake_timeout = std::chrono::seconds(3);  // from TCP connect to Welcome
