@@ -410,15 +410,15 @@ print_profile() {
   ((profile)) || return 0
   local node
   for node in a b; do
-    say "  profile node $node (pg_stat_statements, top 8 by total time):"
+    say "  profile node $node (pg_stat_statements, top 12 by total time):"
     sql "$node" -F $'\t' -c "
       SELECT round(total_exec_time::numeric / 1000, 2) || ' s', calls,
              round((total_exec_time / calls)::numeric, 3) || ' ms/call', rows,
              regexp_replace(left(query, 110), '\s+', ' ', 'g')
       FROM pg_stat_statements
       WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'meetingplace')
-        AND query !~ '^DO |pg_stat_statements|bench-marker|pg_xact_commit_timestamp|CHECKPOINT|^COPY|clock_timestamp|pg_total_relation_size|change_log\)?$' 
-      ORDER BY total_exec_time DESC LIMIT 8" 2>/dev/null |
+        AND query !~ '^DO |pg_stat_statements|bench-marker|to_timestamp|CHECKPOINT|^COPY|^SELECT extract\(\$1 FROM clock_timestamp\(\)\)$|pg_total_relation_size|FROM mpfailover\.change_log$|^ANALYZE|^BEGIN|^ROLLBACK|^EXPLAIN|reltuples|applied_position$|^SELECT description' 
+      ORDER BY total_exec_time DESC LIMIT 12" 2>/dev/null |
       sed 's/^/    /' || true
   done
 }
@@ -540,6 +540,11 @@ drain_run() {
   sql b -c "CHECKPOINT" >/dev/null
   if [[ $kind == memory ]]; then
     "$pair" restart-daemon a >/dev/null
+    # The new daemon's first LinkStatus line (counters from zero) before counting from it.
+    for ((i = 0; i < 50; i++)); do
+      [[ $(shipper_counters) == "0 0" ]] && break
+      sleep 0.1
+    done
   fi
   [[ $kind == thin ]] && "$pair" thin "$thin_rate" >/dev/null
   local bytes_before counters_before cpu_a0 cpu_b0 t0 done_at first
