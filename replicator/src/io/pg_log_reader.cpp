@@ -32,6 +32,15 @@ Status db_error(const std::string& what, const std::exception& e) {
   return unavailable("database error while " + what + ": " + e.what());
 }
 
+// "WITH win AS (...)": the snapshots of ticks t-1 and t, which bound window t; the window's
+// rows are those whose transaction is visible in win.cur and not in win.prev.
+std::string window_cte(int64_t t) {
+  return "WITH win AS (SELECT (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
+         std::to_string(t - 1) +
+         ") AS prev, (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " + std::to_string(t) +
+         ") AS cur)";
+}
+
 Op parse_op(const std::string& s) {
   MPF_ASSERT(s.size() == 1 && (s[0] == 'I' || s[0] == 'U' || s[0] == 'D'),
              "unknown op in change_log: " + s);
@@ -123,19 +132,11 @@ Result<int64_t> PgLogReader::tick() {
 }
 
 std::string PgLogReader::window_query(int64_t t) const {
-  const std::string prev = std::to_string(t - 1);
-  const std::string cur = std::to_string(t);
   // One scan of the log: each transaction's position (its last change number) and size come
   // from window aggregates over the rows of the window. (A join back to the log, which has no
   // index, once chose a nested loop and took minutes on a 100,000-transaction backlog.)
-  return "WITH win AS ("
-         "  SELECT (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
-         prev +
-         ") AS prev,"
-         "         (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
-         cur +
-         ") AS cur"
-         ") "
+  return window_cte(t) +
+         " "
          "SELECT * FROM ("
          // The conflict timestamp is the source transaction's commit time (NOTES.md §4), the
          // same value PostgreSQL keeps for the rows it wrote, so both nodes compare equal
@@ -286,7 +287,6 @@ Result<int64_t> PgLogReader::trim(Position acked, Duration retention) {
       if (acked.tick < 2) return int64_t{0};
     }
     const std::string prev = std::to_string(acked.tick - 1);
-    const std::string cur = std::to_string(acked.tick);
     // Every window before the acknowledged one...
     auto before = tx.exec(
         "DELETE FROM mpfailover.change_log l USING mpfailover.tick k "
@@ -298,14 +298,8 @@ Result<int64_t> PgLogReader::trim(Position acked, Duration retention) {
     // the backlog. The log has no index: a nested loop here would be quadratic.
     tx.exec("SET LOCAL enable_nestloop = off");
     auto within = tx.exec(
-        "WITH win AS ("
-        "  SELECT (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
-        prev +
-        ") AS prev,"
-        "         (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " +
-        cur +
-        ") AS cur"
-        "), done AS ("
+        window_cte(acked.tick) +
+        ", done AS ("
         "  SELECT l.txid FROM mpfailover.change_log l, win"
         "  WHERE l.txid >= pg_snapshot_xmin(win.prev) AND l.txid < pg_snapshot_xmax(win.cur)"
         "    AND NOT pg_visible_in_snapshot(l.txid, win.prev)"
