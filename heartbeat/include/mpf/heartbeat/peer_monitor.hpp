@@ -1,0 +1,117 @@
+// PeerMonitor: is the peer alive, and if not, is its service down or its host unreachable?
+//
+// Pure and deterministic (NOTES.md §5, §8): fed with events and the current time, it returns
+// what to do (send a heartbeat, ping the peer or the witness) and what changed. The driver
+// (server/src/node_driver.cpp) owns the sockets, the ICMP pinger and the timers.
+//
+// Rules:
+// - A heartbeat goes out every `interval` (the first at once). An answer to the newest
+//   heartbeat, or to an older one still in flight, proves the peer's service is up.
+// - No answer within `timeout` of sending counts one missed heartbeat and pings the peer (and
+//   the witness, if configured). A ping reply while heartbeats go unanswered means "service
+//   down, host up"; no ping reply means "unreachable". Every further missed heartbeat pings
+//   again, so the verdict follows the peer.
+// - Clock skew is estimated from each answer as peer_wall - (sent_wall + received_wall) / 2.
+//
+// Thread safety: none; one driver thread owns it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include <mpf/core/clock.hpp>
+
+namespace mpf::heartbeat {
+
+enum class PeerState { kUnknown, kUp, kServiceDown, kUnreachable };
+enum class WitnessState { kNone, kUnknown, kReachable, kUnreachable };
+
+// "unknown", "up", "service_down", "unreachable": the names status --json uses.
+std::string_view to_string(PeerState s);
+// "none", "unknown", "reachable", "unreachable".
+std::string_view to_string(WitnessState s);
+
+struct MonitorOptions {
+  Duration interval = std::chrono::seconds(60);
+  Duration timeout = std::chrono::seconds(10);  // answer deadline for one heartbeat
+  std::chrono::milliseconds max_skew{500};      // above it: a warning
+  bool has_witness = false;
+};
+
+struct MonitorAction {
+  enum class Kind {
+    kSendHeartbeat,     // send heartbeat number `seq` to the peer
+    kPingPeer,          // ICMP echo to the peer; answer with on_ping_result
+    kPingWitness,       // ICMP echo to the witness; answer with on_witness_result
+    kHeartbeatMissed,   // log: `missed` heartbeats in a row went unanswered
+    kPeerStateChanged,  // log: from -> to
+    kWitnessChanged,    // log: witness from -> to
+    kSkewHigh,          // log: |clock_skew| went above max_skew
+    kSkewNormal,        // log: back below
+  };
+  Kind kind;
+  uint64_t seq = 0;
+  int missed = 0;
+  PeerState from = PeerState::kUnknown;
+  PeerState to = PeerState::kUnknown;
+  WitnessState witness_from = WitnessState::kNone;
+  WitnessState witness_to = WitnessState::kNone;
+  int64_t skew_ms = 0;
+
+  bool operator==(const MonitorAction&) const = default;
+};
+
+// What an answer to a heartbeat carried, with the local wall clock around it (microseconds since
+// the Unix epoch). Wall clocks only feed the skew estimate; timing uses the steady TimePoint.
+struct HeartbeatAnswer {
+  uint64_t seq = 0;
+  int64_t peer_wall_us = 0;
+  int64_t sent_wall_us = 0;
+  int64_t received_wall_us = 0;
+};
+
+struct MonitorSnapshot {
+  PeerState peer_state = PeerState::kUnknown;
+  WitnessState witness = WitnessState::kNone;
+  int missed = 0;                           // heartbeats unanswered in a row
+  std::optional<TimePoint> last_answer_at;  // when the peer last answered
+  std::optional<bool> last_ping_reply;      // the last ping's outcome, if any
+  std::optional<int64_t> clock_skew_ms;     // from the last answer
+  std::optional<Duration> rtt;              // heartbeat round trip, from the last answer
+  bool skew_high = false;
+  uint64_t heartbeats_sent = 0;
+};
+
+class PeerMonitor {
+ public:
+  explicit PeerMonitor(MonitorOptions options);
+
+  // Time passes: sends heartbeats when due and detects missed answers.
+  std::vector<MonitorAction> tick(TimePoint now);
+  // Send a heartbeat at the next tick, whatever the schedule (a switchover wants news now).
+  void send_soon();
+
+  std::vector<MonitorAction> on_answer(const HeartbeatAnswer& answer, TimePoint now);
+  std::vector<MonitorAction> on_ping_result(bool replied, TimePoint now);
+  std::vector<MonitorAction> on_witness_result(bool replied, TimePoint now);
+
+  const MonitorSnapshot& snapshot() const { return snap_; }
+  // When tick() next has something to do: the driver may sleep until then.
+  TimePoint next_deadline() const;
+
+ private:
+  void set_state(PeerState to, std::vector<MonitorAction>& out);
+
+  MonitorOptions options_;
+  MonitorSnapshot snap_;
+  uint64_t last_sent_seq_ = 0;
+  uint64_t last_answered_seq_ = 0;
+  std::optional<TimePoint> last_sent_at_;
+  std::optional<TimePoint> next_send_at_;  // unset: at the first tick
+  bool awaiting_ = false;                  // the newest heartbeat is still unanswered
+  bool pinging_ = false;
+};
+
+}  // namespace mpf::heartbeat

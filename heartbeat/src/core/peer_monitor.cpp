@@ -1,0 +1,149 @@
+#include <cstdlib>
+
+#include <mpf/core/status.hpp>
+#include <mpf/heartbeat/peer_monitor.hpp>
+
+namespace mpf::heartbeat {
+
+std::string_view to_string(PeerState s) {
+  switch (s) {
+    case PeerState::kUnknown:
+      return "unknown";
+    case PeerState::kUp:
+      return "up";
+    case PeerState::kServiceDown:
+      return "service_down";
+    case PeerState::kUnreachable:
+      return "unreachable";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(WitnessState s) {
+  switch (s) {
+    case WitnessState::kNone:
+      return "none";
+    case WitnessState::kUnknown:
+      return "unknown";
+    case WitnessState::kReachable:
+      return "reachable";
+    case WitnessState::kUnreachable:
+      return "unreachable";
+  }
+  return "unknown";
+}
+
+PeerMonitor::PeerMonitor(MonitorOptions options) : options_(options) {
+  MPF_ASSERT(options_.interval > Duration::zero(), "heartbeat interval must be positive");
+  MPF_ASSERT(options_.timeout > Duration::zero(), "heartbeat timeout must be positive");
+  snap_.witness = options_.has_witness ? WitnessState::kUnknown : WitnessState::kNone;
+}
+
+void PeerMonitor::set_state(PeerState to, std::vector<MonitorAction>& out) {
+  if (snap_.peer_state == to) return;
+  MonitorAction a{MonitorAction::Kind::kPeerStateChanged};
+  a.from = snap_.peer_state;
+  a.to = to;
+  snap_.peer_state = to;
+  out.push_back(a);
+}
+
+void PeerMonitor::send_soon() { next_send_at_.reset(); }
+
+TimePoint PeerMonitor::next_deadline() const {
+  if (!next_send_at_) return TimePoint{};  // now
+  TimePoint t = *next_send_at_;
+  if (awaiting_ && last_sent_at_ && *last_sent_at_ + options_.timeout < t) {
+    t = *last_sent_at_ + options_.timeout;
+  }
+  return t;
+}
+
+std::vector<MonitorAction> PeerMonitor::tick(TimePoint now) {
+  std::vector<MonitorAction> out;
+  // The answer deadline first: a heartbeat due now must not hide the one that went unanswered.
+  if (awaiting_ && last_sent_at_ && now - *last_sent_at_ >= options_.timeout) {
+    awaiting_ = false;
+    ++snap_.missed;
+    MonitorAction m{MonitorAction::Kind::kHeartbeatMissed};
+    m.seq = last_sent_seq_;
+    m.missed = snap_.missed;
+    out.push_back(m);
+    if (!pinging_) {
+      pinging_ = true;
+      out.push_back({MonitorAction::Kind::kPingPeer});
+      if (options_.has_witness) out.push_back({MonitorAction::Kind::kPingWitness});
+    }
+  }
+  if (!next_send_at_ || now >= *next_send_at_) {
+    // An unanswered heartbeat replaced by a newer one before its deadline still counts as
+    // missed when the newer one's deadline passes: awaiting_ carries over.
+    ++last_sent_seq_;
+    last_sent_at_ = now;
+    awaiting_ = true;
+    next_send_at_ = now + options_.interval;
+    ++snap_.heartbeats_sent;
+    MonitorAction s{MonitorAction::Kind::kSendHeartbeat};
+    s.seq = last_sent_seq_;
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::vector<MonitorAction> PeerMonitor::on_answer(const HeartbeatAnswer& answer, TimePoint now) {
+  std::vector<MonitorAction> out;
+  // Answers to heartbeats never sent, or older than one already answered, prove nothing new
+  // (a replayed or duplicated frame).
+  if (answer.seq == 0 || answer.seq > last_sent_seq_ || answer.seq <= last_answered_seq_) {
+    return out;
+  }
+  last_answered_seq_ = answer.seq;
+  snap_.last_answer_at = now;
+  snap_.missed = 0;
+  if (answer.seq == last_sent_seq_) {
+    awaiting_ = false;
+    // Skew from the newest answer only: a late answer's round trip is not this one's.
+    const int64_t midpoint =
+        answer.sent_wall_us + (answer.received_wall_us - answer.sent_wall_us) / 2;
+    const int64_t skew_ms = (answer.peer_wall_us - midpoint) / 1000;
+    snap_.clock_skew_ms = skew_ms;
+    snap_.rtt = std::chrono::microseconds(answer.received_wall_us - answer.sent_wall_us);
+    const bool high = std::llabs(skew_ms) > options_.max_skew.count();
+    if (high != snap_.skew_high) {
+      snap_.skew_high = high;
+      MonitorAction k{high ? MonitorAction::Kind::kSkewHigh : MonitorAction::Kind::kSkewNormal};
+      k.skew_ms = skew_ms;
+      out.push_back(k);
+    }
+  }
+  set_state(PeerState::kUp, out);
+  return out;
+}
+
+std::vector<MonitorAction> PeerMonitor::on_ping_result(bool replied, TimePoint now) {
+  (void)now;
+  std::vector<MonitorAction> out;
+  pinging_ = false;
+  snap_.last_ping_reply = replied;
+  // An answer that arrived while the ping was out settles it: the service is up.
+  if (snap_.missed == 0) return out;
+  set_state(replied ? PeerState::kServiceDown : PeerState::kUnreachable, out);
+  return out;
+}
+
+std::vector<MonitorAction> PeerMonitor::on_witness_result(bool replied, TimePoint now) {
+  (void)now;
+  std::vector<MonitorAction> out;
+  if (!options_.has_witness) return out;
+  const auto to = replied ? WitnessState::kReachable : WitnessState::kUnreachable;
+  if (to != snap_.witness) {
+    MonitorAction a{MonitorAction::Kind::kWitnessChanged};
+    a.witness_from = snap_.witness;
+    a.witness_to = to;
+    snap_.witness = to;
+    out.push_back(a);
+  }
+  return out;
+}
+
+}  // namespace mpf::heartbeat

@@ -1,0 +1,471 @@
+// RoleMachine: every row of the transition table (role_machine.cpp), the fencing rule and the
+// guards of failover and switchover (NOTES.md §4, §5). Time is a ManualClock.
+#include <algorithm>
+
+#include <doctest/doctest.h>
+
+#include <mpf/heartbeat/role_machine.hpp>
+
+using namespace std::chrono_literals;
+using mpf::ManualClock;
+using mpf::Position;
+using mpf::heartbeat::CommandContext;
+using mpf::heartbeat::Decision;
+using mpf::heartbeat::MonitorSnapshot;
+using mpf::heartbeat::PeerState;
+using mpf::heartbeat::PeerView;
+using mpf::heartbeat::PersistedRole;
+using mpf::heartbeat::Role;
+using mpf::heartbeat::RoleAction;
+using mpf::heartbeat::RoleMachine;
+using mpf::heartbeat::RoleOptions;
+using mpf::heartbeat::WitnessState;
+using Kind = RoleAction::Kind;
+
+namespace {
+
+bool has(const Decision& d, Kind k) {
+  return std::any_of(d.actions.begin(), d.actions.end(),
+                     [&](const auto& a) { return a.kind == k; });
+}
+
+const RoleAction* find(const Decision& d, Kind k) {
+  for (const auto& a : d.actions) {
+    if (a.kind == k) return &a;
+  }
+  return nullptr;
+}
+
+RoleOptions opts(std::string node = "b", std::string peer = "a") {
+  RoleOptions o;
+  o.node = std::move(node);
+  o.peer = std::move(peer);
+  o.start_grace = 10s;
+  o.switchover_timeout = 30s;
+  o.handover_timeout = 10s;
+  o.handover_resend = 100ms;
+  return o;
+}
+
+PersistedRole persisted(Role role, mpf::Epoch epoch) {
+  PersistedRole p;
+  p.initialized = true;
+  p.role = role;
+  p.epoch = epoch;
+  return p;
+}
+
+MonitorSnapshot monitor(PeerState s, int missed = 0, WitnessState w = WitnessState::kNone) {
+  MonitorSnapshot m;
+  m.peer_state = s;
+  m.missed = missed;
+  m.witness = w;
+  return m;
+}
+
+PeerView peer(Role role, mpf::Epoch epoch, std::string node = "a") {
+  return PeerView{std::move(node), role, epoch};
+}
+
+// A machine already settled in `role` at `epoch`.
+RoleMachine settled(Role role, mpf::Epoch epoch, ManualClock& clock, RoleOptions o = opts()) {
+  RoleMachine m(o, persisted(role, epoch), clock.now());
+  (void)m.start(clock.now());
+  if (m.role() == Role::kStarting)
+    (void)m.on_monitor(monitor(PeerState::kUnreachable), clock.now());
+  REQUIRE(m.role() == role);
+  return m;
+}
+
+// Runs a promotion to its end: the persist succeeds.
+Decision finish_promotion(RoleMachine& m, ManualClock& clock) {
+  REQUIRE(m.role() == Role::kPromoting);
+  return m.on_persisted(true, "", clock.now());
+}
+
+}  // namespace
+
+TEST_CASE("a brand-new node with the default initial role becomes standby, epoch 0") {
+  ManualClock clock;
+  RoleMachine m(opts(), PersistedRole{}, clock.now());
+  auto d = m.start(clock.now());
+  CHECK(m.role() == Role::kStandby);
+  CHECK(d.reason == "initial_role_standby");
+  REQUIRE(find(d, Kind::kPersist) != nullptr);
+  CHECK(find(d, Kind::kPersist)->persist.initialized);
+  CHECK(find(d, Kind::kPersist)->persist.epoch == 0);
+  CHECK(has(d, Kind::kCloseWrites));
+  CHECK_FALSE(m.writable());
+}
+
+TEST_CASE("a brand-new node with initial_role active persists epoch 1 before opening writes") {
+  ManualClock clock;
+  RoleOptions o = opts();
+  o.initial_role = Role::kActive;
+  RoleMachine m(o, PersistedRole{}, clock.now());
+  auto d = m.start(clock.now());
+  CHECK(m.role() == Role::kPromoting);
+  CHECK_FALSE(has(d, Kind::kOpenWrites));
+  REQUIRE(find(d, Kind::kPersist) != nullptr);
+  CHECK(find(d, Kind::kPersist)->persist.role == Role::kActive);
+  CHECK(find(d, Kind::kPersist)->persist.epoch == 1);
+  auto e = finish_promotion(m, clock);
+  CHECK(m.role() == Role::kActive);
+  CHECK(e.reason == "initial_role_active");
+  CHECK(has(e, Kind::kOpenWrites));
+  CHECK(has(e, Kind::kRunPromoteHook));
+  CHECK(m.epoch() == 1);
+}
+
+TEST_CASE("a persisted role rules over node.initial_role") {
+  ManualClock clock;
+  RoleOptions o = opts();
+  o.initial_role = Role::kActive;
+  RoleMachine m(o, persisted(Role::kStandby, 4), clock.now());
+  (void)m.start(clock.now());
+  CHECK(m.role() == Role::kStandby);
+  CHECK(m.epoch() == 4);
+}
+
+TEST_CASE("a node that was active waits for word of the peer before taking writes") {
+  ManualClock clock;
+  RoleMachine m(opts(), persisted(Role::kActive, 3), clock.now());
+  auto d = m.start(clock.now());
+  CHECK(m.role() == Role::kStarting);
+  CHECK_FALSE(has(d, Kind::kOpenWrites));
+  SUBCASE("the peer answers as standby: active again") {
+    auto e = m.on_peer(peer(Role::kStandby, 3), monitor(PeerState::kUp), clock.now());
+    CHECK(m.role() == Role::kActive);
+    CHECK(has(e, Kind::kOpenWrites));
+    CHECK(has(e, Kind::kRunPromoteHook));
+  }
+  SUBCASE("the peer was promoted meanwhile: step down and adopt its epoch") {
+    auto e = m.on_peer(peer(Role::kActive, 4), monitor(PeerState::kUp), clock.now());
+    CHECK(m.role() == Role::kStandby);
+    CHECK(e.reason == "peer_active_higher_epoch");
+    CHECK(has(e, Kind::kCloseWrites));
+    CHECK(has(e, Kind::kRunDemoteHook));
+    CHECK(m.epoch() == 4);
+  }
+  SUBCASE("the peer is unreachable: active") {
+    (void)m.on_monitor(monitor(PeerState::kUnreachable, 1), clock.now());
+    CHECK(m.role() == Role::kActive);
+  }
+  SUBCASE("no word at all within the grace: active") {
+    clock.advance(9s);
+    (void)m.tick(clock.now());
+    CHECK(m.role() == Role::kStarting);
+    clock.advance(1s);
+    (void)m.tick(clock.now());
+    CHECK(m.role() == Role::kActive);
+  }
+}
+
+TEST_CASE("a standby or standalone node settles at once on start") {
+  ManualClock clock;
+  RoleMachine s(opts(), persisted(Role::kStandby, 2), clock.now());
+  auto d = s.start(clock.now());
+  CHECK(s.role() == Role::kStandby);
+  CHECK(has(d, Kind::kRunDemoteHook));  // a stale shared address is removed
+  PersistedRole p = persisted(Role::kStandalone, 2);
+  RoleMachine a(opts(), p, clock.now());
+  auto e = a.start(clock.now());
+  CHECK(a.role() == Role::kStandalone);
+  CHECK(has(e, Kind::kPauseReplication));
+  CHECK(a.writable());
+}
+
+TEST_CASE("manual failover on a standby promotes above every epoch it has seen") {
+  ManualClock clock;
+  auto m = settled(Role::kStandby, 2, clock);
+  (void)m.on_peer(peer(Role::kActive, 5), monitor(PeerState::kUp), clock.now());
+  CHECK(m.epoch() == 5);  // adopted
+  auto d = m.failover(CommandContext{}, monitor(PeerState::kUnreachable, 3), clock.now());
+  CHECK(d.accepted);
+  REQUIRE(find(d, Kind::kPersist) != nullptr);
+  CHECK(find(d, Kind::kPersist)->persist.epoch == 6);
+  CHECK_FALSE(has(d, Kind::kOpenWrites));  // not before the epoch is durable
+  auto e = finish_promotion(m, clock);
+  CHECK(e.reason == "operator_failover");
+  CHECK(m.role() == Role::kActive);
+  CHECK(m.epoch() == 6);
+}
+
+TEST_CASE("manual failover is refused while the peer is up and active, unless forced") {
+  ManualClock clock;
+  auto m = settled(Role::kStandby, 1, clock);
+  (void)m.on_peer(peer(Role::kActive, 1), monitor(PeerState::kUp), clock.now());
+  auto d = m.failover(CommandContext{}, monitor(PeerState::kUp), clock.now());
+  CHECK_FALSE(d.accepted);
+  CHECK(d.message.find("up and active") != std::string::npos);
+  CHECK(m.role() == Role::kStandby);
+  SUBCASE("service down counts as not up") {
+    CHECK(m.failover(CommandContext{}, monitor(PeerState::kServiceDown, 1), clock.now()).accepted);
+  }
+  SUBCASE("--force") {
+    CommandContext force;
+    force.force = true;
+    CHECK(m.failover(force, monitor(PeerState::kUp), clock.now()).accepted);
+    CHECK(m.role() == Role::kPromoting);
+  }
+}
+
+TEST_CASE("manual failover is refused when the definitions differ, unless forced") {
+  ManualClock clock;
+  auto m = settled(Role::kStandby, 1, clock);
+  CommandContext ctx;
+  ctx.definitions_match = false;
+  auto d = m.failover(ctx, monitor(PeerState::kUnreachable, 2), clock.now());
+  CHECK_FALSE(d.accepted);
+  CHECK(d.message.find("mpfailover check") != std::string::npos);
+  ctx.force = true;
+  CHECK(m.failover(ctx, monitor(PeerState::kUnreachable, 2), clock.now()).accepted);
+}
+
+TEST_CASE("manual failover is refused on an active, standalone or transitional node") {
+  ManualClock clock;
+  auto a = settled(Role::kActive, 1, clock);
+  CHECK_FALSE(a.failover(CommandContext{}, monitor(PeerState::kUnreachable), clock.now()).accepted);
+  auto s = settled(Role::kStandalone, 1, clock);
+  CHECK(s.failover(CommandContext{}, monitor(PeerState::kUnreachable), clock.now())
+            .message.find("join") != std::string::npos);
+  auto p = settled(Role::kStandby, 1, clock);
+  (void)p.failover(CommandContext{}, monitor(PeerState::kUnreachable), clock.now());
+  CHECK_FALSE(p.failover(CommandContext{}, monitor(PeerState::kUnreachable), clock.now()).accepted);
+}
+
+TEST_CASE("a failed persist leaves the node standby with the error shown") {
+  ManualClock clock;
+  auto m = settled(Role::kStandby, 1, clock);
+  (void)m.failover(CommandContext{}, monitor(PeerState::kUnreachable), clock.now());
+  auto d = m.on_persisted(false, "connection refused", clock.now());
+  CHECK(d.reason == "persist_failed");
+  CHECK(m.role() == Role::kStandby);
+  CHECK(m.epoch() == 1);
+  CHECK(m.last_error().find("connection refused") != std::string::npos);
+  CHECK_FALSE(has(d, Kind::kOpenWrites));
+}
+
+TEST_CASE("fencing: two actives that meet keep exactly one, the same on both sides") {
+  ManualClock clock;
+  SUBCASE("the higher epoch wins") {
+    auto a = settled(Role::kActive, 3, clock, opts("a", "b"));
+    auto b = settled(Role::kActive, 4, clock, opts("b", "a"));
+    (void)a.on_peer(peer(Role::kActive, 4, "b"), monitor(PeerState::kUp), clock.now());
+    (void)b.on_peer(peer(Role::kActive, 3, "a"), monitor(PeerState::kUp), clock.now());
+    CHECK(a.role() == Role::kStandby);
+    CHECK(b.role() == Role::kActive);
+    CHECK(a.epoch() == 4);
+  }
+  SUBCASE("an epoch tie goes to the name that sorts last") {
+    auto a = settled(Role::kActive, 4, clock, opts("a", "b"));
+    auto b = settled(Role::kActive, 4, clock, opts("b", "a"));
+    auto da = a.on_peer(peer(Role::kActive, 4, "b"), monitor(PeerState::kUp), clock.now());
+    auto db = b.on_peer(peer(Role::kActive, 4, "a"), monitor(PeerState::kUp), clock.now());
+    CHECK(a.role() == Role::kStandby);
+    CHECK(b.role() == Role::kActive);
+    CHECK(da.reason == "peer_active_higher_epoch");
+    CHECK(has(db, Kind::kSendHeartbeatSoon));
+  }
+}
+
+TEST_CASE("a standby adopts a higher epoch it sees, but not a standalone peer's") {
+  ManualClock clock;
+  auto m = settled(Role::kStandby, 1, clock);
+  auto d = m.on_peer(peer(Role::kStandby, 3), monitor(PeerState::kUp), clock.now());
+  CHECK(m.epoch() == 3);
+  REQUIRE(find(d, Kind::kPersist) != nullptr);
+  CHECK(find(d, Kind::kPersist)->persist.role == Role::kStandby);
+  (void)m.on_peer(peer(Role::kStandalone, 9), monitor(PeerState::kUp), clock.now());
+  CHECK(m.epoch() == 3);
+}
+
+TEST_CASE("automatic failover needs missed heartbeats, a failed ping and a reachable witness") {
+  ManualClock clock;
+  RoleOptions o = opts();
+  o.automatic_failover = true;
+  o.missed_heartbeats = 3;
+  auto m = settled(Role::kStandby, 2, clock, o);
+  (void)m.on_peer(peer(Role::kActive, 2), monitor(PeerState::kUp), clock.now());
+  SUBCASE("too few missed") {
+    (void)m.on_monitor(monitor(PeerState::kUnreachable, 2, WitnessState::kReachable), clock.now());
+    CHECK(m.role() == Role::kStandby);
+  }
+  SUBCASE("ping answers: service down, host up") {
+    (void)m.on_monitor(monitor(PeerState::kServiceDown, 5, WitnessState::kReachable), clock.now());
+    CHECK(m.role() == Role::kStandby);
+  }
+  SUBCASE("witness unreachable: maybe this node is the one cut off") {
+    (void)m.on_monitor(monitor(PeerState::kUnreachable, 5, WitnessState::kUnreachable),
+                       clock.now());
+    CHECK(m.role() == Role::kStandby);
+  }
+  SUBCASE("no witness configured") {
+    (void)m.on_monitor(monitor(PeerState::kUnreachable, 5, WitnessState::kNone), clock.now());
+    CHECK(m.role() == Role::kStandby);
+  }
+  SUBCASE("all three: promote") {
+    auto d =
+        m.on_monitor(monitor(PeerState::kUnreachable, 3, WitnessState::kReachable), clock.now());
+    CHECK(d.reason == "automatic_failover");
+    CHECK(m.role() == Role::kPromoting);
+    (void)finish_promotion(m, clock);
+    CHECK(m.epoch() == 3);
+  }
+}
+
+TEST_CASE("automatic failover is off by default") {
+  ManualClock clock;
+  auto m = settled(Role::kStandby, 2, clock);
+  (void)m.on_peer(peer(Role::kActive, 2), monitor(PeerState::kUp), clock.now());
+  (void)m.on_monitor(monitor(PeerState::kUnreachable, 10, WitnessState::kReachable), clock.now());
+  CHECK(m.role() == Role::kStandby);
+}
+
+TEST_CASE("switchover: demote, drain, hand over, and the peer promotes at epoch + 1") {
+  ManualClock clock;
+  auto a = settled(Role::kActive, 5, clock, opts("a", "b"));
+  auto b = settled(Role::kStandby, 5, clock, opts("b", "a"));
+  (void)a.on_peer(peer(Role::kStandby, 5, "b"), monitor(PeerState::kUp), clock.now());
+  (void)b.on_peer(peer(Role::kActive, 5, "a"), monitor(PeerState::kUp), clock.now());
+
+  auto d = a.switchover(monitor(PeerState::kUp), clock.now());
+  REQUIRE(d.accepted);
+  CHECK(a.role() == Role::kDemoting);
+  CHECK(has(d, Kind::kCloseWrites));
+  CHECK(has(d, Kind::kWatchDrain));
+  CHECK_FALSE(a.writable());
+
+  auto e = a.on_backlog_drained(Position{40, 900}, clock.now());
+  CHECK(a.role() == Role::kStandby);
+  CHECK(has(e, Kind::kRunDemoteHook));
+  const auto* handover = find(e, Kind::kSendHandover);
+  REQUIRE(handover != nullptr);
+  CHECK(handover->epoch == 6);
+  CHECK(handover->position == Position{40, 900});
+
+  // b has not applied everything yet: refused, and a resends.
+  auto not_yet = b.on_handover(peer(Role::kStandby, 5, "a"), 6, Position{40, 900},
+                               Position{40, 800}, clock.now());
+  CHECK_FALSE(not_yet.accepted);
+  CHECK(b.role() == Role::kStandby);
+  clock.advance(100ms);
+  CHECK(has(a.tick(clock.now()), Kind::kSendHandover));
+  auto ok = b.on_handover(peer(Role::kStandby, 5, "a"), 6, Position{40, 900}, Position{40, 900},
+                          clock.now());
+  CHECK(ok.accepted);
+  CHECK(b.role() == Role::kPromoting);
+  (void)finish_promotion(b, clock);
+  CHECK(b.role() == Role::kActive);
+  CHECK(b.epoch() == 6);
+  // A resend that crossed the promotion changes nothing.
+  CHECK(b.on_handover(peer(Role::kStandby, 5, "a"), 6, Position{40, 900}, Position{40, 900},
+                      clock.now())
+            .actions.empty());
+
+  auto done = a.on_peer(peer(Role::kActive, 6, "b"), monitor(PeerState::kUp), clock.now());
+  CHECK(done.message.find("switchover complete") != std::string::npos);
+  CHECK(a.operation().empty());
+  CHECK(a.epoch() == 6);
+}
+
+TEST_CASE("a switchover whose drain times out reopens writes on the active") {
+  ManualClock clock;
+  auto a = settled(Role::kActive, 5, clock, opts("a", "b"));
+  (void)a.on_peer(peer(Role::kStandby, 5, "b"), monitor(PeerState::kUp), clock.now());
+  (void)a.switchover(monitor(PeerState::kUp), clock.now());
+  clock.advance(29s);
+  (void)a.tick(clock.now());
+  CHECK(a.role() == Role::kDemoting);
+  clock.advance(1s);
+  auto d = a.tick(clock.now());
+  CHECK(a.role() == Role::kActive);
+  CHECK(d.reason == "switchover_timeout");
+  CHECK(has(d, Kind::kOpenWrites));
+  CHECK(a.last_error().find("aborted") != std::string::npos);
+}
+
+TEST_CASE("a handover the peer never takes leaves no active, and says so") {
+  ManualClock clock;
+  auto a = settled(Role::kActive, 5, clock, opts("a", "b"));
+  (void)a.on_peer(peer(Role::kStandby, 5, "b"), monitor(PeerState::kUp), clock.now());
+  (void)a.switchover(monitor(PeerState::kUp), clock.now());
+  (void)a.on_backlog_drained(Position{1, 1}, clock.now());
+  clock.advance(10s);
+  auto d = a.tick(clock.now());
+  CHECK(a.role() == Role::kStandby);
+  CHECK(a.last_error().find("no node is active") != std::string::npos);
+  CHECK(a.operation().empty());
+}
+
+TEST_CASE("switchover guards") {
+  ManualClock clock;
+  SUBCASE("active with an unreachable peer refuses") {
+    auto a = settled(Role::kActive, 1, clock);
+    (void)a.on_peer(peer(Role::kStandby, 1), monitor(PeerState::kUp), clock.now());
+    CHECK_FALSE(a.switchover(monitor(PeerState::kUnreachable, 1), clock.now()).accepted);
+    CHECK(a.role() == Role::kActive);
+  }
+  SUBCASE("on the standby it asks the active peer") {
+    auto b = settled(Role::kStandby, 1, clock);
+    (void)b.on_peer(peer(Role::kActive, 1), monitor(PeerState::kUp), clock.now());
+    auto d = b.switchover(monitor(PeerState::kUp), clock.now());
+    CHECK(d.accepted);
+    CHECK(has(d, Kind::kSendSwitchoverRequest));
+    CHECK(b.role() == Role::kStandby);
+  }
+  SUBCASE("the active honours the standby's request") {
+    auto a = settled(Role::kActive, 1, clock);
+    auto d = a.on_switchover_request(peer(Role::kStandby, 1), monitor(PeerState::kUp), clock.now());
+    CHECK(d.reason == "switchover_request");
+    CHECK(a.role() == Role::kDemoting);
+  }
+  SUBCASE("a standby refuses a stale handover") {
+    auto b = settled(Role::kStandby, 7, clock);
+    CHECK_FALSE(b.on_handover(peer(Role::kActive, 6), 7, {}, {}, clock.now()).accepted);
+  }
+}
+
+TEST_CASE("standalone and join") {
+  ManualClock clock;
+  SUBCASE("a standby leaves: writes open, replication paused; join closes writes again") {
+    auto b = settled(Role::kStandby, 2, clock);
+    auto d = b.standalone(clock.now());
+    CHECK(b.role() == Role::kStandalone);
+    CHECK(has(d, Kind::kOpenWrites));
+    CHECK(has(d, Kind::kPauseReplication));
+    CHECK_FALSE(b.replicating());
+    REQUIRE(find(d, Kind::kPersist) != nullptr);
+    CHECK(find(d, Kind::kPersist)->persist.standalone_from == Role::kStandby);
+    auto j = b.join(clock.now());
+    CHECK(b.role() == Role::kStandby);
+    CHECK(has(j, Kind::kCloseWrites));
+    CHECK(has(j, Kind::kResumeReplication));
+    CHECK(b.epoch() == 2);
+  }
+  SUBCASE("an active node leaves and rejoins as active; fencing decides on contact") {
+    auto a = settled(Role::kActive, 2, clock);
+    auto d = a.standalone(clock.now());
+    CHECK_FALSE(has(d, Kind::kOpenWrites));  // they were open already
+    (void)a.on_peer(peer(Role::kActive, 3), monitor(PeerState::kUp), clock.now());
+    CHECK(a.role() == Role::kStandalone);  // no fencing while out of the pair
+    (void)a.join(clock.now());
+    CHECK(a.role() == Role::kActive);
+    (void)a.on_peer(peer(Role::kActive, 3), monitor(PeerState::kUp), clock.now());
+    CHECK(a.role() == Role::kStandby);
+  }
+  SUBCASE("join on a node in the pair is refused") {
+    auto a = settled(Role::kActive, 2, clock);
+    CHECK_FALSE(a.join(clock.now()).accepted);
+    (void)a.standalone(clock.now());
+    CHECK_FALSE(a.standalone(clock.now()).accepted);
+  }
+}
+
+TEST_CASE("role names round-trip") {
+  for (Role r : {Role::kStarting, Role::kStandby, Role::kPromoting, Role::kActive, Role::kDemoting,
+                 Role::kStandalone}) {
+    CHECK(mpf::heartbeat::role_from_string(mpf::heartbeat::to_string(r)) == r);
+  }
+  CHECK_FALSE(mpf::heartbeat::role_from_string("leader"));
+}
