@@ -149,6 +149,8 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
 
   std::string port_text, peer_port_text, tables_text, interval_text, warn_bytes_text;
   std::string retention_text, tombstone_retention_text;
+  std::string hb_timeout_text, ping_timeout_text, max_skew_text, witness_text;
+  std::string automatic_text, missed_text, switchover_timeout_text, hook_timeout_text;
   po::options_description desc;
   // Every key is a string here; typed parsing below gives messages that name the key.
   // clang-format off
@@ -163,8 +165,24 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
       ("replication.tables", po::value(&tables_text))
       ("replication.retention", po::value(&retention_text))
       ("replication.tombstone_retention", po::value(&tombstone_retention_text))
+      ("node.initial_role", po::value(&cfg.node.initial_role))
+      ("node.app_role", po::value(&cfg.node.app_role))
       ("heartbeat.interval", po::value(&interval_text))
+      ("heartbeat.timeout", po::value(&hb_timeout_text))
+      ("heartbeat.ping_timeout", po::value(&ping_timeout_text))
+      ("heartbeat.max_skew", po::value(&max_skew_text))
+      ("heartbeat.witness", po::value(&witness_text))
+      ("failover.automatic", po::value(&automatic_text))
+      ("failover.missed_heartbeats", po::value(&missed_text))
+      ("failover.switchover_timeout", po::value(&switchover_timeout_text))
+      ("shared.address", po::value(&cfg.shared.address))
+      ("shared.interface", po::value(&cfg.shared.interface))
+      ("shared.hostname", po::value(&cfg.shared.hostname))
+      ("hooks.on_promote", po::value(&cfg.hooks.on_promote))
+      ("hooks.on_demote", po::value(&cfg.hooks.on_demote))
+      ("hooks.timeout", po::value(&hook_timeout_text))
       ("control.socket", po::value(&cfg.control.socket))
+      ("control.group", po::value(&cfg.control.group))
       ("log.level", po::value(&cfg.log.level))
       ("queue.warn_bytes", po::value(&warn_bytes_text))
       ("security.mode", po::value(&cfg.security.mode))
@@ -254,14 +272,82 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
     cfg.heartbeat.interval = *d;
   }
 
+  cfg.heartbeat.timeout = std::min<Duration>(std::chrono::seconds(10), cfg.heartbeat.interval);
   for (auto [key, text, out] :
        {std::tuple{"replication.retention", &retention_text, &cfg.replication.retention},
         std::tuple{"replication.tombstone_retention", &tombstone_retention_text,
-                   &cfg.replication.tombstone_retention}}) {
+                   &cfg.replication.tombstone_retention},
+        std::tuple{"heartbeat.timeout", &hb_timeout_text, &cfg.heartbeat.timeout},
+        std::tuple{"heartbeat.ping_timeout", &ping_timeout_text, &cfg.heartbeat.ping_timeout},
+        std::tuple{"heartbeat.max_skew", &max_skew_text, &cfg.heartbeat.max_skew},
+        std::tuple{"failover.switchover_timeout", &switchover_timeout_text,
+                   &cfg.failover.switchover_timeout},
+        std::tuple{"hooks.timeout", &hook_timeout_text, &cfg.hooks.timeout}}) {
     if (!vm.count(key)) continue;
     auto d = parse_duration(*text);
     if (!d) return err.key(key, std::string(key) + ": " + d.status().message());
     *out = *d;
+  }
+  for (auto [key, d] : {std::pair{"heartbeat.timeout", cfg.heartbeat.timeout},
+                        std::pair{"heartbeat.ping_timeout", cfg.heartbeat.ping_timeout},
+                        std::pair{"failover.switchover_timeout", cfg.failover.switchover_timeout},
+                        std::pair{"hooks.timeout", cfg.hooks.timeout}}) {
+    if (d < std::chrono::milliseconds(10)) {
+      return err.key(key, std::string(key) + " must be at least 10ms");
+    }
+  }
+
+  if (cfg.node.initial_role != "active" && cfg.node.initial_role != "standby") {
+    return err.key("node.initial_role", "invalid node.initial_role \"" + cfg.node.initial_role +
+                                            "\": expected active or standby");
+  }
+  if (!cfg.node.app_role.empty() && !valid_table_name(cfg.node.app_role)) {
+    return err.key("node.app_role", "invalid node.app_role \"" + cfg.node.app_role +
+                                        "\": expected a lower-case PostgreSQL role name");
+  }
+  if (vm.count("heartbeat.witness")) {
+    for (const auto& w : split_list(witness_text)) {
+      if (!w.empty()) cfg.heartbeat.witness.push_back(w);
+    }
+  }
+  if (vm.count("failover.automatic")) {
+    const std::string v = trim(automatic_text);
+    if (v == "true" || v == "on" || v == "yes") {
+      cfg.failover.automatic = true;
+    } else if (v == "false" || v == "off" || v == "no") {
+      cfg.failover.automatic = false;
+    } else {
+      return err.key("failover.automatic", "invalid failover.automatic \"" + automatic_text +
+                                               "\": expected true or false");
+    }
+  }
+  if (vm.count("failover.missed_heartbeats")) {
+    const std::string v = trim(missed_text);
+    const bool digits =
+        !v.empty() && v.size() <= 3 &&
+        std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); });
+    const int n = digits ? std::stoi(v) : 0;
+    if (n < 1 || n > 100) {
+      return err.key("failover.missed_heartbeats",
+                     "invalid failover.missed_heartbeats \"" + missed_text + "\": expected 1-100");
+    }
+    cfg.failover.missed_heartbeats = n;
+  }
+  if (cfg.failover.automatic && cfg.heartbeat.witness.empty()) {
+    return err.key("failover.automatic",
+                   "failover.automatic = true needs heartbeat.witness: without a witness a node "
+                   "cannot tell a dead peer from its own cut-off link (split brain)");
+  }
+  if (!cfg.shared.address.empty()) {
+    const auto slash = cfg.shared.address.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == cfg.shared.address.size()) {
+      return err.key("shared.address", "invalid shared.address \"" + cfg.shared.address +
+                                           "\": expected an address in CIDR form, e.g. "
+                                           "192.0.2.10/24");
+    }
+    if (cfg.shared.interface.empty()) {
+      return err.file("missing key \"shared.interface\" (shared.address is set)");
+    }
   }
 
   if (vm.count("queue.warn_bytes")) {

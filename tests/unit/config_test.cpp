@@ -208,9 +208,34 @@ TEST_CASE("the example config in deploy/ parses and documents every key the pars
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
-  for (const char* key : {"name =", "database =", "address =", "port =", "listen =", "tables =",
-                          "interval =", "socket =", "level =", "mode =", "secret_key_file =",
-                          "public_key_file =", "peer_public_key_file ="}) {
+  for (const char* key : {"name =",
+                          "database =",
+                          "address =",
+                          "port =",
+                          "listen =",
+                          "tables =",
+                          "interval =",
+                          "socket =",
+                          "level =",
+                          "mode =",
+                          "secret_key_file =",
+                          "public_key_file =",
+                          "peer_public_key_file =",
+                          "initial_role =",
+                          "app_role =",
+                          "timeout =",
+                          "ping_timeout =",
+                          "max_skew =",
+                          "witness =",
+                          "automatic =",
+                          "missed_heartbeats =",
+                          "switchover_timeout =",
+                          "[shared]",
+                          "hostname =",
+                          "interface =",
+                          "on_promote =",
+                          "on_demote =",
+                          "group ="}) {
     CAPTURE(key);
     CHECK(text.str().find(key) != std::string::npos);
   }
@@ -243,4 +268,68 @@ TEST_CASE("log and tombstone retention are durations, named on error") {
   REQUIRE_FALSE(bad);
   CHECK(bad.status().message().find("line 10: replication.retention: invalid duration") !=
         std::string::npos);
+}
+
+TEST_CASE("heartbeat, failover, shared address and hooks keys: defaults and errors by name") {
+  const std::string base =
+      "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n[security]\nmode=plain\n";
+  auto plain = parse_config(base, "/etc/x.conf");
+  REQUIRE_MESSAGE(plain, plain.status().message());
+  CHECK(plain->node.initial_role == "standby");
+  CHECK(plain->heartbeat.timeout == std::chrono::seconds(10));
+  CHECK_FALSE(plain->failover.automatic);
+  CHECK(plain->failover.missed_heartbeats == 3);
+  CHECK(plain->shared.address.empty());
+
+  SUBCASE("the answer timeout defaults to the interval when that is shorter") {
+    auto c = parse_config(base + "[heartbeat]\ninterval=200ms\n", "/etc/x.conf");
+    REQUIRE(c);
+    CHECK(c->heartbeat.timeout == std::chrono::milliseconds(200));
+  }
+  SUBCASE("every key parses") {
+    auto c = parse_config(base +
+                              "[heartbeat]\ninterval=1s\ntimeout=300ms\nping_timeout=200ms\n"
+                              "max_skew=250ms\nwitness=198.18.0.1, 198.18.0.2\n"
+                              "[failover]\nautomatic=true\nmissed_heartbeats=5\n"
+                              "switchover_timeout=10s\n[shared]\naddress=198.18.0.10/24\n"
+                              "interface=veth0\nhostname=mp.example\n[hooks]\non_promote=/p\n"
+                              "on_demote=/d\ntimeout=5s\n[control]\ngroup=ops\n",
+                          "/etc/x.conf");
+    REQUIRE_MESSAGE(c, c.status().message());
+    CHECK(c->heartbeat.witness == std::vector<std::string>{"198.18.0.1", "198.18.0.2"});
+    CHECK(c->failover.automatic);
+    CHECK(c->failover.missed_heartbeats == 5);
+    CHECK(c->heartbeat.max_skew == std::chrono::milliseconds(250));
+    CHECK(c->shared.interface == "veth0");
+    CHECK(c->hooks.on_demote == "/d");
+    CHECK(c->control.group == "ops");
+  }
+  SUBCASE("errors name the key") {
+    auto role = parse_config(
+        "[node]\nname=a\ndatabase=x\ninitial_role=leader\n[peer]\nname=b\naddress=h\n"
+        "[security]\nmode=plain\n",
+        "/etc/x.conf");
+    REQUIRE_FALSE(role);
+    CHECK(role.status().message() ==
+          "config file \"/etc/x.conf\" line 4: invalid node.initial_role \"leader\": expected "
+          "active or standby");
+    auto automatic = parse_config(base + "[failover]\nautomatic=true\n", "/etc/x.conf");
+    REQUIRE_FALSE(automatic);
+    CHECK(automatic.status().message().find("needs heartbeat.witness") != std::string::npos);
+    auto missed = parse_config(base + "[failover]\nmissed_heartbeats=0\n", "/etc/x.conf");
+    REQUIRE_FALSE(missed);
+    CHECK(missed.status().message().find("failover.missed_heartbeats") != std::string::npos);
+    auto yes = parse_config(base + "[failover]\nautomatic=maybe\n", "/etc/x.conf");
+    REQUIRE_FALSE(yes);
+    CHECK(yes.status().message().find("expected true or false") != std::string::npos);
+    auto cidr = parse_config(base + "[shared]\naddress=198.18.0.10\ninterface=x\n", "/etc/x.conf");
+    REQUIRE_FALSE(cidr);
+    CHECK(cidr.status().message().find("CIDR") != std::string::npos);
+    auto iface = parse_config(base + "[shared]\naddress=198.18.0.10/24\n", "/etc/x.conf");
+    REQUIRE_FALSE(iface);
+    CHECK(iface.status().message().find("shared.interface") != std::string::npos);
+    auto timeout = parse_config(base + "[heartbeat]\ntimeout=soon\n", "/etc/x.conf");
+    REQUIRE_FALSE(timeout);
+    CHECK(timeout.status().message().find("heartbeat.timeout") != std::string::npos);
+  }
 }

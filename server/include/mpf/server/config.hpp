@@ -21,7 +21,9 @@ struct Config {
 
   struct Node {
     std::string name;
-    std::string database;  // libpq conninfo
+    std::string database;                  // libpq conninfo
+    std::string initial_role = "standby";  // a brand-new node's first role: active | standby
+    std::string app_role;  // the application's PostgreSQL login, read-only on a standby
   } node;
 
   struct Peer {
@@ -41,10 +43,33 @@ struct Config {
 
   struct Heartbeat {
     Duration interval = std::chrono::seconds(60);
+    Duration timeout = std::chrono::seconds(10);  // default: the smaller of 10s and interval
+    Duration ping_timeout = std::chrono::seconds(1);
+    Duration max_skew = std::chrono::milliseconds(1000);
+    std::vector<std::string> witness;  // addresses pinged to tell "peer gone" from "I am cut off"
   } heartbeat;
+
+  struct Failover {
+    bool automatic = false;
+    int missed_heartbeats = 3;
+    Duration switchover_timeout = std::chrono::seconds(30);
+  } failover;
+
+  struct Shared {
+    std::string address;  // CIDR, e.g. 198.18.0.10/24; empty: no shared address
+    std::string interface;
+    std::string hostname;
+  } shared;
+
+  struct Hooks {
+    std::string on_promote = "/usr/lib/mpfailover/hooks/on_promote";
+    std::string on_demote = "/usr/lib/mpfailover/hooks/on_demote";
+    Duration timeout = std::chrono::seconds(30);
+  } hooks;
 
   struct Control {
     std::string socket = "/run/mpfailover/mpfailover.sock";
+    std::string group;  // besides root, members of this group may use the control socket
   } control;
 
   // The endpoints the transport uses.
