@@ -70,6 +70,71 @@ Status Receiver::bind() {
 
 void Receiver::run(std::stop_token stop) {
   MPF_ASSERT(socket_ != nullptr, "Receiver::run before bind");
+  // The port's front: answers side-channel frames (heartbeats) at once, and hands everything else
+  // to the apply thread through an inproc pair, so a long apply never delays a heartbeat answer.
+  const std::string inproc =
+      "inproc://mpf-receiver-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+  zmq::socket_t front(context_, zmq::socket_type::pair);
+  front.set(zmq::sockopt::linger, 0);
+  front.bind(inproc);
+  std::jthread apply_thread([this, &inproc](std::stop_token st) { apply_loop(st, inproc); });
+  while (!stop.stop_requested()) {
+    try {
+      zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0},
+                                 {front.handle(), 0, ZMQ_POLLIN, 0},
+                                 {zap_ ? zap_->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, zap_ ? 3 : 2, std::chrono::milliseconds(100));
+      if (zap_ && (items[2].revents & ZMQ_POLLIN)) zap_->handle();
+      // Replies of the apply thread go out as they are: routing id, then the frame.
+      while (items[1].revents & ZMQ_POLLIN) {
+        zmq::message_t id_frame;
+        zmq::message_t body;
+        if (!front.recv(id_frame, zmq::recv_flags::dontwait)) break;
+        (void)front.recv(body, zmq::recv_flags::dontwait);
+        socket_->send(id_frame, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        socket_->send(body, zmq::send_flags::dontwait);
+      }
+      for (int burst = 0; burst < 64 && (items[0].revents & ZMQ_POLLIN); ++burst) {
+        zmq::message_t id_frame;
+        zmq::message_t body;
+        if (!socket_->recv(id_frame, zmq::recv_flags::dontwait)) break;
+        if (!id_frame.more()) continue;  // a ROUTER always prefixes the id; nothing to route
+        (void)socket_->recv(body, zmq::recv_flags::dontwait);
+        bool more = body.more();
+        for (int extra_frames = 0; more && extra_frames < 64; ++extra_frames) {  // not ours
+          zmq::message_t extra;
+          if (!socket_->recv(extra, zmq::recv_flags::dontwait)) break;
+          more = extra.more();
+        }
+        {
+          std::lock_guard lock(mu_);
+          stats_.wire_bytes += body.size();
+        }
+        if (options_.side_channel) {
+          const std::string_view bytes(static_cast<const char*>(body.data()), body.size());
+          if (auto answer = options_.side_channel(bytes)) {
+            if (!answer->empty()) {
+              socket_->send(id_frame, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+              socket_->send(zmq::buffer(*answer), zmq::send_flags::dontwait);
+            }
+            continue;
+          }
+        }
+        front.send(id_frame, zmq::send_flags::sndmore);
+        front.send(body, zmq::send_flags::none);
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) break;
+      spdlog::error("ReceiverError reason=\"{}\"", one_line(e.what()));
+    }
+  }
+  apply_thread.request_stop();
+}
+
+void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
+  zmq::socket_t port(context_, zmq::socket_type::pair);
+  port.set(zmq::sockopt::linger, 0);
+  port.connect(inproc);
   std::unique_ptr<PgApplier> applier;
   std::unique_ptr<Sessions> session;
   Clock::time_point last_drop_log{};
@@ -89,38 +154,21 @@ void Receiver::run(std::stop_token stop) {
     }
   };
   auto reply = [&](const std::string& routing_id, wire::Encoder& enc, const wire::Message& m) {
-    socket_->send(zmq::buffer(routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    socket_->send(zmq::buffer(enc.encode(m)), zmq::send_flags::dontwait);
+    port.send(zmq::buffer(routing_id), zmq::send_flags::sndmore);
+    port.send(zmq::buffer(enc.encode(m)), zmq::send_flags::none);
   };
 
   while (!stop.stop_requested()) {
     try {
-      zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0},
-                                 {zap_ ? zap_->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, zap_ ? 2 : 1, std::chrono::milliseconds(100));
-      if (zap_ && (items[1].revents & ZMQ_POLLIN)) zap_->handle();
+      zmq::pollitem_t items[] = {{port.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 1, std::chrono::milliseconds(100));
       if (!(items[0].revents & ZMQ_POLLIN)) continue;
       zmq::message_t id_frame;
       zmq::message_t body;
-      if (!socket_->recv(id_frame, zmq::recv_flags::dontwait)) continue;
-      if (!id_frame.more()) {
-        drop("frame without routing id");
-        continue;
-      }
-      (void)socket_->recv(body, zmq::recv_flags::dontwait);
-      bool more = body.more();
-      for (int extra_frames = 0; more && extra_frames < 64; ++extra_frames) {  // not ours
-        zmq::message_t extra;
-        if (!socket_->recv(extra, zmq::recv_flags::dontwait)) break;
-        more = extra.more();
-      }
+      if (!port.recv(id_frame, zmq::recv_flags::dontwait)) continue;
+      (void)port.recv(body, zmq::recv_flags::dontwait);
       const std::string routing_id(static_cast<const char*>(id_frame.data()), id_frame.size());
       const std::string_view bytes(static_cast<const char*>(body.data()), body.size());
-      {
-        std::lock_guard lock(mu_);
-        stats_.wire_bytes += body.size();
-      }
-
       const bool from_session = session && session->routing_id == routing_id;
       wire::Decoder scratch;
       auto msg = (from_session ? session->decoder : scratch).decode(bytes);
@@ -146,6 +194,8 @@ void Receiver::run(std::stop_token stop) {
           refusal = "this is node \"" + options_.node + "\", not \"" + hello->target + "\"";
         } else if (!version) {
           refusal = version.status().message();
+        } else if (paused_) {
+          refusal = "node \"" + options_.node + "\" is standalone: replication is paused";
         }
         if (!refusal.empty()) {
           spdlog::error("HelloRefused from={} reason=\"{}\"", hello->origin, one_line(refusal));
@@ -206,6 +256,13 @@ void Receiver::run(std::stop_token stop) {
       }
       if (!from_session || batch->session_id != session->session_id) {
         drop("batch of an unknown session");
+        continue;
+      }
+      if (paused_) {  // the node left the pair: the peer resends after `join`
+        reply(routing_id, session->encoder,
+              wire::Refuse{session->session_id, "node \"" + options_.node + "\" is standalone"});
+        if (applier) applier->reset();
+        session.reset();
         continue;
       }
       if (batch->seq != session->expected_seq) {

@@ -6,10 +6,14 @@
 // Thread safety: bind() then run() on one thread; stats() from any.
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 
 #include <mpf/core/status.hpp>
 #include <mpf/replicator/link_stats.hpp>
@@ -29,6 +33,10 @@ struct ReceiverOptions {
   std::string conninfo;  // this node's database
   int32_t catalog_version = 0;
   Security security;
+  // Frames for another protocol on the same port (heartbeats): called on the port's thread for
+  // every frame; returns nullopt when the frame is not its own (it then goes to apply), else the
+  // answer to send back ("" for none). Must be quick and thread-safe.
+  std::function<std::optional<std::string>(std::string_view frame)> side_channel;
 };
 
 class Receiver {
@@ -39,18 +47,25 @@ class Receiver {
   // Binds the socket; an address in use or not local is an error naming it.
   Status bind();
 
+  // Serves the port until stop: the calling thread answers side-channel frames and forwards
+  // replication frames to an apply thread of its own.
   void run(std::stop_token stop);
 
   LinkStats stats() const;
 
+  // While paused (this node is standalone) sessions are refused; from any thread.
+  void set_paused(bool paused) { paused_ = paused; }
+
  private:
   class Sessions;
+  void apply_loop(std::stop_token stop, const std::string& inproc);
   zmq::context_t& context_;
   ReceiverOptions options_;
   std::unique_ptr<zmq::socket_t> socket_;
   std::unique_ptr<ZapHandler> zap_;
   mutable std::mutex mu_;
   LinkStats stats_;
+  std::atomic<bool> paused_{false};
 };
 
 }  // namespace mpf::replicator
