@@ -12,6 +12,7 @@
 #include <boost/program_options.hpp>
 #include <pqxx/pqxx>
 
+#include "cli_commands.hpp"
 #include <mpf/core/position.hpp>
 #include <mpf/replicator/security.hpp>
 #include <mpf/server/config.hpp>
@@ -208,6 +209,12 @@ const std::map<std::string, Command>& commands() {
       {"init-db", {"create or upgrade the catalog and install capture", cmd_init_db}},
       {"keygen", {"write a new CURVE key pair for this node", cmd_keygen}},
       {"skip", {"leave out a transaction apply cannot apply (recorded)", cmd_skip}},
+      {"status", {"this node and its peer: roles, liveness, link, lag", mpf::server::cli::cmd_status}},
+      {"failover", {"promote this standby now (refused while the peer is active)",
+                    mpf::server::cli::cmd_failover}},
+      {"switchover", {"planned move of the active role, no loss", mpf::server::cli::cmd_switchover}},
+      {"standalone", {"take this node out of the pair on purpose", mpf::server::cli::cmd_standalone}},
+      {"join", {"bring a standalone node back into the pair", mpf::server::cli::cmd_join}},
   };
   return kCommands;
 }

@@ -3,6 +3,7 @@
 // SIGINT, the receiver (this node as target, listening on replication.port) and the shipper
 // (this node as source, connecting to the peer), each on its own thread with its own database
 // connection, and logs the link's state every heartbeat.interval.
+#include <atomic>
 #include <csignal>
 #include <iostream>
 #include <thread>
@@ -16,12 +17,15 @@
 #include <zmq.hpp>
 
 #include <mpf/core/text.hpp>
+#include <mpf/heartbeat/heartbeat_message.hpp>
 #include <mpf/replicator/receiver.hpp>
 #include <mpf/replicator/shipper.hpp>
 #include <mpf/schema/migrations.hpp>
 #include <mpf/server/config.hpp>
+#include <mpf/server/control_server.hpp>
 #include <mpf/server/init_db.hpp>
 #include <mpf/server/logging.hpp>
+#include <mpf/server/node_driver.hpp>
 
 namespace po = boost::program_options;
 
@@ -100,6 +104,13 @@ int main(int argc, char** argv) {
   ropt.conninfo = cfg->node.database;
   ropt.catalog_version = catalog_version;
   ropt.security = security;
+  // Heartbeats share port 2008: the receiver's port thread hands them to the node driver.
+  std::atomic<mpf::server::NodeDriver*> driver_ptr{nullptr};
+  ropt.side_channel = [&driver_ptr](std::string_view frame) -> std::optional<std::string> {
+    if (auto* d = driver_ptr.load()) return d->on_port_frame(frame);
+    if (mpf::heartbeat::is_heartbeat_frame(frame)) return std::string();  // not ready: missed
+    return std::nullopt;
+  };
   mpf::replicator::Receiver receiver(zmq_context, ropt);
   if (auto s = receiver.bind(); !s) {
     spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
@@ -120,10 +131,24 @@ int main(int argc, char** argv) {
   spdlog::info("DaemonStarted node={} peer={} listen={} peer_endpoint={} security={} tables={}",
                cfg->node.name, cfg->peer.name, ropt.endpoint, sopt.endpoint, cfg->security.mode,
                cfg->replication.tables.size());
+  boost::asio::io_context io;
+  mpf::server::NodeDriver driver(io, zmq_context, *cfg, security, shipper, receiver);
+  if (auto s = driver.start(); !s) {
+    spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
+    std::cerr << "mpfailoverd: " << s.message() << "\n";
+    return 1;
+  }
+  driver_ptr = &driver;
+  mpf::server::ControlServer control(io, cfg->control.socket, cfg->control.group,
+                                     [&driver](const nlohmann::json& r) { return driver.handle(r); });
+  if (auto s = control.start(); !s) {
+    spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
+    std::cerr << "mpfailoverd: " << s.message() << "\n";
+    return 1;
+  }
   std::jthread receiver_thread([&](std::stop_token st) { receiver.run(st); });
   std::jthread shipper_thread([&](std::stop_token st) { shipper.run(st); });
 
-  boost::asio::io_context io;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int sig) {
     spdlog::info("DaemonStopping signal={}", sig);
@@ -171,6 +196,7 @@ int main(int argc, char** argv) {
   };
   report();
   io.run();
+  driver_ptr = nullptr;
   shipper_thread.request_stop();
   receiver_thread.request_stop();
   return 0;

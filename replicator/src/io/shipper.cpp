@@ -146,6 +146,11 @@ void Shipper::run(std::stop_token stop) {
   };
 
   while (!stop.stop_requested()) {
+    if (paused_) {
+      if (session) end_session("replication paused: this node is standalone", o.retry_interval);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
     try {
       if (!reader) {
         auto r = PgLogReader::open(o.conninfo);

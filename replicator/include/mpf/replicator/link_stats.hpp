@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <string>
 
+#include <optional>
+
+#include <mpf/core/clock.hpp>
 #include <mpf/core/position.hpp>
 
 namespace mpf::replicator {
@@ -20,6 +23,10 @@ struct LinkStats {
   uint64_t wire_bytes = 0;      // frame bytes sent (shipper) or received (receiver)
   uint64_t dropped_frames = 0;  // receiver: garbage, out-of-order or foreign frames dropped
   std::string last_error;       // empty when healthy
+  // Shipper: the latest moment at which everything this node had committed was acknowledged by
+  // the peer (nothing new in the log, nothing in flight). A switchover's drain is over once this
+  // passes the moment application writes closed; status reports lag from it.
+  std::optional<TimePoint> caught_up_at;
 };
 
 }  // namespace mpf::replicator

@@ -11,6 +11,7 @@
 // Thread safety: run() on one thread; stats() from any.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <stop_token>
@@ -55,12 +56,17 @@ class Shipper {
 
   LinkStats stats() const;
 
+  // While paused (this node is standalone) no session is opened and a running one ends; from any
+  // thread.
+  void set_paused(bool paused) { paused_ = paused; }
+
  private:
   class Session;
   zmq::context_t& context_;
   ShipperOptions options_;
   mutable std::mutex mu_;
   LinkStats stats_;
+  std::atomic<bool> paused_{false};
 };
 
 }  // namespace mpf::replicator

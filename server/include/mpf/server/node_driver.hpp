@@ -1,0 +1,115 @@
+// NodeDriver: the thin edge around the heartbeat core. It owns the heartbeat socket (a ZeroMQ
+// DEALER to the peer's port 2008), the ICMP pingers of the peer and the witnesses, the node's
+// database connection for role and write fencing, and the hook runner; it feeds what they report
+// to the PeerMonitor and the RoleMachine (heartbeat/) and carries out what those decide.
+//
+// Threads: everything runs on the io_context's thread, except on_port_frame(), which the
+// receiver's port thread calls for every frame on port 2008: it answers heartbeats at once from
+// a copy of this node's status and posts the rest to the io_context.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include <mpf/core/clock.hpp>
+#include <mpf/heartbeat/heartbeat_message.hpp>
+#include <mpf/heartbeat/peer_monitor.hpp>
+#include <mpf/heartbeat/role_machine.hpp>
+#include <mpf/replicator/security.hpp>
+#include <mpf/server/config.hpp>
+#include <mpf/server/hook_runner.hpp>
+#include <mpf/server/node_database.hpp>
+
+namespace zmq {
+class context_t;
+class socket_t;
+}  // namespace zmq
+
+namespace mpf::heartbeat {
+class IcmpPinger;
+}
+
+namespace mpf::replicator {
+class Shipper;
+class Receiver;
+}  // namespace mpf::replicator
+
+namespace mpf::server {
+
+class NodeDriver {
+ public:
+  NodeDriver(boost::asio::io_context& io, zmq::context_t& zmq, const Config& config,
+             const replicator::Security& security, replicator::Shipper& shipper,
+             replicator::Receiver& receiver);
+  ~NodeDriver();
+
+  // Reads the persisted role, opens the heartbeat socket and the pingers, and starts ticking.
+  Status start();
+
+  // For Receiver's side channel (any thread): the answer to a heartbeat frame, or nullopt when
+  // the frame is not a heartbeat.
+  std::optional<std::string> on_port_frame(std::string_view frame);
+
+  // Control socket requests (io thread). Every reply has "ok" and, on failure, "error".
+  nlohmann::json handle(const nlohmann::json& request);
+  nlohmann::json status_json();
+
+ private:
+  void tick();
+  void schedule_tick();
+  void poll_heartbeat_socket();
+  void send_beat(uint64_t seq, heartbeat::Command command, Epoch epoch, Position position);
+  void on_peer_message(const heartbeat::HeartbeatMessage& m, int64_t received_wall_us);
+  void apply(const heartbeat::Decision& d, const char* trigger);
+  void apply_monitor(const std::vector<heartbeat::MonitorAction>& actions);
+  void run_hook(const char* name, const std::string& program);
+  void set_writes(bool writable);
+  void publish_status();
+  void watch_drain();
+  heartbeat::NodeStatus my_status();
+  bool definitions_match() const;
+  std::optional<std::string> shared_address_holder();
+  nlohmann::json command_failover(bool force);
+
+  boost::asio::io_context& io_;
+  zmq::context_t& zmq_;
+  const Config& config_;
+  replicator::Security security_;
+  replicator::Shipper& shipper_;
+  replicator::Receiver& receiver_;
+  NodeDatabase db_;
+  HookRunner hooks_;
+  SteadyClock clock_;
+  boost::asio::steady_timer timer_;
+  std::unique_ptr<zmq::socket_t> beat_socket_;
+  std::unique_ptr<heartbeat::IcmpPinger> peer_pinger_;
+  std::vector<std::unique_ptr<heartbeat::IcmpPinger>> witness_pingers_;
+  std::unique_ptr<heartbeat::PeerMonitor> monitor_;
+  std::unique_ptr<heartbeat::RoleMachine> role_;
+
+  int32_t catalog_version_ = 0;
+  uint64_t definitions_digest_ = 0;
+  std::optional<heartbeat::NodeStatus> peer_status_;  // the peer's latest word
+  std::optional<TimePoint> peer_status_at_;
+  std::optional<TimePoint> drain_watch_since_;
+  std::string writes_ = "unknown";  // open | closed | unfenced | unknown
+  std::string last_error_;
+  nlohmann::json last_hook_;
+  int witness_replies_pending_ = 0;
+  bool witness_any_reply_ = false;
+
+  // Shared with the port thread.
+  std::mutex mu_;
+  heartbeat::NodeStatus published_;  // what answers carry
+  std::string command_note_;         // the outcome of the peer's last command, for its answer
+};
+
+}  // namespace mpf::server

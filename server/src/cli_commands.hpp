@@ -1,0 +1,21 @@
+// The CLI's commands, one function each (mpfailover_main.cpp dispatches). Each parses its own
+// arguments, prints its own help and returns an exit code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace mpf::server::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+// Through the daemon's control socket (cli_control.cpp).
+int cmd_status(const std::string& config_path, const std::vector<std::string>& args);
+int cmd_failover(const std::string& config_path, const std::vector<std::string>& args);
+int cmd_switchover(const std::string& config_path, const std::vector<std::string>& args);
+int cmd_standalone(const std::string& config_path, const std::vector<std::string>& args);
+int cmd_join(const std::string& config_path, const std::vector<std::string>& args);
+
+}  // namespace mpf::server::cli

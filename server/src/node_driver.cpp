@@ -1,0 +1,616 @@
+// NOTES: the node driver.
+//
+// Heartbeats ride on port 2008 beside replication: a DEALER socket of their own (so a large batch
+// in flight never delays one) to the peer's ROUTER, whose port thread answers at once
+// (Receiver's side channel). ZMQ_IMMEDIATE keeps heartbeats from queueing for a peer that is not
+// connected: a heartbeat that cannot go out now is simply missed, as it should be.
+//
+// Commands between the nodes (a switchover request, a handover) are Beats with seq 0: the monitor
+// ignores answers to seq 0, but their status still updates what this node knows of the peer.
+//
+// The tick runs every 10 ms: it polls the heartbeat socket, lets the monitor and the role
+// machine see the time, and watches a switchover's drain. Database work (persisting a role,
+// opening or closing writes) is synchronous on this thread; it is rare and has a 5 s statement
+// timeout. Hooks run on the HookRunner's thread and report back through the io_context.
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include <mpf/core/text.hpp>
+#include <mpf/heartbeat/icmp_pinger.hpp>
+#include <mpf/replicator/receiver.hpp>
+#include <mpf/replicator/shipper.hpp>
+#include <mpf/server/node_driver.hpp>
+
+namespace mpf::server {
+
+using heartbeat::Command;
+using heartbeat::Decision;
+using heartbeat::HeartbeatMessage;
+using heartbeat::MonitorAction;
+using heartbeat::PeerState;
+using heartbeat::Role;
+using heartbeat::RoleAction;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr auto kTickInterval = std::chrono::milliseconds(10);
+
+int64_t wall_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+json position_json(const Position& p) { return p.to_string(); }
+
+double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+NodeDriver::NodeDriver(boost::asio::io_context& io, zmq::context_t& zmq, const Config& config,
+                       const replicator::Security& security, replicator::Shipper& shipper,
+                       replicator::Receiver& receiver)
+    : io_(io),
+      zmq_(zmq),
+      config_(config),
+      security_(security),
+      shipper_(shipper),
+      receiver_(receiver),
+      db_(config.node.database),
+      hooks_(config.hooks.timeout),
+      timer_(io) {}
+
+NodeDriver::~NodeDriver() = default;
+
+Status NodeDriver::start() {
+  auto persisted = db_.load_role();
+  if (!persisted) return persisted.status();
+  auto catalog = db_.catalog_version();
+  if (catalog) catalog_version_ = *catalog;
+  auto defs = db_.definitions_text();
+  if (defs) definitions_digest_ = heartbeat::definitions_digest(*defs);
+
+  heartbeat::MonitorOptions mo;
+  mo.interval = config_.heartbeat.interval;
+  mo.timeout = config_.heartbeat.timeout;
+  mo.max_skew = std::chrono::duration_cast<std::chrono::milliseconds>(config_.heartbeat.max_skew);
+  mo.has_witness = !config_.heartbeat.witness.empty();
+  monitor_ = std::make_unique<heartbeat::PeerMonitor>(mo);
+
+  heartbeat::RoleOptions ro;
+  ro.node = config_.node.name;
+  ro.peer = config_.peer.name;
+  ro.initial_role = config_.node.initial_role == "active" ? Role::kActive : Role::kStandby;
+  ro.automatic_failover = config_.failover.automatic;
+  ro.missed_heartbeats = config_.failover.missed_heartbeats;
+  ro.switchover_timeout = config_.failover.switchover_timeout;
+  // A node that was active waits for one heartbeat round and a ping before taking writes.
+  ro.start_grace = config_.heartbeat.timeout + config_.heartbeat.ping_timeout +
+                   std::chrono::milliseconds(500);
+  ro.handover_timeout = std::max<Duration>(std::chrono::seconds(5), 3 * config_.heartbeat.timeout);
+  role_ = std::make_unique<heartbeat::RoleMachine>(ro, *persisted, clock_.now());
+
+  try {
+    beat_socket_ = std::make_unique<zmq::socket_t>(zmq_, zmq::socket_type::dealer);
+    beat_socket_->set(zmq::sockopt::linger, 0);
+    beat_socket_->set(zmq::sockopt::immediate, 1);
+    beat_socket_->set(zmq::sockopt::sndhwm, 16);
+    beat_socket_->set(zmq::sockopt::reconnect_ivl, 250);
+    beat_socket_->set(zmq::sockopt::reconnect_ivl_max, 1000);
+    replicator::configure_client(*beat_socket_, security_);
+    beat_socket_->connect(config_.peer_endpoint());
+  } catch (const zmq::error_t& e) {
+    return unavailable("could not open the heartbeat socket to \"" + config_.peer_endpoint() +
+                       "\": " + e.what());
+  }
+
+  auto pinger = heartbeat::IcmpPinger::open(io_, config_.peer.address);
+  if (!pinger) {
+    // Heartbeats still work; only the service-down/unreachable distinction is lost.
+    last_error_ = "no ICMP ping of the peer: " + pinger.status().message();
+    spdlog::error("PingUnavailable peer={} reason=\"{}\"", config_.peer.address,
+                  one_line(pinger.status().message()));
+  } else {
+    peer_pinger_ = std::move(pinger.value());
+  }
+  for (const auto& w : config_.heartbeat.witness) {
+    auto p = heartbeat::IcmpPinger::open(io_, w);
+    if (!p) return p.status().with_context("heartbeat.witness \"" + w + "\"");
+    witness_pingers_.push_back(std::move(p.value()));
+  }
+  if (config_.node.app_role.empty()) {
+    writes_ = "unfenced";
+    spdlog::warn(
+        "WritesNotFenced reason=\"node.app_role is not set: the application can write on the "
+        "standby too\"");
+  }
+
+  spdlog::info("RoleStarting role={} epoch={} initialized={} initial_role={}",
+               heartbeat::to_string(persisted->role), persisted->epoch, persisted->initialized,
+               config_.node.initial_role);
+  publish_status();
+  apply(role_->start(clock_.now()), "start");
+  schedule_tick();
+  return Status::ok();
+}
+
+void NodeDriver::schedule_tick() {
+  timer_.expires_after(kTickInterval);
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    tick();
+    schedule_tick();
+  });
+}
+
+void NodeDriver::tick() {
+  try {
+    poll_heartbeat_socket();
+    const auto now = clock_.now();
+    apply_monitor(monitor_->tick(now));
+    apply(role_->tick(now), "tick");
+    watch_drain();
+    publish_status();
+  } catch (const std::exception& e) {
+    spdlog::error("DriverError reason=\"{}\"", one_line(e.what()));
+  }
+}
+
+heartbeat::NodeStatus NodeDriver::my_status() {
+  heartbeat::NodeStatus s;
+  s.node = config_.node.name;
+  s.target = config_.peer.name;
+  s.role = role_ ? role_->role() : Role::kStarting;
+  s.epoch = role_ ? role_->epoch() : 0;
+  s.wall_us = wall_us();
+  s.applied_from_peer = receiver_.stats().applied;
+  s.acked_by_peer = shipper_.stats().acked;
+  s.catalog_version = catalog_version_;
+  s.definitions_digest = definitions_digest_;
+  return s;
+}
+
+void NodeDriver::publish_status() {
+  auto s = my_status();
+  std::lock_guard lock(mu_);
+  published_ = std::move(s);
+}
+
+std::optional<std::string> NodeDriver::on_port_frame(std::string_view frame) {
+  if (!heartbeat::is_heartbeat_frame(frame)) return std::nullopt;
+  const int64_t received = wall_us();
+  auto m = heartbeat::decode_heartbeat(frame);
+  if (!m) {
+    spdlog::warn("HeartbeatDropped reason=\"{}\"", one_line(m.status().message()));
+    return std::string();
+  }
+  if (m->kind != HeartbeatMessage::Kind::kBeat || m->status.node != config_.peer.name ||
+      m->status.target != config_.node.name) {
+    spdlog::warn("HeartbeatDropped from={} to={} reason=\"not a beat from the peer to this node\"",
+                 m->status.node, m->status.target);
+    return std::string();
+  }
+  HeartbeatMessage answer;
+  answer.kind = HeartbeatMessage::Kind::kAnswer;
+  answer.seq = m->seq;
+  answer.echo_wall_us = m->status.wall_us;
+  {
+    std::lock_guard lock(mu_);
+    answer.status = published_;
+    answer.note = command_note_;
+  }
+  answer.status.wall_us = wall_us();
+  boost::asio::post(io_, [this, msg = std::move(m.value()), received] {
+    on_peer_message(msg, received);
+  });
+  return heartbeat::encode(answer);
+}
+
+void NodeDriver::poll_heartbeat_socket() {
+  for (int i = 0; i < 64; ++i) {
+    zmq::message_t msg;
+    if (!beat_socket_->recv(msg, zmq::recv_flags::dontwait)) return;
+    const int64_t received = wall_us();
+    auto m = heartbeat::decode_heartbeat(
+        std::string_view(static_cast<const char*>(msg.data()), msg.size()));
+    if (!m || m->kind != HeartbeatMessage::Kind::kAnswer || m->status.node != config_.peer.name) {
+      spdlog::warn("HeartbeatAnswerDropped reason=\"{}\"",
+                   m ? "not an answer from the peer" : one_line(m.status().message()));
+      continue;
+    }
+    if (m->seq != 0) {
+      heartbeat::HeartbeatAnswer a{m->seq, m->status.wall_us, m->echo_wall_us, received};
+      apply_monitor(monitor_->on_answer(a, clock_.now()));
+    }
+    if (!m->note.empty()) spdlog::info("PeerNote peer={} note=\"{}\"", m->status.node, m->note);
+    on_peer_message(*m, received);
+  }
+}
+
+void NodeDriver::send_beat(uint64_t seq, Command command, Epoch epoch, Position position) {
+  HeartbeatMessage m;
+  m.kind = HeartbeatMessage::Kind::kBeat;
+  m.seq = seq;
+  m.status = my_status();
+  m.command = command;
+  m.command_epoch = epoch;
+  m.command_position = position;
+  const auto frame = heartbeat::encode(m);
+  try {
+    // Not connected (ZMQ_IMMEDIATE) or the queue is full: this heartbeat is missed.
+    (void)beat_socket_->send(zmq::buffer(frame), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    spdlog::warn("HeartbeatSendFailed reason=\"{}\"", e.what());
+  }
+}
+
+void NodeDriver::on_peer_message(const HeartbeatMessage& m, int64_t received_wall_us) {
+  (void)received_wall_us;
+  if (!role_) return;
+  const auto now = clock_.now();
+  peer_status_ = m.status;
+  peer_status_at_ = now;
+  heartbeat::PeerView view{m.status.node, m.status.role, m.status.epoch};
+  if (m.kind == HeartbeatMessage::Kind::kBeat && m.command == Command::kHandover) {
+    Position applied = receiver_.stats().applied;
+    if (auto a = db_.applied_from(config_.peer.name)) applied = a->position;
+    auto d = role_->on_handover(view, m.command_epoch, m.command_position, applied, now);
+    {
+      std::lock_guard lock(mu_);
+      command_note_ = d.accepted ? "" : d.message;
+    }
+    apply(d, "handover");
+    return;
+  }
+  if (m.kind == HeartbeatMessage::Kind::kBeat && m.command == Command::kSwitchoverRequest) {
+    auto d = role_->on_switchover_request(view, monitor_->snapshot(), now);
+    {
+      std::lock_guard lock(mu_);
+      command_note_ = d.accepted ? "" : d.message;
+    }
+    if (!d.accepted) spdlog::warn("SwitchoverRequestRefused reason=\"{}\"", one_line(d.message));
+    apply(d, "switchover_request");
+    return;
+  }
+  apply(role_->on_peer(view, monitor_->snapshot(), now), "peer");
+}
+
+void NodeDriver::apply_monitor(const std::vector<MonitorAction>& actions) {
+  bool verdict_changed = false;
+  for (const auto& a : actions) {
+    switch (a.kind) {
+      case MonitorAction::Kind::kSendHeartbeat:
+        send_beat(a.seq, Command::kNone, 0, {});
+        break;
+      case MonitorAction::Kind::kPingPeer:
+        if (!peer_pinger_) {
+          // No way to ping: say nothing about the host, only that the service does not answer.
+          boost::asio::post(io_, [this] {
+            apply_monitor(monitor_->on_ping_result(true, clock_.now()));
+          });
+          break;
+        }
+        peer_pinger_->ping(
+            std::chrono::duration_cast<std::chrono::milliseconds>(config_.heartbeat.ping_timeout),
+            [this](heartbeat::PingResult r) {
+              spdlog::info("PeerPinged peer={} outcome={} detail=\"{}\"", config_.peer.address,
+                           heartbeat::to_string(r.outcome), one_line(r.detail));
+              apply_monitor(monitor_->on_ping_result(r.outcome == heartbeat::PingOutcome::kReply,
+                                                     clock_.now()));
+            },
+            3);
+        break;
+      case MonitorAction::Kind::kPingWitness:
+        witness_replies_pending_ = static_cast<int>(witness_pingers_.size());
+        witness_any_reply_ = false;
+        for (auto& p : witness_pingers_) {
+          p->ping(
+              std::chrono::duration_cast<std::chrono::milliseconds>(
+                  config_.heartbeat.ping_timeout),
+              [this](heartbeat::PingResult r) {
+                witness_any_reply_ |= r.outcome == heartbeat::PingOutcome::kReply;
+                if (--witness_replies_pending_ == 0) {
+                  apply_monitor(monitor_->on_witness_result(witness_any_reply_, clock_.now()));
+                }
+              },
+              3);
+        }
+        break;
+      case MonitorAction::Kind::kHeartbeatMissed:
+        spdlog::warn("PeerHeartbeatMissed peer={} missed={} seq={}", config_.peer_endpoint(),
+                     a.missed, a.seq);
+        verdict_changed = true;
+        break;
+      case MonitorAction::Kind::kPeerStateChanged:
+        spdlog::info("PeerStateChanged peer={} from={} to={}", config_.peer.name,
+                     heartbeat::to_string(a.from), heartbeat::to_string(a.to));
+        verdict_changed = true;
+        break;
+      case MonitorAction::Kind::kWitnessChanged:
+        spdlog::info("WitnessChanged from={} to={}", heartbeat::to_string(a.witness_from),
+                     heartbeat::to_string(a.witness_to));
+        verdict_changed = true;
+        break;
+      case MonitorAction::Kind::kSkewHigh:
+        spdlog::warn("ClockSkewHigh peer={} skew_ms={} max_skew_ms={}", config_.peer.name,
+                     a.skew_ms,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                         config_.heartbeat.max_skew)
+                         .count());
+        break;
+      case MonitorAction::Kind::kSkewNormal:
+        spdlog::info("ClockSkewNormal peer={} skew_ms={}", config_.peer.name, a.skew_ms);
+        break;
+    }
+  }
+  if (verdict_changed) apply(role_->on_monitor(monitor_->snapshot(), clock_.now()), "monitor");
+}
+
+void NodeDriver::apply(const Decision& d, const char* trigger) {
+  if (!d.accepted && d.reason == "transition_refused") {
+    spdlog::error("TransitionRefused trigger={} reason=\"{}\"", trigger, one_line(d.message));
+  }
+  if (d.to) {
+    spdlog::info("RoleChanged from={} to={} epoch={} reason={}", heartbeat::to_string(*d.from),
+                 heartbeat::to_string(*d.to), role_->epoch(), d.reason);
+  } else if (d.accepted && !d.message.empty()) {
+    spdlog::info("RoleNote trigger={} note=\"{}\"", trigger, one_line(d.message));
+  }
+  for (const auto& a : d.actions) {
+    switch (a.kind) {
+      case RoleAction::Kind::kPersist: {
+        auto s = db_.persist_role(a.persist);
+        if (!s) {
+          last_error_ = s.message();
+          spdlog::error("RolePersistFailed role={} epoch={} reason=\"{}\"",
+                        heartbeat::to_string(a.persist.role), a.persist.epoch,
+                        one_line(s.message()));
+        }
+        apply(role_->on_persisted(s.is_ok(), s.message(), clock_.now()), "persist");
+        break;
+      }
+      case RoleAction::Kind::kOpenWrites:
+        set_writes(true);
+        break;
+      case RoleAction::Kind::kCloseWrites:
+        set_writes(false);
+        break;
+      case RoleAction::Kind::kRunPromoteHook:
+        run_hook("on_promote", config_.hooks.on_promote);
+        break;
+      case RoleAction::Kind::kRunDemoteHook:
+        run_hook("on_demote", config_.hooks.on_demote);
+        break;
+      case RoleAction::Kind::kWatchDrain:
+        drain_watch_since_ = clock_.now();
+        spdlog::info("DrainStarted peer={} reason=switchover", config_.peer.name);
+        break;
+      case RoleAction::Kind::kSendHandover:
+        send_beat(0, Command::kHandover, a.epoch, a.position);
+        break;
+      case RoleAction::Kind::kSendSwitchoverRequest:
+        send_beat(0, Command::kSwitchoverRequest, 0, {});
+        break;
+      case RoleAction::Kind::kPauseReplication:
+        receiver_.set_paused(true);
+        shipper_.set_paused(true);
+        spdlog::info("ReplicationPaused reason=standalone");
+        break;
+      case RoleAction::Kind::kResumeReplication:
+        receiver_.set_paused(false);
+        shipper_.set_paused(false);
+        spdlog::info("ReplicationResumed");
+        break;
+      case RoleAction::Kind::kSendHeartbeatSoon:
+        monitor_->send_soon();
+        break;
+    }
+  }
+  publish_status();
+}
+
+void NodeDriver::set_writes(bool writable) {
+  if (config_.node.app_role.empty()) return;  // warned at start
+  auto s = db_.set_app_writes(config_.node.app_role, writable);
+  if (!s) {
+    last_error_ = s.message();
+    writes_ = "unknown";
+    spdlog::error("WritesChangeFailed writable={} reason=\"{}\"", writable, one_line(s.message()));
+    return;
+  }
+  writes_ = writable ? "open" : "closed";
+  spdlog::info("WritesChanged login={} writes={}", config_.node.app_role, writes_);
+}
+
+void NodeDriver::run_hook(const char* name, const std::string& program) {
+  if (config_.shared.address.empty()) return;  // no shared address to move
+  std::map<std::string, std::string> env{
+      {"MPF_NODE", config_.node.name},
+      {"MPF_ROLE", std::string(heartbeat::to_string(role_->role()))},
+      {"MPF_EPOCH", std::to_string(role_->epoch())},
+      {"MPF_SHARED_ADDRESS", config_.shared.address},
+      {"MPF_SHARED_INTERFACE", config_.shared.interface},
+      {"MPF_SHARED_HOSTNAME", config_.shared.hostname},
+  };
+  spdlog::info("HookStarted hook={} program={}", name, program);
+  hooks_.run(name, program, std::move(env), [this](HookResult r) {
+    boost::asio::post(io_, [this, r = std::move(r)] {
+      last_hook_ = json{{"hook", r.name}, {"ok", r.ok}, {"detail", r.detail},
+                        {"seconds", r.seconds}};
+      if (r.ok) {
+        spdlog::info("HookFinished hook={} seconds={:.3f}", r.name, r.seconds);
+      } else {
+        last_error_ = "hook " + r.name + " failed: " + r.detail;
+        spdlog::error("HookFailed hook={} program={} detail=\"{}\"", r.name, r.program,
+                      one_line(r.detail));
+      }
+    });
+  });
+}
+
+void NodeDriver::watch_drain() {
+  if (!drain_watch_since_) return;
+  if (role_->role() != Role::kDemoting) {
+    drain_watch_since_.reset();
+    return;
+  }
+  const auto out = shipper_.stats();
+  // Caught up at a moment after the writes closed: everything committed is acknowledged.
+  if (out.caught_up_at && *out.caught_up_at > *drain_watch_since_) {
+    spdlog::info("DrainFinished peer={} acked={} seconds={:.3f}", config_.peer.name,
+                 out.acked.to_string(), seconds(clock_.now() - *drain_watch_since_));
+    drain_watch_since_.reset();
+    apply(role_->on_backlog_drained(out.acked, clock_.now()), "drain");
+  }
+}
+
+bool NodeDriver::definitions_match() const {
+  if (!peer_status_) return true;  // nothing known to differ from
+  return peer_status_->catalog_version == catalog_version_ &&
+         peer_status_->definitions_digest == definitions_digest_;
+}
+
+std::optional<std::string> NodeDriver::shared_address_holder() {
+  if (config_.shared.address.empty()) return std::nullopt;
+  const std::string ip = config_.shared.address.substr(0, config_.shared.address.find('/'));
+  in_addr want{};
+  if (inet_pton(AF_INET, ip.c_str(), &want) == 1) {
+    ifaddrs* list = nullptr;
+    if (getifaddrs(&list) == 0) {
+      bool here = false;
+      for (auto* i = list; i != nullptr; i = i->ifa_next) {
+        if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+            reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr == want.s_addr) {
+          here = true;
+        }
+      }
+      freeifaddrs(list);
+      if (here) return config_.node.name;
+    }
+  }
+  if (peer_status_ && peer_status_->role == Role::kActive &&
+      monitor_->snapshot().peer_state == PeerState::kUp) {
+    return config_.peer.name;
+  }
+  return std::nullopt;
+}
+
+json NodeDriver::status_json() {
+  const auto now = clock_.now();
+  const auto& snap = monitor_->snapshot();
+  const auto out = shipper_.stats();
+  const auto in = receiver_.stats();
+  json j;
+  j["ok"] = true;
+  j["node"] = config_.node.name;
+  j["role"] = std::string(heartbeat::to_string(role_->role()));
+  j["epoch"] = role_->epoch();
+  j["writes"] = writes_;
+  j["peer"] = config_.peer.name;
+  j["peer_address"] = config_.peer.address;
+  j["peer_state"] = std::string(heartbeat::to_string(snap.peer_state));
+  j["peer_role"] = peer_status_ ? json(std::string(heartbeat::to_string(peer_status_->role)))
+                                : json(nullptr);
+  j["peer_epoch"] = peer_status_ ? json(peer_status_->epoch) : json(nullptr);
+  j["last_heartbeat_age_s"] =
+      snap.last_answer_at ? json(seconds(now - *snap.last_answer_at)) : json(nullptr);
+  j["missed_heartbeats"] = snap.missed;
+  j["heartbeat_interval_s"] = seconds(config_.heartbeat.interval);
+  j["last_ping"] = snap.last_ping_reply ? json(*snap.last_ping_reply ? "reply" : "no_reply")
+                                        : json(nullptr);
+  j["ping_socket"] = peer_pinger_ ? json(std::string(peer_pinger_->socket_kind())) : json(nullptr);
+  j["witness"] = config_.heartbeat.witness;
+  j["witness_state"] = std::string(heartbeat::to_string(snap.witness));
+  j["clock_skew_ms"] = snap.clock_skew_ms ? json(*snap.clock_skew_ms) : json(nullptr);
+  j["clock_skew_warning"] = snap.skew_high;
+  j["link"] = {{"outbound", out.connected ? "up" : "down"},
+               {"inbound", in.connected ? "up" : "down"},
+               {"reconnects", out.sessions > 0 ? out.sessions - 1 : 0}};
+  j["acked_by_peer"] = position_json(out.acked);
+  j["applied_from_peer"] = position_json(in.applied);
+  // Replication lag: how long ago everything this node had committed was last acknowledged.
+  j["lag_s"] = out.caught_up_at ? json(std::max(0.0, seconds(now - *out.caught_up_at) -
+                                                         seconds(kTickInterval)))
+                                : json(nullptr);
+  j["replicating"] = role_->replicating();
+  j["automatic_failover"] = config_.failover.automatic;
+  j["shared_address"] = config_.shared.address.empty() ? json(nullptr) : json(config_.shared.address);
+  auto holder = shared_address_holder();
+  j["shared_address_holder"] = holder ? json(*holder) : json(nullptr);
+  j["last_hook"] = last_hook_.is_null() ? json(nullptr) : last_hook_;
+  j["operation"] = role_->operation();
+  std::string err = role_->last_error().empty() ? last_error_ : role_->last_error();
+  if (err.empty()) err = out.last_error.empty() ? in.last_error : out.last_error;
+  j["last_error"] = err.empty() ? json(nullptr) : json(err);
+  j["catalog_version"] = catalog_version_;
+  j["definitions_match_peer"] = definitions_match();
+  return j;
+}
+
+json NodeDriver::command_failover(bool force) {
+  json report;
+  if (auto a = db_.applied_from(config_.peer.name)) {
+    report["last_applied_from_peer"] = position_json(a->position);
+    report["last_applied_age_s"] = a->age_s ? json(*a->age_s) : json(nullptr);
+  }
+  if (peer_status_) {
+    report["peer_last_seen_s"] = seconds(clock_.now() - *peer_status_at_);
+    report["peer_last_role"] = std::string(heartbeat::to_string(peer_status_->role));
+    report["peer_last_epoch"] = peer_status_->epoch;
+  }
+  heartbeat::CommandContext ctx;
+  ctx.force = force;
+  ctx.definitions_match = definitions_match();
+  auto d = role_->failover(ctx, monitor_->snapshot(), clock_.now());
+  apply(d, "operator_failover");
+  json j{{"ok", d.accepted}, {"report", report}};
+  if (d.accepted) {
+    j["message"] = d.message;
+  } else {
+    j["error"] = d.message;
+  }
+  j["role"] = std::string(heartbeat::to_string(role_->role()));
+  j["epoch"] = role_->epoch();
+  return j;
+}
+
+json NodeDriver::handle(const json& request) {
+  const std::string cmd = request.value("command", "");
+  const auto now = clock_.now();
+  auto reply = [&](const Decision& d) {
+    json j{{"ok", d.accepted}, {"role", std::string(heartbeat::to_string(role_->role()))},
+           {"epoch", role_->epoch()}};
+    if (d.accepted) {
+      j["message"] = d.message;
+    } else {
+      j["error"] = d.message;
+    }
+    return j;
+  };
+  if (cmd == "status") return status_json();
+  if (cmd == "failover") return command_failover(request.value("force", false));
+  if (cmd == "switchover") {
+    auto d = role_->switchover(monitor_->snapshot(), now);
+    apply(d, "operator_switchover");
+    return reply(d);
+  }
+  if (cmd == "standalone") {
+    auto d = role_->standalone(now);
+    apply(d, "operator_standalone");
+    return reply(d);
+  }
+  if (cmd == "join") {
+    auto d = role_->join(now);
+    apply(d, "operator_join");
+    return reply(d);
+  }
+  return json{{"ok", false}, {"error", "unknown command \"" + cmd + "\""}};
+}
+
+}  // namespace mpf::server
