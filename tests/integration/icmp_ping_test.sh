@@ -216,16 +216,31 @@ for socket in raw datagram; do
 done
 
 # Only our requests (44 bytes: IPv4 20 + ICMP 8 + payload 16) are dropped; the system ping's
-# (84 bytes) are answered, and their replies from the very peer reach our raw socket too.
+# (84 bytes) are answered, and their replies from the very peer reach our raw socket too, with
+# sequence numbers 1, 2, ... like ours. The tool sends 15 requests 100 ms apart, the system ping
+# starts after it and sends every 200 ms, so from its second reply on each carries a sequence
+# number the tool has already sent: only the identifier tells them apart.
 if nft_b add table inet mpfi_test &&
   nft_b add chain inet mpfi_test input '{ type filter hook input priority 0; }' &&
   nft_b add rule inet mpfi_test input ip length 44 icmp type echo-request drop; then
-  ip netns exec "$NS_A" ping -q -c 40 -i 0.05 "$ADDR_B" >>"$log" 2>&1 &
+  echo "+ [$NS_A] $tool --socket raw --timeout-ms 1500 --count 15 $ADDR_B &" >>"$log"
+  ip netns exec "$NS_A" "$tool" --socket raw --timeout-ms 1500 --count 15 "$ADDR_B" \
+    >"$work/out" 2>"$work/err" &
+  tool_pid=$!
+  bg_pids+=($tool_pid)
+  ip netns exec "$NS_A" ping -n -c 8 -i 0.2 "$ADDR_B" >"$work/sysping" 2>&1 &
   bg_pids+=($!)
-  ping_a "$tool" --socket raw --timeout-ms 1000 --count 4 "$ADDR_B"
-  expect "raw: the system ping's replies from the peer are not taken for ours" 1 raw 1200
-  kill "${bg_pids[-1]}" 2>/dev/null
-  wait "${bg_pids[-1]}" 2>/dev/null
+  wait "$tool_pid"
+  rc=$?
+  out=$(cat "$work/out")
+  err=$(cat "$work/err")
+  echo "  rc=$rc out=$out err=$err" >>"$log"
+  wait "${bg_pids[-1]}"
+  cat "$work/sysping" >>"$log"
+  expect "raw: the system ping's replies from the peer are not taken for ours" 1 raw 1700
+  replies=$(grep -c 'bytes from' "$work/sysping")
+  ((replies >= 5)) && pass "... while the system ping got its replies ($replies)" ||
+    fail "... while the system ping got its replies" "$(cat "$work/sysping")"
   nft_b delete table inet mpfi_test
 else
   fail "nft: a length-44 drop rule in $NS_B" "see $log"
