@@ -175,6 +175,7 @@ class SocketSession final : public detail::PingSession,
 
   void ping(std::chrono::milliseconds timeout, std::function<void(PingResult)> done,
             int count) override {
+    MPF_ASSERT(done, "IcmpPinger::ping needs a done callback");
     if (active_) return fail_soon(std::move(done), "a ping to " + peer_text_ + " is in flight");
     if (timeout.count() <= 0 || count < 1) {
       return fail_soon(std::move(done), "ping of " + peer_text_ + ": timeout " +

@@ -54,8 +54,8 @@ class IcmpPinger {
   // Sends `count` echo requests, timeout / count apart, and calls `done` once, from the
   // io_context (never from inside ping()): with the first reply to any of them, with kTimeout
   // when `timeout` has passed since the first was sent, or with kError.
-  // REQUIRES: no other ping of this IcmpPinger in flight (else `done` gets kError at once);
-  // timeout > 0 and count >= 1 (else kError).
+  // REQUIRES: `done` is callable (else abort). No other ping of this IcmpPinger in flight (else
+  // `done` gets kError and nothing is sent); timeout > 0 and count >= 1 (else likewise).
   void ping(std::chrono::milliseconds timeout, std::function<void(PingResult)> done, int count = 1);
 
   // "raw" or "datagram": the socket kind open() got.
