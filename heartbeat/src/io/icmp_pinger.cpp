@@ -2,13 +2,14 @@
 //
 // Raw or datagram socket. A raw ICMP socket (SOCK_RAW, IPPROTO_ICMP) needs CAP_NET_RAW; Linux
 // also offers an unprivileged "ping socket" (SOCK_DGRAM, IPPROTO_ICMP or IPPROTO_ICMPV6) to
-// processes whose group lies in net.ipv4.ping_group_range (the sysctl covers IPv6 too; Debian's
-// default range is empty). open() tries raw first because it is the one that works under the
-// daemon's usual systemd unit (AmbientCapabilities=CAP_NET_RAW) whatever the sysctl says, and
-// falls back to datagram, so an unprivileged daemon on a host that widened the range still has
-// its ping fallback. When neither opens, the error names both remedies; a heartbeat without
-// its ping cannot tell "service down" from "host unreachable", so the caller must not carry on
-// silently.
+// processes whose group lies in net.ipv4.ping_group_range (the sysctl covers IPv6 too; the
+// kernel's default, also in each new network namespace, is the empty range "1 0", which some
+// distributions' systemd sysctl files widen to all groups). open() tries raw first because it is
+// the one that works under the daemon's usual systemd unit (AmbientCapabilities=CAP_NET_RAW)
+// whatever the sysctl says, and falls back to datagram, so an unprivileged daemon on a host that
+// widened the range still has its ping fallback. When neither opens, the error names both remedies;
+// a heartbeat without its ping cannot tell "service down" from "host unreachable", so the caller
+// must not carry on silently.
 //
 // What each kind delivers. Raw IPv4: every ICMP datagram the host receives, IPv4 header first,
 // so the codec strips and checks the header, and an ICMP_FILTER socket option lets only echo
