@@ -66,7 +66,9 @@ NodeDriver::NodeDriver(boost::asio::io_context& io, zmq::context_t& zmq, const C
       hooks_(config.hooks.timeout),
       timer_(io) {}
 
-NodeDriver::~NodeDriver() = default;
+NodeDriver::~NodeDriver() {
+  if (beat_wakeup_) beat_wakeup_->release();  // the descriptor belongs to ZeroMQ
+}
 
 Status NodeDriver::start() {
   auto persisted = db_.load_role();
@@ -105,6 +107,8 @@ Status NodeDriver::start() {
     beat_socket_->set(zmq::sockopt::reconnect_ivl_max, 1000);
     replicator::configure_client(*beat_socket_, security_);
     beat_socket_->connect(config_.peer_endpoint());
+    beat_wakeup_ = std::make_unique<boost::asio::posix::stream_descriptor>(
+        io_, beat_socket_->get(zmq::sockopt::fd));
   } catch (const zmq::error_t& e) {
     return unavailable("could not open the heartbeat socket to \"" + config_.peer_endpoint() +
                        "\": " + e.what());
@@ -136,6 +140,7 @@ Status NodeDriver::start() {
                config_.node.initial_role);
   publish_status();
   apply(role_->start(clock_.now()), "start");
+  arm_heartbeat_wakeup();
   schedule_tick();
   return Status::ok();
 }
@@ -212,6 +217,21 @@ std::optional<std::string> NodeDriver::on_port_frame(std::string_view frame) {
   return heartbeat::encode(answer);
 }
 
+void NodeDriver::arm_heartbeat_wakeup() {
+  // ZMQ_FD signals edges, not levels: read until empty on every wake-up (and the 10 ms tick
+  // polls too, in case an edge was consumed by a send).
+  beat_wakeup_->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                           [this](const boost::system::error_code& ec) {
+                             if (ec) return;
+                             try {
+                               poll_heartbeat_socket();
+                             } catch (const std::exception& e) {
+                               spdlog::error("DriverError reason=\"{}\"", one_line(e.what()));
+                             }
+                             arm_heartbeat_wakeup();
+                           });
+}
+
 void NodeDriver::poll_heartbeat_socket() {
   for (int i = 0; i < 64; ++i) {
     zmq::message_t msg;
@@ -245,6 +265,7 @@ void NodeDriver::send_beat(uint64_t seq, Command command, Epoch epoch, Position 
   try {
     // Not connected (ZMQ_IMMEDIATE) or the queue is full: this heartbeat is missed.
     (void)beat_socket_->send(zmq::buffer(frame), zmq::send_flags::dontwait);
+    poll_heartbeat_socket();
   } catch (const zmq::error_t& e) {
     spdlog::warn("HeartbeatSendFailed reason=\"{}\"", e.what());
   }

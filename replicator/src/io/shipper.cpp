@@ -128,6 +128,10 @@ void Shipper::run(std::stop_token stop) {
   Position acked;
   Position trimmed;
 
+  auto mark_caught_up = [&](Clock::time_point t) {
+    std::lock_guard lock(mu_);
+    stats_.caught_up_at = std::chrono::time_point_cast<Duration>(t);
+  };
   auto set_error = [&](const std::string& e) {
     std::lock_guard lock(mu_);
     stats_.last_error = one_line(e);
@@ -339,6 +343,7 @@ void Shipper::run(std::stop_token stop) {
             undelivered_since = {};
           }
           seen_counter = *counter;
+          if (*counter <= delivered_seq && session->inflight == 0) mark_caught_up(t);
         }
         if (!read_now) break;
         last_read = t;
@@ -351,6 +356,9 @@ void Shipper::run(std::stop_token stop) {
         }
         if (batch->empty()) {
           if (seen_counter < 0) seen_counter = 0;
+          // Everything committed before this read began is shipped; with nothing in flight it
+          // is acknowledged too.
+          if (session->inflight == 0) mark_caught_up(t);
           break;
         }
         undelivered_since = {};

@@ -17,9 +17,7 @@
 #include <mpf/core/status.hpp>
 #include <mpf/heartbeat/role_machine.hpp>
 
-namespace pqxx {
-class connection;
-}
+#include <pqxx/connection>
 
 namespace mpf::server {
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
@@ -66,6 +67,7 @@ class NodeDriver {
   void tick();
   void schedule_tick();
   void poll_heartbeat_socket();
+  void arm_heartbeat_wakeup();
   void send_beat(uint64_t seq, heartbeat::Command command, Epoch epoch, Position position);
   void on_peer_message(const heartbeat::HeartbeatMessage& m, int64_t received_wall_us);
   void apply(const heartbeat::Decision& d, const char* trigger);
@@ -90,6 +92,8 @@ class NodeDriver {
   SteadyClock clock_;
   boost::asio::steady_timer timer_;
   std::unique_ptr<zmq::socket_t> beat_socket_;
+  // ZMQ_FD of beat_socket_, so an answer is read the moment it arrives (timing feeds the skew).
+  std::unique_ptr<boost::asio::posix::stream_descriptor> beat_wakeup_;
   std::unique_ptr<heartbeat::IcmpPinger> peer_pinger_;
   std::vector<std::unique_ptr<heartbeat::IcmpPinger>> witness_pingers_;
   std::unique_ptr<heartbeat::PeerMonitor> monitor_;
