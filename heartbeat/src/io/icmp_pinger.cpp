@@ -5,7 +5,7 @@
 // processes whose group lies in net.ipv4.ping_group_range (the sysctl covers IPv6 too; the
 // kernel's default, also in each new network namespace, is the empty range "1 0", which some
 // distributions' systemd sysctl files widen to all groups). open() tries raw first because it is
-// the one that works under the daemon's usual systemd unit (AmbientCapabilities=CAP_NET_RAW)
+// the one that works under a systemd unit granting CAP_NET_RAW (AmbientCapabilities=)
 // whatever the sysctl says, and falls back to datagram, so an unprivileged daemon on a host that
 // widened the range still has its ping fallback. When neither opens, the error names both remedies;
 // a heartbeat without its ping cannot tell "service down" from "host unreachable", so the caller
