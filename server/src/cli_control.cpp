@@ -1,8 +1,6 @@
 // The CLI commands that talk to the daemon: status, failover, switchover, standalone, join.
 // Each prints what it will do, waits for the outcome (with progress on a terminal), and prints
 // it; --json prints the daemon's final word instead, for scripts.
-#include <unistd.h>
-
 #include <chrono>
 #include <cmath>
 #include <iomanip>
@@ -11,10 +9,12 @@
 #include <thread>
 
 #include <boost/program_options.hpp>
+#include <unistd.h>
 
-#include "cli_commands.hpp"
 #include <mpf/server/config.hpp>
 #include <mpf/server/control_client.hpp>
+
+#include "cli_commands.hpp"
 
 namespace mpf::server::cli {
 namespace {
@@ -33,7 +33,7 @@ int parse(const std::string& name, const std::string& usage, const std::string& 
           const std::vector<std::string>& args, Common& c, bool with_force) {
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")("json", po::bool_switch(&c.json_output),
-                                                  "print the daemon's answer as JSON");
+                                                 "print the daemon's answer as JSON");
   if (with_force) {
     desc.add_options()("force", po::bool_switch(&c.force),
                        "promote even though the peer is up and active, or the definitions differ");
@@ -198,8 +198,8 @@ int cmd_failover(const std::string& config_path, const std::vector<std::string>&
   if (!r) return fail(r.status());
   const json& report = (*r)["report"];
   if (!c.json_output && report.is_object()) {
-    std::cout << "last change applied from peer \"" << cfg->peer.name << "\": "
-              << report.value("last_applied_from_peer", std::string("none"));
+    std::cout << "last change applied from peer \"" << cfg->peer.name
+              << "\": " << report.value("last_applied_from_peer", std::string("none"));
     if (report.contains("last_applied_age_s") && !report["last_applied_age_s"].is_null()) {
       std::cout << ", " << secs(report["last_applied_age_s"]) << " ago";
     }
@@ -277,15 +277,15 @@ int cmd_switchover(const std::string& config_path, const std::vector<std::string
     return s["role"] == "active";
   });
   if (!final) return fail(final.status());
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const bool ok = here_active ? (*final)["role"] == "standby" : (*final)["role"] == "active";
   if (c.json_output) {
     std::cout << json{{"ok", ok}, {"seconds", took}, {"status", *final}}.dump(2) << "\n";
   } else if (ok) {
     std::cout << "switchover complete in " << std::fixed << std::setprecision(3) << took
-              << " s: " << (here_active ? cfg->peer.name : cfg->node.name)
-              << " is active at epoch " << (here_active ? (*final)["peer_epoch"] : (*final)["epoch"])
-              << "\n";
+              << " s: " << (here_active ? cfg->peer.name : cfg->node.name) << " is active at epoch "
+              << (here_active ? (*final)["peer_epoch"] : (*final)["epoch"]) << "\n";
   }
   if (!ok) {
     std::cerr << "mpfailover: switchover failed: " << text_or_dash((*final)["last_error"]) << "\n";

@@ -30,8 +30,8 @@ Result<nlohmann::json> control_request(const std::string& socket_path,
   boost::asio::streambuf buf(1 << 20);
   const size_t n = ec ? 0 : boost::asio::read_until(s, buf, '\n', ec);
   if (ec || n == 0) {
-    return unavailable("mpfailoverd on \"" + socket_path + "\" did not answer: " +
-                       (ec ? ec.message() : std::string("empty reply")));
+    return unavailable("mpfailoverd on \"" + socket_path +
+                       "\" did not answer: " + (ec ? ec.message() : std::string("empty reply")));
   }
   std::string reply(boost::asio::buffers_begin(buf.data()),
                     boost::asio::buffers_begin(buf.data()) + static_cast<long>(n));

@@ -1,8 +1,3 @@
-#include <grp.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -11,7 +6,11 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
+#include <grp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <mpf/core/text.hpp>
 #include <mpf/server/control_server.hpp>
@@ -44,8 +43,8 @@ Status ControlServer::start() {
   const auto dir = std::filesystem::path(path_).parent_path();
   std::filesystem::create_directories(dir, fec);
   if (fec) {
-    return unavailable("could not create directory \"" + dir.string() + "\" for control.socket: " +
-                       fec.message());
+    return unavailable("could not create directory \"" + dir.string() +
+                       "\" for control.socket: " + fec.message());
   }
   if (std::filesystem::exists(path_)) {
     // Another daemon answering there is an error; a file left by a crash is replaced.
@@ -53,8 +52,7 @@ Status ControlServer::start() {
     boost::system::error_code ec;
     probe.connect(local::stream_protocol::endpoint(path_), ec);
     if (!ec) {
-      return failed_precondition("another mpfailoverd answers on control.socket \"" + path_ +
-                                 "\"");
+      return failed_precondition("another mpfailoverd answers on control.socket \"" + path_ + "\"");
     }
     ::unlink(path_.c_str());
   }

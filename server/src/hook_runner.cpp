@@ -1,10 +1,10 @@
+#include <cstring>
+#include <vector>
+
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <cstring>
-#include <vector>
 
 #include <mpf/server/hook_runner.hpp>
 
@@ -90,10 +90,10 @@ HookResult HookRunner::run_now(const std::string& name, const std::string& progr
     if (std::chrono::steady_clock::now() >= deadline) {
       kill(-pid, SIGKILL);
       waitpid(pid, &status, 0);
-      r.detail = "killed after " +
-                 std::to_string(
-                     std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
-                 " ms";
+      r.detail =
+          "killed after " +
+          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+          " ms";
       r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       return r;
     }

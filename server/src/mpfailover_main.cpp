@@ -12,12 +12,13 @@
 #include <boost/program_options.hpp>
 #include <pqxx/pqxx>
 
-#include "cli_commands.hpp"
 #include <mpf/core/position.hpp>
 #include <mpf/replicator/security.hpp>
 #include <mpf/server/config.hpp>
 #include <mpf/server/init_db.hpp>
 #include <mpf/server/logging.hpp>
+
+#include "cli_commands.hpp"
 
 namespace po = boost::program_options;
 using mpf::server::Config;
@@ -209,11 +210,15 @@ const std::map<std::string, Command>& commands() {
       {"init-db", {"create or upgrade the catalog and install capture", cmd_init_db}},
       {"keygen", {"write a new CURVE key pair for this node", cmd_keygen}},
       {"skip", {"leave out a transaction apply cannot apply (recorded)", cmd_skip}},
-      {"status", {"this node and its peer: roles, liveness, link, lag", mpf::server::cli::cmd_status}},
-      {"failover", {"promote this standby now (refused while the peer is active)",
-                    mpf::server::cli::cmd_failover}},
-      {"switchover", {"planned move of the active role, no loss", mpf::server::cli::cmd_switchover}},
-      {"standalone", {"take this node out of the pair on purpose", mpf::server::cli::cmd_standalone}},
+      {"status",
+       {"this node and its peer: roles, liveness, link, lag", mpf::server::cli::cmd_status}},
+      {"failover",
+       {"promote this standby now (refused while the peer is active)",
+        mpf::server::cli::cmd_failover}},
+      {"switchover",
+       {"planned move of the active role, no loss", mpf::server::cli::cmd_switchover}},
+      {"standalone",
+       {"take this node out of the pair on purpose", mpf::server::cli::cmd_standalone}},
       {"join", {"bring a standalone node back into the pair", mpf::server::cli::cmd_join}},
   };
   return kCommands;

@@ -139,8 +139,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   driver_ptr = &driver;
-  mpf::server::ControlServer control(io, cfg->control.socket, cfg->control.group,
-                                     [&driver](const nlohmann::json& r) { return driver.handle(r); });
+  mpf::server::ControlServer control(
+      io, cfg->control.socket, cfg->control.group,
+      [&driver](const nlohmann::json& r) { return driver.handle(r); });
   if (auto s = control.start(); !s) {
     spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
     std::cerr << "mpfailoverd: " << s.message() << "\n";

@@ -75,8 +75,8 @@ Status NodeDatabase::set_app_writes(const std::string& app_role, bool writable) 
   try {
     pqxx::nontransaction q(**c);
     const std::string role = q.quote_name(app_role);
-    q.exec(std::string("ALTER ROLE ") + role + " SET default_transaction_read_only = " +
-           (writable ? "off" : "on"));
+    q.exec(std::string("ALTER ROLE ") + role +
+           " SET default_transaction_read_only = " + (writable ? "off" : "on"));
     if (!writable) {
       q.exec_params(
           "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -13,10 +13,9 @@
 // opening or closing writes) is synchronous on this thread; it is rare and has a 5 s statement
 // timeout. Hooks run on the HookRunner's thread and report back through the io_context.
 #include <arpa/inet.h>
+#include <boost/asio/post.hpp>
 #include <ifaddrs.h>
 #include <netinet/in.h>
-
-#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
@@ -93,8 +92,8 @@ Status NodeDriver::start() {
   ro.missed_heartbeats = config_.failover.missed_heartbeats;
   ro.switchover_timeout = config_.failover.switchover_timeout;
   // A node that was active waits for one heartbeat round and a ping before taking writes.
-  ro.start_grace = config_.heartbeat.timeout + config_.heartbeat.ping_timeout +
-                   std::chrono::milliseconds(500);
+  ro.start_grace =
+      config_.heartbeat.timeout + config_.heartbeat.ping_timeout + std::chrono::milliseconds(500);
   ro.handover_timeout = std::max<Duration>(std::chrono::seconds(5), 3 * config_.heartbeat.timeout);
   role_ = std::make_unique<heartbeat::RoleMachine>(ro, *persisted, clock_.now());
 
@@ -211,9 +210,8 @@ std::optional<std::string> NodeDriver::on_port_frame(std::string_view frame) {
     answer.note = command_note_;
   }
   answer.status.wall_us = wall_us();
-  boost::asio::post(io_, [this, msg = std::move(m.value()), received] {
-    on_peer_message(msg, received);
-  });
+  boost::asio::post(
+      io_, [this, msg = std::move(m.value()), received] { on_peer_message(msg, received); });
   return heartbeat::encode(answer);
 }
 
@@ -312,9 +310,8 @@ void NodeDriver::apply_monitor(const std::vector<MonitorAction>& actions) {
       case MonitorAction::Kind::kPingPeer:
         if (!peer_pinger_) {
           // No way to ping: say nothing about the host, only that the service does not answer.
-          boost::asio::post(io_, [this] {
-            apply_monitor(monitor_->on_ping_result(true, clock_.now()));
-          });
+          boost::asio::post(
+              io_, [this] { apply_monitor(monitor_->on_ping_result(true, clock_.now())); });
           break;
         }
         peer_pinger_->ping(
@@ -332,8 +329,7 @@ void NodeDriver::apply_monitor(const std::vector<MonitorAction>& actions) {
         witness_any_reply_ = false;
         for (auto& p : witness_pingers_) {
           p->ping(
-              std::chrono::duration_cast<std::chrono::milliseconds>(
-                  config_.heartbeat.ping_timeout),
+              std::chrono::duration_cast<std::chrono::milliseconds>(config_.heartbeat.ping_timeout),
               [this](heartbeat::PingResult r) {
                 witness_any_reply_ |= r.outcome == heartbeat::PingOutcome::kReply;
                 if (--witness_replies_pending_ == 0) {
@@ -359,11 +355,10 @@ void NodeDriver::apply_monitor(const std::vector<MonitorAction>& actions) {
         verdict_changed = true;
         break;
       case MonitorAction::Kind::kSkewHigh:
-        spdlog::warn("ClockSkewHigh peer={} skew_ms={} max_skew_ms={}", config_.peer.name,
-                     a.skew_ms,
-                     std::chrono::duration_cast<std::chrono::milliseconds>(
-                         config_.heartbeat.max_skew)
-                         .count());
+        spdlog::warn(
+            "ClockSkewHigh peer={} skew_ms={} max_skew_ms={}", config_.peer.name, a.skew_ms,
+            std::chrono::duration_cast<std::chrono::milliseconds>(config_.heartbeat.max_skew)
+                .count());
         break;
       case MonitorAction::Kind::kSkewNormal:
         spdlog::info("ClockSkewNormal peer={} skew_ms={}", config_.peer.name, a.skew_ms);
@@ -462,8 +457,8 @@ void NodeDriver::run_hook(const char* name, const std::string& program) {
   spdlog::info("HookStarted hook={} program={}", name, program);
   hooks_.run(name, program, std::move(env), [this](HookResult r) {
     boost::asio::post(io_, [this, r = std::move(r)] {
-      last_hook_ = json{{"hook", r.name}, {"ok", r.ok}, {"detail", r.detail},
-                        {"seconds", r.seconds}};
+      last_hook_ =
+          json{{"hook", r.name}, {"ok", r.ok}, {"detail", r.detail}, {"seconds", r.seconds}};
       if (r.ok) {
         spdlog::info("HookFinished hook={} seconds={:.3f}", r.name, r.seconds);
       } else {
@@ -536,15 +531,15 @@ json NodeDriver::status_json() {
   j["peer"] = config_.peer.name;
   j["peer_address"] = config_.peer.address;
   j["peer_state"] = std::string(heartbeat::to_string(snap.peer_state));
-  j["peer_role"] = peer_status_ ? json(std::string(heartbeat::to_string(peer_status_->role)))
-                                : json(nullptr);
+  j["peer_role"] =
+      peer_status_ ? json(std::string(heartbeat::to_string(peer_status_->role))) : json(nullptr);
   j["peer_epoch"] = peer_status_ ? json(peer_status_->epoch) : json(nullptr);
   j["last_heartbeat_age_s"] =
       snap.last_answer_at ? json(seconds(now - *snap.last_answer_at)) : json(nullptr);
   j["missed_heartbeats"] = snap.missed;
   j["heartbeat_interval_s"] = seconds(config_.heartbeat.interval);
-  j["last_ping"] = snap.last_ping_reply ? json(*snap.last_ping_reply ? "reply" : "no_reply")
-                                        : json(nullptr);
+  j["last_ping"] =
+      snap.last_ping_reply ? json(*snap.last_ping_reply ? "reply" : "no_reply") : json(nullptr);
   j["ping_socket"] = peer_pinger_ ? json(std::string(peer_pinger_->socket_kind())) : json(nullptr);
   j["witness"] = config_.heartbeat.witness;
   j["witness_state"] = std::string(heartbeat::to_string(snap.witness));
@@ -556,12 +551,13 @@ json NodeDriver::status_json() {
   j["acked_by_peer"] = position_json(out.acked);
   j["applied_from_peer"] = position_json(in.applied);
   // Replication lag: how long ago everything this node had committed was last acknowledged.
-  j["lag_s"] = out.caught_up_at ? json(std::max(0.0, seconds(now - *out.caught_up_at) -
-                                                         seconds(kTickInterval)))
-                                : json(nullptr);
+  j["lag_s"] = out.caught_up_at
+                   ? json(std::max(0.0, seconds(now - *out.caught_up_at) - seconds(kTickInterval)))
+                   : json(nullptr);
   j["replicating"] = role_->replicating();
   j["automatic_failover"] = config_.failover.automatic;
-  j["shared_address"] = config_.shared.address.empty() ? json(nullptr) : json(config_.shared.address);
+  j["shared_address"] =
+      config_.shared.address.empty() ? json(nullptr) : json(config_.shared.address);
   auto holder = shared_address_holder();
   j["shared_address_holder"] = holder ? json(*holder) : json(nullptr);
   j["last_hook"] = last_hook_.is_null() ? json(nullptr) : last_hook_;
@@ -605,7 +601,8 @@ json NodeDriver::handle(const json& request) {
   const std::string cmd = request.value("command", "");
   const auto now = clock_.now();
   auto reply = [&](const Decision& d) {
-    json j{{"ok", d.accepted}, {"role", std::string(heartbeat::to_string(role_->role()))},
+    json j{{"ok", d.accepted},
+           {"role", std::string(heartbeat::to_string(role_->role()))},
            {"epoch", role_->epoch()}};
     if (d.accepted) {
       j["message"] = d.message;

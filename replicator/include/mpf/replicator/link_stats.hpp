@@ -3,9 +3,8 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-
 #include <optional>
+#include <string>
 
 #include <mpf/core/clock.hpp>
 #include <mpf/core/position.hpp>

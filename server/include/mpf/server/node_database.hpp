@@ -13,11 +13,11 @@
 #include <optional>
 #include <string>
 
+#include <pqxx/connection>
+
 #include <mpf/core/position.hpp>
 #include <mpf/core/status.hpp>
 #include <mpf/heartbeat/role_machine.hpp>
-
-#include <pqxx/connection>
 
 namespace mpf::server {
 
