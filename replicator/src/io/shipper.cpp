@@ -17,12 +17,14 @@
 //
 // Trim and tombstone GC run on their own thread with their own connection (the Trimmer below):
 // a trim deletes a second's worth of log rows and took tens of ms, which on the shipping thread
-// delayed every batch behind it. The shipping thread only hands the trimmer the peer's acked
-// position; the trimmer also records it in peer_ack, so an ack costs the shipping thread no
-// database round trip either. Trimming concurrently with reading is safe: the trimmer deletes
-// only windows the peer acknowledged, which the reader has passed (it never reads behind the
-// acked position: a session resumes from the peer's applied position, at or after every ack), and
-// keeps the tick the acked window starts from, which a seek there checks.
+// delayed every batch behind it. After a trim the trimmer vacuums the log: the log has no index
+// and every poll scans it, so trimmed rows left for autovacuum (a minute's worth) made each poll
+// cost about a millisecond of the source database's CPU. The shipping thread only hands the trimmer
+// the peer's acked position; the trimmer also records it in peer_ack, so an ack costs the shipping
+// thread no database round trip either. Trimming concurrently with reading is safe: the trimmer
+// deletes only windows the peer acknowledged, which the reader has passed (it never reads behind
+// the acked position: a session resumes from the peer's applied position, at or after every ack),
+// and keeps the tick the acked window starts from, which a seek there checks.
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -120,6 +122,9 @@ class Shipper::Trimmer {
           last_trim = now;
           auto n = db->trim(acked, o_.retention);
           if (!n) throw std::runtime_error(n.status().message());
+          if (*n > 0) {
+            if (auto s = db->vacuum_log(); !s) throw std::runtime_error(s.message());
+          }
           auto gone = db->forget_tombstones(o_.tombstone_retention);
           if (!gone) throw std::runtime_error(gone.status().message());
           trimmed = acked;

@@ -43,6 +43,12 @@ class PgLogReader final : public LogSource {
   // Returns rows deleted.
   Result<int64_t> trim(Position acked, Duration retention = Duration::zero());
 
+  // Vacuums change_log, so that the space of trimmed rows is reused and a window read scans
+  // little more than the backlog. (Left to autovacuum, a minute of trimmed rows piled up and
+  // every poll of the log scanned them.) Never truncates the file: that needs a lock the capture
+  // trigger's inserts would wait for.
+  Status vacuum_log();
+
   // Deletes tombstones older than `retention`. Returns rows deleted.
   Result<int64_t> forget_tombstones(Duration retention);
 
@@ -61,7 +67,6 @@ class PgLogReader final : public LogSource {
   Result<bool> open_window();
   void close_window();
   std::string window_query(int64_t t) const;
-  std::string tick_and_read_query(size_t limit) const;
   // Feeds window rows whose columns start at `column`.
   void feed(const pqxx::result& rows, int column);
 
