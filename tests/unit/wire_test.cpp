@@ -909,6 +909,10 @@ TEST_CASE("oversized counts are refused before anything big is allocated") {
   auto r3 = wire::decode_batch_payload(chunk + varint(1000000) + std::string(30, '\0'));
   auto r4 = wire::decode_batch_payload(chunk + varint(1) + varint(0) + "I" + varint(0) + varint(0) +
                                        varint(3000000) + std::string(20, '\0'));
+  auto r4v2 =
+      wire::decode_batch_payload(chunk + varint(1) + varint(0) + "I" + varint(0) + varint(0) +
+                                     varint(1) + varint(3000000) + std::string(20, '\0'),
+                                 2);
   wire::Decoder d;
   auto r5 = d.decode(seal("MPFH" + varint(1) + varint(1) + varint(0) + varint(0) + varint(0) +
                           varint(0) + varint(kU64Max) + std::string(40, '\0')));
@@ -927,6 +931,8 @@ TEST_CASE("oversized counts are refused before anything big is allocated") {
         "chunk 0: change count 1000000 needs at least 6000000 bytes, 30 remain");
   CHECK(r4.status().message() ==
         "chunk 0 change 0: key value count 3000000 needs at least 3000000 bytes, 20 remain");
+  CHECK(r4v2.status().message() ==
+        "chunk 0 change 0: image value count 3000000 needs at least 3000000 bytes, 20 remain");
   CHECK(r5.status().message() ==
         "malformed hello frame: table count 18446744073709551615 exceeds the limit of 1048576");
   CHECK(r6.status().message().rfind("malformed batch frame seq 1: compressed data ends after 0 "

@@ -233,34 +233,35 @@ constexpr uint64_t kTagText = 16;
 static_assert(kTagTsUtcMinute == kTagTsUtc + 1 && kTagTsOffsetMinute == kTagTsOffset + 1 &&
               kTagTsLocalMinute == kTagTsLocal + 1);
 
-// One value slot of a payload: which column stream it belongs to, and its change.
+// One value of a payload: its column and its change (16 octets: a hostile payload may hold
+// kMaxBatchValues of them). RowChange or const RowChange.
+template <typename Change>
 struct Slot {
-  uint64_t stream;  // table (32 bits) | image (1 bit) | column index (31 bits)
-  uint32_t index;
-  const RowChange* change;  // the encoder's; the decoder's is `target`
-  RowChange* target;
+  uint64_t column;  // table (32 bits) | image (1 bit) | value index (31 bits)
+  Change* change;
+
+  bool image() const { return (column >> 31 & 1) != 0; }
+  size_t index() const { return static_cast<size_t>(column & 0x7fffffff); }
 };
 
-uint64_t stream_of(int32_t table, bool image, size_t index) {
-  return uint64_t{static_cast<uint32_t>(table)} << 32 | uint64_t{image} << 31 |
-         static_cast<uint64_t>(index);
-}
-
-// Every value slot of these changes, in stream order (stable: change order within a stream).
-template <typename ChangeRange>
-std::vector<Slot> slots_in_stream_order(ChangeRange&& changes, size_t values) {
-  std::vector<Slot> slots;
+// Every value of these changes, in column order (stable: change order within a column).
+// REQUIRES: fewer than 2^31 values per change (the batch limits ensure it).
+template <typename Change, typename Changes>
+std::vector<Slot<Change>> in_column_order(Changes& chunks, size_t values) {
+  std::vector<Slot<Change>> slots;
   slots.reserve(values);
-  changes([&](const RowChange& ch, RowChange* target) {
-    for (size_t j = 0; j < ch.key.size(); ++j) {
-      slots.push_back({stream_of(ch.table_id, false, j), static_cast<uint32_t>(j), &ch, target});
+  for (auto& c : chunks) {
+    for (Change& ch : c.changes) {
+      const uint64_t table = uint64_t{static_cast<uint32_t>(ch.table_id)} << 32;
+      for (size_t j = 0; j < ch.key.size(); ++j) slots.push_back({table | j, &ch});
+      for (size_t j = 0; j < ch.image.size(); ++j) {
+        slots.push_back({table | uint64_t{1} << 31 | j, &ch});
+      }
     }
-    for (size_t j = 0; j < ch.image.size(); ++j) {
-      slots.push_back({stream_of(ch.table_id, true, j), static_cast<uint32_t>(j), &ch, target});
-    }
+  }
+  std::stable_sort(slots.begin(), slots.end(), [](const Slot<Change>& a, const Slot<Change>& b) {
+    return a.column < b.column;
   });
-  std::stable_sort(slots.begin(), slots.end(),
-                   [](const Slot& a, const Slot& b) { return a.stream < b.stream; });
   return slots;
 }
 
@@ -347,20 +348,12 @@ void write_payload2(Writer& w, const std::vector<TxChunk>& chunks) {
       values += ch.key.size() + ch.image.size();
     }
   }
-  const auto slots = slots_in_stream_order(
-      [&](auto&& visit) {
-        for (const TxChunk& c : chunks) {
-          for (const RowChange& ch : c.changes) visit(ch, nullptr);
-        }
-      },
-      values);
-  for (const Slot& s : slots) {
-    const bool image = (s.stream >> 31 & 1) != 0;
+  for (const auto& s : in_column_order<const RowChange>(chunks, values)) {
     const RowChange& ch = *s.change;
-    if (image) {
-      write_value2(w, ch.image[s.index], ch.hlc, &ch.key);
+    if (s.image()) {
+      write_value2(w, ch.image[s.index()], ch.hlc, &ch.key);
     } else {
-      write_value2(w, ch.key[s.index], ch.hlc, nullptr);
+      write_value2(w, ch.key[s.index()], ch.hlc, nullptr);
     }
   }
 }
@@ -522,29 +515,22 @@ bool read_payload2(Reader& r, std::vector<TxChunk>* out) {
       ch.image.resize(static_cast<size_t>(nimage));
     }
   }
-  const auto slots = slots_in_stream_order(
-      [&](auto&& visit) {
-        for (TxChunk& c : *out) {
-          for (RowChange& ch : c.changes) visit(ch, &ch);
-        }
-      },
-      kMaxBatchValues - values_left);
-  for (const Slot& s : slots) {
-    RowChange& ch = *s.target;
-    const bool image = (s.stream >> 31 & 1) != 0;
-    const bool ok = image ? read_value2(r, &ch.image[s.index], ch.hlc, &ch.key, "image value")
-                          : read_value2(r, &ch.key[s.index], ch.hlc, nullptr, "key value");
+  for (const auto& s : in_column_order<RowChange>(*out, kMaxBatchValues - values_left)) {
+    RowChange& ch = *s.change;
+    const bool image = s.image();
+    const bool ok = image ? read_value2(r, &ch.image[s.index()], ch.hlc, &ch.key, "image value")
+                          : read_value2(r, &ch.key[s.index()], ch.hlc, nullptr, "key value");
     if (!ok) {
       // Where, for the operator: find the change (only on this error path).
       for (size_t i = 0; i < out->size(); ++i) {
         const auto& changes = (*out)[i].changes;
-        if (changes.empty() || s.target < &changes.front() || s.target > &changes.back()) {
+        if (changes.empty() || s.change < &changes.front() || s.change > &changes.back()) {
           continue;
         }
         return r.context("table " + std::to_string(static_cast<uint32_t>(ch.table_id)) +
-                         (image ? " image column " : " key column ") + std::to_string(s.index) +
+                         (image ? " image column " : " key column ") + std::to_string(s.index()) +
                          ", chunk " + std::to_string(i) + " change " +
-                         std::to_string(s.target - &changes.front()));
+                         std::to_string(s.change - &changes.front()));
       }
       return false;
     }
