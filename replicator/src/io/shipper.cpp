@@ -349,6 +349,12 @@ void Shipper::run(std::stop_token stop) {
             if (w->session_id != session->id() || session->state == Session::State::kStreaming) {
               continue;  // a stale reply of an earlier session
             }
+            if (auto s = session->encoder().use_version(w->version); !s) {
+              spdlog::error("WelcomeRefused peer={} reason=\"{}\"", o.peer, one_line(s.message()));
+              set_error(s.message());
+              end_session(s.message(), std::chrono::seconds(2));
+              break;
+            }
             if (auto s = reader->seek(w->applied); !s) {
               end_session(s.message(), std::chrono::seconds(1));
               break;
