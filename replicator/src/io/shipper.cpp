@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
@@ -93,6 +94,7 @@ class Shipper::Session {
   Clock::time_point last_ack;
   int inflight = 0;
   std::deque<size_t> inflight_bytes;  // frame sizes of the unacknowledged batches, in order
+  std::deque<uint64_t> inflight_txs;  // whole transactions in each of them (for peer_ack's total)
   uint64_t next_seq = 1;
   std::unordered_map<int32_t, int32_t> wire_table;  // catalog table_id -> Hello index
 
@@ -127,6 +129,7 @@ void Shipper::run(std::stop_token stop) {
   Clock::time_point undelivered_since{};
   Position acked;
   Position trimmed;
+  uint64_t acked_txs = 0;  // acknowledged transactions not yet added to peer_ack's total
 
   auto set_error = [&](const std::string& e) {
     std::lock_guard lock(mu_);
@@ -242,6 +245,13 @@ void Shipper::run(std::stop_token stop) {
               break;
             }
             acked = w->applied;
+            // The peer's applied position is acknowledged too: trim goes up to it, and
+            // `mpfailover queue` reads peer_ack.
+            if (auto s = reader->store_peer_ack(o.peer, acked); !s) {
+              end_session(s.message(), std::chrono::seconds(1));
+              reader.reset();
+              break;
+            }
             delivered_seq = 0;
             seen_counter = -1;
             session->state = Session::State::kStreaming;
@@ -256,10 +266,14 @@ void Shipper::run(std::stop_token stop) {
             if (a->session_id != session->id()) continue;
             --session->inflight;
             if (!session->inflight_bytes.empty()) session->inflight_bytes.pop_front();
+            if (!session->inflight_txs.empty()) {
+              acked_txs += session->inflight_txs.front();
+              session->inflight_txs.pop_front();
+            }
             session->last_ack = Clock::now();
             if (a->position > acked) {
               acked = a->position;
-              if (auto s = reader->store_peer_ack(o.peer, acked); !s) {
+              if (auto s = reader->store_peer_ack(o.peer, acked, std::exchange(acked_txs, 0)); !s) {
                 end_session(s.message(), std::chrono::seconds(1));
                 reader.reset();
                 break;
@@ -285,6 +299,10 @@ void Shipper::run(std::stop_token stop) {
                           e->position.to_string(), e->message);
             set_error("apply on " + o.peer + " stopped at " + e->position.to_string() + ": " +
                       e->message);
+            if (auto s = reader->store_apply_error(o.peer, e->position, e->message); !s) {
+              spdlog::warn("ApplyErrorNotRecorded reason=\"{}\"", one_line(s.message()));
+              reader.reset();
+            }
             end_session("apply error on peer", std::chrono::seconds(5));
             break;
           }
@@ -375,6 +393,7 @@ void Shipper::run(std::stop_token stop) {
         if (session->inflight == 0) session->last_ack = Clock::now();  // the stall clock starts
         ++session->inflight;
         session->inflight_bytes.push_back(frame->size());
+        session->inflight_txs.push_back(txs);
         std::lock_guard lock(mu_);
         ++stats_.batches;
         stats_.transactions += txs;
