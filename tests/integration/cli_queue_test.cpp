@@ -8,10 +8,12 @@
 #include <sstream>
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <nlohmann/json.hpp>
 
 #include <mpf/replicator/pg_log_reader.hpp>
 
+#include "support/daemon.hpp"
 #include "support/reader_util.hpp"
 #include "support/test_db.hpp"
 
@@ -83,6 +85,19 @@ std::unique_ptr<PgLogReader> open_reader(const mpf::test::TestDatabase& db) {
   auto r = PgLogReader::open(db.conninfo());
   REQUIRE_MESSAGE(r, r.status().message());
   return std::move(r.value());
+}
+
+// A node config for a daemon on loopback (plain security), as replication_test.cpp's pair.
+std::string write_daemon_config(const std::string& node, const std::string& peer,
+                                const std::string& conninfo, int listen, int peer_port) {
+  const std::string path = "/tmp/mpft_queue_" + std::to_string(::getpid()) + "_" + node + ".conf";
+  std::ofstream out(path);
+  out << "[node]\nname = " << node << "\ndatabase = " << conninfo << "\n[peer]\nname = " << peer
+      << "\naddress = 127.0.0.1\nport = " << peer_port
+      << "\n[replication]\nlisten = 127.0.0.1\nport = " << listen
+      << "\n[heartbeat]\ninterval = 1s\n[security]\nmode = plain\n";
+  std::remove((path + ".log").c_str());
+  return path;
 }
 
 std::string write_unreachable_config() {
@@ -199,6 +214,37 @@ TEST_SUITE("cli_queue") {
     }
   }
 
+  TEST_CASE("a transaction held open while a later one commits is counted by window, not seq") {
+    // NOTES.md §1: "held" takes its change number first and commits last, so it is read in the
+    // window after "later" with a smaller last change number. An acknowledgement of "held"
+    // covers "later" too (an earlier window) although later's change number is larger.
+    mpf::test::TestDatabase db;
+    db.init();
+    const auto conf = db.write_config_file();
+    pqxx::connection conn(db.conninfo());
+    pqxx::connection holder(db.conninfo());
+    auto reader = open_reader(db);
+    REQUIRE(reader->seek(Position{}));
+    pqxx::work held(holder);
+    held.exec("INSERT INTO users (login) VALUES ('held')");
+    exec(conn, "INSERT INTO users (login) VALUES ('later')");
+    auto first = mpf::test::drain(*reader);  // window 1: "later" only
+    REQUIRE(first.size() == 1);
+    held.commit();
+    auto second = mpf::test::drain(*reader);  // window 2: "held"
+    REQUIRE(second.size() == 1);
+    REQUIRE(second[0].position.seq < first[0].position.seq);
+
+    CHECK(queue_json(conf)["transactions"] == 2);
+    REQUIRE(reader->store_peer_ack("b", first[0].position, 1));
+    auto q = queue_json(conf);
+    CHECK(q["transactions"] == 1);
+    CHECK(q["oldest"]["seq"] == second[0].position.seq);
+    REQUIRE(reader->store_peer_ack("b", second[0].position, 1));
+    CHECK(queue_json(conf)["transactions"] == 0);
+    CHECK(queue_json(conf)["rows"] == 0);
+  }
+
   TEST_CASE("the drain rate comes from the acknowledgement history, sampled once a second") {
     mpf::test::TestDatabase db;
     db.init();
@@ -278,6 +324,57 @@ TEST_SUITE("cli_queue") {
     // Skipped or fixed on the peer: its acknowledgement passes the position.
     REQUIRE(reader->store_peer_ack("b", chunks[2].position, 1));
     CHECK(queue_json(conf)["blocked"].is_null());
+  }
+
+  TEST_CASE("with real daemons: the backlog queues, drains to 0, and a stopped apply is named") {
+    mpf::test::TestDatabase db_a;
+    mpf::test::TestDatabase db_b;
+    db_a.init("a");
+    db_b.init("b");
+    const int port_a = 45000 + (::getpid() % 2000) * 2;
+    const auto conf_a = write_daemon_config("a", "b", db_a.conninfo(), port_a, port_a + 1);
+    const auto conf_b = write_daemon_config("b", "a", db_b.conninfo(), port_a + 1, port_a);
+    mpf::test::Daemon a(MPF_DAEMON_PATH, conf_a, conf_a + ".log");
+    mpf::test::Daemon b(MPF_DAEMON_PATH, conf_b, conf_b + ".log");
+    pqxx::connection conn_a(db_a.conninfo());
+    a.start();
+    write_known_mix(conn_a);  // b is not running: nothing is acknowledged
+    auto queued = queue_json(conf_a);
+    CHECK(queued["transactions"] == kTransactions);
+    CHECK(queued["rows"] == kRows);
+
+    b.start();
+    const bool drained = mpf::test::eventually(
+        [&] { return queue_json(conf_a)["transactions"] == 0; }, std::chrono::seconds(30));
+    if (!drained) MESSAGE("daemon a log:\n" << a.log_text());
+    REQUIRE(drained);
+    auto q = queue_json(conf_a);
+    CHECK(q["rows"] == 0);
+    CHECK(q["acked_transactions_total"] == kTransactions);
+    CHECK(q["acked_position"].is_string());
+
+    // b refuses one row: apply stops there, and a's queue names it.
+    {
+      pqxx::connection conn_b(db_b.conninfo());
+      exec(conn_b, "ALTER TABLE users ADD CONSTRAINT no_poison CHECK (login <> 'poison')");
+    }
+    exec(conn_a, "INSERT INTO users (login) VALUES ('poison')");
+    exec(conn_a, "INSERT INTO users (login) VALUES ('after-poison')");
+    json stuck;
+    const bool named = mpf::test::eventually(
+        [&] {
+          stuck = queue_json(conf_a);
+          return stuck["blocked"].is_object();
+        },
+        std::chrono::seconds(30));
+    if (!named) MESSAGE("daemon a log:\n" << a.log_text());
+    REQUIRE(named);
+    CHECK(stuck["blocked"]["error"].get<std::string>().find("no_poison") != std::string::npos);
+    CHECK(stuck["transactions"] == 2);
+    for (const auto& f : {conf_a, conf_b}) {
+      std::remove(f.c_str());
+      std::remove((f + ".log").c_str());
+    }
   }
 
   TEST_CASE("queue --watch prints successive reports when piped and stops cleanly on Ctrl-C") {

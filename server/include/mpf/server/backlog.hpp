@@ -8,8 +8,8 @@
 // Cost: one sequential scan of change_log (it has no indexes by design), aggregated per
 // transaction within work_mem (spilling to disk beyond it), in one read-only REPEATABLE READ
 // transaction; everything else is a primary-key lookup. Measured: 3-4x the daemon's
-// count(DISTINCT txid) over the log (1,000,000 rows in 500,000 transactions: 3.5-5 s on the
-// loaded 2-core test machine, against 1.0-1.5 s).
+// count(DISTINCT txid) over the log (1,000,000 rows in 500,000 transactions: 3.5-5.5 s on the
+// loaded 2-core test machine, against 1.0-1.5 s; synthetic log rows, 2 a transaction).
 //
 // Thread safety: a BacklogReader is used from one thread.
 #pragma once
