@@ -4,17 +4,24 @@
 //   0  success
 //   1  the operation failed (database error, refused by a safety check)
 //   2  usage or configuration error (bad argument, missing or malformed config)
+#include <atomic>
+#include <csignal>
 #include <iostream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/program_options.hpp>
 #include <pqxx/pqxx>
+#include <unistd.h>
 
+#include <mpf/core/duration.hpp>
 #include <mpf/core/position.hpp>
 #include <mpf/replicator/security.hpp>
+#include <mpf/server/backlog.hpp>
 #include <mpf/server/config.hpp>
+#include <mpf/server/conflict_log.hpp>
 #include <mpf/server/init_db.hpp>
 #include <mpf/server/logging.hpp>
 
@@ -205,10 +212,161 @@ int cmd_skip(const std::string& config_path, const std::vector<std::string>& arg
   return kExitOk;
 }
 
+// Set by SIGINT/SIGTERM while `queue --watch` runs: the loop ends and the command exits 0.
+std::atomic<bool> g_stop_watch{false};
+
+extern "C" void stop_watch(int) { g_stop_watch = true; }
+
+// Exit code for a failed read: a catalog or connection problem is "failed", a bad argument usage.
+int exit_code_for(const mpf::Status& s) {
+  return s.code() == mpf::Code::kInvalidArgument ? kExitUsage : kExitFailed;
+}
+
+int cmd_queue(const std::string& config_path, const std::vector<std::string>& args) {
+  po::options_description desc("mpfailover queue options");
+  bool json = false;
+  bool watch = false;
+  std::string interval_text = "2s";
+  desc.add_options()("help,h", "show this help")("json", po::bool_switch(&json),
+                                                 "one JSON object (with --watch: one a line)")(
+      "watch", po::bool_switch(&watch), "refresh until Ctrl-C (in place on a terminal)")(
+      "interval", po::value(&interval_text), "refresh interval with --watch (default 2s)");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "mpfailover queue: " << e.what() << "\nhint: mpfailover queue --help\n";
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    std::cout
+        << "usage: mpfailover [--config PATH] queue [--json] [--watch [--interval D]]\n\n"
+           "This node's backlog, read straight from its database (the daemon need not run):\n"
+           "transactions, rows and bytes captured and not yet acknowledged by the peer, the\n"
+           "oldest waiting change and its age, the breakdown by table, the peer's acknowledged\n"
+           "position, the drain rate over the last minute and the time to empty at that rate,\n"
+           "and, when the peer's apply has stopped, the blocking transaction and its error.\n\n"
+           "Cost: one sequential scan of mpfailover.change_log (it has no indexes, by design),\n"
+           "aggregated per transaction within work_mem, in one read-only transaction: a few\n"
+           "times a count(DISTINCT txid) of the log (a million waiting rows: seconds). The\n"
+           "daemon's acknowledgements are not held up. With --watch it is repeated every\n"
+           "interval: keep the interval well above the time one read takes (\"scan_ms\").\n\n"
+           "--json fields: transactions, rows, bytes, oldest_age_s, oldest, by_table (table ->\n"
+           "rows), by_table_detail, acked_position (TICK/SEQ), acked_at, drain_rate_tps,\n"
+           "eta_s, blocked {position, error, since}; null where unknown.\n"
+           "Exit codes: 0 ok, 1 the database could not be read, 2 usage or config error.\n\n"
+        << desc;
+    return kExitOk;
+  }
+  if (vm.count("interval") && !watch) {
+    std::cerr << "mpfailover queue: --interval needs --watch\nhint: mpfailover queue --help\n";
+    return kExitUsage;
+  }
+  auto interval = mpf::parse_duration(interval_text);
+  if (!interval || *interval < std::chrono::milliseconds(100)) {
+    std::cerr << "mpfailover queue: --interval: "
+              << (interval ? "invalid duration \"" + interval_text + "\": at least 100ms"
+                           : interval.status().message())
+              << "\n";
+    return kExitUsage;
+  }
+  auto cfg = config_or_error(config_path);
+  if (!cfg) return kExitUsage;
+  mpf::server::BacklogReader reader(cfg->node.database, cfg->node.name, cfg->peer.name);
+  auto render = [&](const mpf::server::Backlog& b) {
+    return json ? mpf::server::backlog_json(b) + "\n" : mpf::server::format_backlog(b);
+  };
+  auto first = reader.read();
+  if (!first) {
+    std::cerr << "mpfailover queue: " << first.status().message() << "\n";
+    return kExitFailed;
+  }
+  if (!watch) {
+    std::cout << render(*first);
+    return kExitOk;
+  }
+  // Refresh in place only for humans on a terminal; piped (or JSON), successive reports.
+  const bool in_place = !json && ::isatty(STDOUT_FILENO);
+  struct sigaction sa {};
+  sa.sa_handler = stop_watch;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  if (in_place) std::cout << "\x1b[2J";
+  mpf::Result<mpf::server::Backlog> b = std::move(first);
+  while (!g_stop_watch) {
+    std::string text = b ? render(*b) : "mpfailover queue: " + b.status().message() + "\n";
+    if (in_place) {
+      std::string framed = "\x1b[H";
+      for (char c : text) framed += c == '\n' ? std::string("\x1b[K\n") : std::string(1, c);
+      framed += "(every " + interval_text + "; Ctrl-C to stop)\x1b[K\n\x1b[J";
+      std::cout << framed << std::flush;
+    } else {
+      (b ? std::cout : std::cerr) << text << (json || !b ? "" : "\n") << std::flush;
+    }
+    const auto until = std::chrono::steady_clock::now() + *interval;
+    while (!g_stop_watch && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (!g_stop_watch) b = reader.read();
+  }
+  return kExitOk;
+}
+
+int cmd_conflicts(const std::string& config_path, const std::vector<std::string>& args) {
+  po::options_description desc("mpfailover conflicts options");
+  bool json = false;
+  mpf::server::ConflictFilter filter;
+  desc.add_options()("help,h", "show this help")("json", po::bool_switch(&json),
+                                                 "one JSON object: {conflicts: [...], more}")(
+      "since", po::value(&filter.since),
+      "only since TIME (\"2026-11-22 10:00\") or for the last DURATION (90s, 30min, 2h, 7d)")(
+      "table", po::value(&filter.table), "only this table (\"meetings\" or \"public.meetings\")")(
+      "limit", po::value(&filter.limit), "at most N, newest first (default 100)");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "mpfailover conflicts: " << e.what() << "\nhint: mpfailover conflicts --help\n";
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    std::cout << "usage: mpfailover [--config PATH] conflicts [--json] [--since TIME|DURATION]\n"
+                 "                  [--table T] [--limit N]\n\n"
+                 "Changes reconciliation overrode on this node (mpfailover.conflict), newest\n"
+                 "first: when, which table and row (key), which side won, which change lost and\n"
+                 "why. Kinds: lww (last writer wins between the peer's change and a row or delete\n"
+                 "made here), skip (an operator's mpfailover skip), repair (verify --repair).\n"
+                 "Read straight from the database (the daemon need not run); an index scan.\n"
+                 "Exit codes: 0 ok, 1 the database could not be read, 2 usage or config error.\n\n"
+              << desc;
+    return kExitOk;
+  }
+  if (filter.limit < 1) {
+    std::cerr << "mpfailover conflicts: invalid --limit " << filter.limit
+              << ": expected 1 or more\n";
+    return kExitUsage;
+  }
+  auto cfg = config_or_error(config_path);
+  if (!cfg) return kExitUsage;
+  auto list = mpf::server::read_conflicts(cfg->node.database, filter);
+  if (!list) {
+    std::cerr << "mpfailover conflicts: " << list.status().message() << "\n";
+    return exit_code_for(list.status());
+  }
+  std::cout << (json ? mpf::server::conflicts_json(*list) + "\n"
+                     : mpf::server::format_conflicts(*list));
+  return kExitOk;
+}
+
 const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> kCommands = {
+      {"conflicts", {"changes reconciliation overrode on this node", cmd_conflicts}},
       {"init-db", {"create or upgrade the catalog and install capture", cmd_init_db}},
       {"keygen", {"write a new CURVE key pair for this node", cmd_keygen}},
+      {"queue", {"this node's backlog, from its database", cmd_queue}},
       {"skip", {"leave out a transaction apply cannot apply (recorded)", cmd_skip}},
       {"status",
        {"this node and its peer: roles, liveness, link, lag", mpf::server::cli::cmd_status}},

@@ -433,20 +433,90 @@ Result<int64_t> PgLogReader::change_counter() {
   }
 }
 
-Status PgLogReader::store_peer_ack(const std::string& peer, Position acked) {
+Status PgLogReader::store_peer_ack(const std::string& peer, Position acked, uint64_t transactions) {
   try {
     pqxx::nontransaction q(*conn_);
+    // One statement: the position, the running total, and at most one history sample a second
+    // (catalog 0004), pruned to 15 minutes by index range on (peer, sampled_at).
     q.exec_params(
-        "INSERT INTO mpfailover.peer_ack (peer, tick, seq) VALUES ($1, $2, $3) "
-        "ON CONFLICT (peer) DO UPDATE SET tick = EXCLUDED.tick, seq = EXCLUDED.seq, "
-        "acked_at = now()",
-        peer, acked.tick, acked.seq);
+        "WITH ack AS ("
+        "  INSERT INTO mpfailover.peer_ack (peer, tick, seq, acked_transactions) "
+        "  VALUES ($1, $2, $3, $4) "
+        "  ON CONFLICT (peer) DO UPDATE SET tick = EXCLUDED.tick, seq = EXCLUDED.seq, "
+        "    acked_at = now(), acked_transactions = mpfailover.peer_ack.acked_transactions + "
+        "    EXCLUDED.acked_transactions "
+        "  RETURNING peer, tick, seq, acked_transactions, acked_at), "
+        "sample AS ("
+        "  INSERT INTO mpfailover.ack_history (peer, sampled_at, tick, seq, acked_transactions) "
+        "  SELECT peer, acked_at, tick, seq, acked_transactions FROM ack "
+        "  WHERE NOT EXISTS (SELECT 1 FROM mpfailover.ack_history h WHERE h.peer = $1 "
+        "    AND h.sampled_at > now() - interval '1 second') "
+        "  ON CONFLICT DO NOTHING RETURNING 1) "
+        "DELETE FROM mpfailover.ack_history WHERE peer = $1 "
+        "  AND sampled_at < now() - interval '15 minutes' AND EXISTS (SELECT 1 FROM sample)",
+        peer, acked.tick, acked.seq, static_cast<int64_t>(transactions));
     return Status::ok();
   } catch (const std::exception& e) {
     broken_ = true;
     cursor_open_ = false;
     return db_error("storing the peer's acknowledged position", e);
   }
+}
+
+Status PgLogReader::store_apply_error(const std::string& peer, Position position,
+                                      const std::string& message) {
+  try {
+    pqxx::nontransaction q(*conn_);
+    q.exec_params(
+        "INSERT INTO mpfailover.peer_apply_error (peer, tick, seq, message) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (peer) DO UPDATE SET "
+        "first_reported_at = CASE WHEN (peer_apply_error.tick, peer_apply_error.seq) = "
+        "  (EXCLUDED.tick, EXCLUDED.seq) THEN peer_apply_error.first_reported_at ELSE now() END, "
+        "tick = EXCLUDED.tick, seq = EXCLUDED.seq, message = EXCLUDED.message, "
+        "reported_at = now()",
+        peer, position.tick, position.seq, message);
+    return Status::ok();
+  } catch (const std::exception& e) {
+    broken_ = true;
+    cursor_open_ = false;
+    return db_error("storing the peer's apply error", e);
+  }
+}
+
+std::string waiting_changes_cte(Position acked) {
+  // The complement of trim(acked): a transaction is covered when it is visible in the snapshot
+  // of tick acked.tick - 1 (every earlier window), or is in window acked.tick with its last
+  // change number <= acked.seq. When that tick is gone (trimmed past, e.g. after a Welcome)
+  // nothing left in the log is covered.
+  //
+  // One scan of the log, aggregated at once per transaction and per (table, window-acked.tick
+  // transaction) with grouping sets: only that window's transactions need their last change
+  // number before their rows can be counted, so only they get a group per table. `agg` holds
+  // one row per transaction (gs = 6) plus a few per table (gs = 1); the rest reads it.
+  return window_cte(acked.tick) +
+         ", agg AS MATERIALIZED ("
+         "  SELECT x.txid, x.table_id, x.wtxid, GROUPING(x.table_id, x.wtxid, x.txid) AS gs,"
+         "         count(*) AS rows, sum(x.bytes)::bigint AS bytes, max(x.seq) AS last_seq,"
+         "         bool_or(x.wtxid IS NOT NULL) AS in_window,"
+         "         min(ARRAY[x.hlc, x.seq, x.table_id]) AS first_change"
+         "  FROM (SELECT l.txid, l.table_id, l.seq, l.hlc, pg_column_size(l.*) AS bytes,"
+         "          CASE WHEN pg_visible_in_snapshot(l.txid, win.cur) THEN l.txid END AS wtxid"
+         "        FROM mpfailover.change_log l, win"
+         "        WHERE NOT coalesce(l.txid < pg_snapshot_xmax(win.prev)"
+         "                           AND pg_visible_in_snapshot(l.txid, win.prev), false)) x"
+         "  GROUP BY GROUPING SETS ((x.table_id, x.wtxid), (x.txid))), "
+         "done AS MATERIALIZED ("
+         "  SELECT a.txid FROM agg a WHERE a.gs = 6 AND a.in_window AND a.last_seq <= " +
+         std::to_string(acked.seq) +
+         "), "
+         "waiting_tx AS NOT MATERIALIZED ("
+         "  SELECT a.txid, a.rows, a.bytes, a.last_seq, a.first_change FROM agg a"
+         "  WHERE a.gs = 6 AND a.txid NOT IN (SELECT txid FROM done)), "
+         "waiting_table AS NOT MATERIALIZED ("
+         "  SELECT a.table_id, sum(a.rows)::bigint AS rows, sum(a.bytes)::bigint AS bytes,"
+         "         min(a.first_change[1]) AS first_hlc FROM agg a"
+         "  WHERE a.gs = 1 AND (a.wtxid IS NULL OR a.wtxid NOT IN (SELECT txid FROM done))"
+         "  GROUP BY a.table_id)";
 }
 
 }  // namespace mpf::replicator

@@ -31,6 +31,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
@@ -78,10 +79,12 @@ class Shipper::Trimmer {
 
   // The peer acknowledged everything up to `p`. Called by the shipping thread; never blocks on
   // the database.
-  void acked(Position p) {
+  // `transactions`: whole transactions this ack covered, added to peer_ack's running total.
+  void acked(Position p, uint64_t transactions = 0) {
     {
       std::lock_guard lock(mu_);
       acked_ = p;
+      acked_txs_ += transactions;
     }
     cv_.notify_one();
   }
@@ -93,11 +96,13 @@ class Shipper::Trimmer {
     Clock::time_point last_store{};
     while (!stop.stop_requested()) {
       Position acked;
+      uint64_t txs = 0;
       {
         std::unique_lock lock(mu_);
         cv_.wait_for(lock, stop, ms(o_.trim_interval), [&] { return acked_ != stored; });
         if (stop.stop_requested()) return;
         acked = acked_;
+        txs = acked_txs_;
       }
       try {
         if (!db) {
@@ -113,8 +118,12 @@ class Shipper::Trimmer {
             pause(stop, kPeerAckStoreInterval - (now - last_store));
             continue;
           }
-          if (auto s = db->store_peer_ack(o_.peer, acked); !s)
+          if (auto s = db->store_peer_ack(o_.peer, acked, txs); !s)
             throw std::runtime_error(s.message());
+          {
+            std::lock_guard lock(mu_);
+            acked_txs_ -= txs;
+          }
           stored = acked;
           last_store = now;
         }
@@ -151,6 +160,7 @@ class Shipper::Trimmer {
   std::mutex mu_;
   std::condition_variable_any cv_;
   Position acked_;
+  uint64_t acked_txs_ = 0;  // acknowledged transactions not yet added to peer_ack's total
 };
 
 class Shipper::Session {
@@ -196,6 +206,7 @@ class Shipper::Session {
   Clock::time_point last_ack;
   int inflight = 0;
   std::deque<size_t> inflight_bytes;  // frame sizes of the unacknowledged batches, in order
+  std::deque<uint64_t> inflight_txs;  // whole transactions in each of them (for peer_ack's total)
   uint64_t next_seq = 1;
   std::unordered_map<int32_t, int32_t> wire_table;  // catalog table_id -> Hello index
 
@@ -230,6 +241,7 @@ void Shipper::run(std::stop_token stop) {
   Position acked;
   Trimmer trimmer(o);
   std::jthread trim_thread([&](std::stop_token st) { trimmer.run(st); });
+  uint64_t acked_txs = 0;  // acknowledged transactions not yet added to peer_ack's total
 
   auto mark_caught_up = [&](Clock::time_point t) {
     std::lock_guard lock(mu_);
@@ -360,6 +372,8 @@ void Shipper::run(std::stop_token stop) {
               break;
             }
             acked = w->applied;
+            // The peer's applied position is acknowledged too: trim goes up to it, and
+            // `mpfailover queue` reads peer_ack.
             trimmer.acked(acked);
             delivered_seq = 0;
             seen_counter = -1;
@@ -375,10 +389,14 @@ void Shipper::run(std::stop_token stop) {
             if (a->session_id != session->id()) continue;
             --session->inflight;
             if (!session->inflight_bytes.empty()) session->inflight_bytes.pop_front();
+            if (!session->inflight_txs.empty()) {
+              acked_txs += session->inflight_txs.front();
+              session->inflight_txs.pop_front();
+            }
             session->last_ack = Clock::now();
             if (a->position > acked) {
               acked = a->position;
-              trimmer.acked(acked);
+              trimmer.acked(acked, std::exchange(acked_txs, 0));
               std::lock_guard lock(mu_);
               stats_.acked = acked;
             }
@@ -400,6 +418,10 @@ void Shipper::run(std::stop_token stop) {
                           e->position.to_string(), e->message);
             set_error("apply on " + o.peer + " stopped at " + e->position.to_string() + ": " +
                       e->message);
+            if (auto s = reader->store_apply_error(o.peer, e->position, e->message); !s) {
+              spdlog::warn("ApplyErrorNotRecorded reason=\"{}\"", one_line(s.message()));
+              reader.reset();
+            }
             end_session("apply error on peer", std::chrono::seconds(5));
             break;
           }
@@ -499,6 +521,7 @@ void Shipper::run(std::stop_token stop) {
         if (session->inflight == 0) session->last_ack = Clock::now();  // the stall clock starts
         ++session->inflight;
         session->inflight_bytes.push_back(frame->size());
+        session->inflight_txs.push_back(txs);
         std::lock_guard lock(mu_);
         ++stats_.batches;
         stats_.transactions += txs;

@@ -56,8 +56,13 @@ class PgLogReader final : public LogSource {
   // changes without NOTIFY, which would serialise the application's commits.
   Result<int64_t> change_counter();
 
-  // Records the peer's acknowledged position (source side), for status and restarts.
-  Status store_peer_ack(const std::string& peer, Position acked);
+  // Records the peer's acknowledged position (source side), for status and restarts, and adds
+  // `transactions` (those the acknowledgement covers) to the running total that `mpfailover
+  // queue`'s drain rate is computed from (sampled into ack_history at most once a second).
+  Status store_peer_ack(const std::string& peer, Position acked, uint64_t transactions = 0);
+
+  // Records that the peer's apply stopped at `position` (its ApplyError), for `mpfailover queue`.
+  Status store_apply_error(const std::string& peer, Position position, const std::string& message);
 
  private:
   PgLogReader(std::string conninfo, std::unique_ptr<pqxx::connection> conn, Options options);
@@ -84,5 +89,13 @@ class PgLogReader final : public LogSource {
   int64_t newest_tick_ = 0;     // newest tick this reader knows of
   bool broken_ = false;
 };
+
+// SQL for inspecting the backlog without a reader: "WITH win AS (...), ..." ending in two CTEs
+// over the log rows `acked` does not cover (what trim(acked) would leave without a retention):
+//   waiting_tx    one row per waiting transaction: txid, rows, bytes (pg_column_size), last_seq,
+//                 first_change (bigint[]: hlc, seq, table_id of its first-captured change)
+//   waiting_table one row per table with waiting rows: table_id, rows, bytes, first_hlc
+// Both come from one sequential scan of the log (hash or sort aggregation within work_mem).
+std::string waiting_changes_cte(Position acked);
 
 }  // namespace mpf::replicator
