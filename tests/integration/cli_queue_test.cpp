@@ -95,7 +95,8 @@ std::string write_daemon_config(const std::string& node, const std::string& peer
   out << "[node]\nname = " << node << "\ndatabase = " << conninfo << "\n[peer]\nname = " << peer
       << "\naddress = 127.0.0.1\nport = " << peer_port
       << "\n[replication]\nlisten = 127.0.0.1\nport = " << listen
-      << "\n[heartbeat]\ninterval = 1s\n[security]\nmode = plain\n";
+      << "\n[heartbeat]\ninterval = 1s\n[security]\nmode = plain\n[control]\nsocket = " << path
+      << ".sock\n";
   std::remove((path + ".log").c_str());
   return path;
 }
