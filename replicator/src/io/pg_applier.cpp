@@ -164,23 +164,37 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
                      join(aliases) + ") WHERE " + where;
     // The current version of each key here: the row's last writer (commit time and replication
     // origin of its xmin; origin 0 = written on this node), the row itself when it was written
-    // here (for the conflict record), and the key's tombstone.
-    std::vector<std::string> key_texts;
+    // here (for the conflict record), and, when there is no row, the key's tombstone. Each
+    // lookup is a LATERAL subquery kept apart by OFFSET 0, so the plan is one index probe per
+    // key: joined plainly, the planner hash-joined the keys against a full scan of the table
+    // and of the tombstones once per group, a cost growing with the tables (43 ms for 900 keys
+    // against 45,500 rows).
+    std::vector<std::string> key_texts, lconds;
     for (const auto& a : aliases) key_texts.push_back("u." + a);
+    for (size_t k = 0; k < remote.key_columns.size(); ++k) {
+      const auto& col = remote.key_columns[k];
+      lconds.push_back("mpf_row." + quote_ident(col) + " = u.k" + std::to_string(k) +
+                       "::" + type_of[col]);
+    }
+    std::string lwhere;
+    for (const auto& c : lconds) lwhere += (lwhere.empty() ? "" : " AND ") + c;
     bt->versions_sql =
-        "SELECT (t.ctid IS NOT NULL), "
-        "(extract(epoch FROM x.timestamp) * 1000000)::bigint, x.roident, "
-        "CASE WHEN x.roident = 0 THEN to_jsonb(t)::text END, "
-        "mpfailover.tombstone_hlc(tb), tb.origin "
+        "SELECT (t.found IS NOT NULL), t.hlc, t.roident, t.local_row, tb.hlc, tb.origin "
         "FROM unnest(" +
         join(params) + ") WITH ORDINALITY AS u(" + join(aliases) +
         ", ord) "
-        "LEFT JOIN " +
-        rel + " t ON " + where +
-        " LEFT JOIN LATERAL pg_xact_commit_timestamp_origin(t.xmin) x ON true "
-        "LEFT JOIN mpfailover.tombstone tb ON tb.relation = " +
-        conn_->quote(here.relation) + " AND tb.key = ARRAY[" + join(key_texts) +
-        "]::text[] ORDER BY u.ord";
+        "LEFT JOIN LATERAL (SELECT true AS found, "
+        "(extract(epoch FROM x.timestamp) * 1000000)::bigint AS hlc, x.roident, "
+        "CASE WHEN x.roident = 0 THEN to_jsonb(mpf_row)::text END AS local_row FROM " +
+        rel +
+        " mpf_row LEFT JOIN LATERAL pg_xact_commit_timestamp_origin(mpf_row.xmin) x ON true "
+        "WHERE " +
+        lwhere +
+        " OFFSET 0) t ON true "
+        "LEFT JOIN LATERAL (SELECT mpfailover.tombstone_hlc(s) AS hlc, s.origin "
+        "FROM mpfailover.tombstone s WHERE t.found IS NULL AND s.relation = " +
+        conn_->quote(here.relation) + " AND s.key = ARRAY[" + join(key_texts) +
+        "]::text[] OFFSET 0) tb ON true ORDER BY u.ord";
     // INSERT INTO t (c...) SELECT u.c0::type ... FROM unnest(...) ON CONFLICT (keys) DO UPDATE
     std::vector<std::string> cols, selects, sets, uparams, ualiases, keys;
     for (size_t c = 0; c < remote.columns.size(); ++c) {
