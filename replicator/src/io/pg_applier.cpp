@@ -12,6 +12,12 @@
 //
 // The position is written in the same transaction as the rows and the commit is synchronous,
 // so an acknowledgement sent after apply() returns is durable (NOTES.md §2).
+//
+// Round trips per group (they bound the lag): one opens it (BEGIN, session settings, savepoint),
+// then per table touched one version lookup, one DELETE and/or one upsert (plus the tombstones
+// of applied deletes), and one closes it (position and COMMIT): four for a single-table group.
+// BEGIN and COMMIT therefore go by hand through a pqxx::nontransaction; every error path ends
+// in reset(), which sends ROLLBACK, so the session never carries an aborted transaction on.
 #include <algorithm>
 #include <chrono>
 #include <map>
