@@ -156,6 +156,56 @@ TEST_SUITE("apply") {
     CHECK(parts == 5);
   }
 
+  TEST_CASE("a constraint failing at commit rolls the group back; the same group applies later") {
+    // Foreign keys are deferred, so an orphan fails at COMMIT, not at its statement: the
+    // applier ends its transactions by hand, and after such a COMMIT its session must be back
+    // outside any transaction, with nothing applied and the position unchanged.
+    Pair p;
+    pqxx::connection a(p.a.conninfo());
+    {
+      // An owner that only a has (written as if applied: not captured).
+      pqxx::work tx(a);
+      tx.exec("SET LOCAL mpfailover.applying = 'on'");
+      tx.exec(
+          "INSERT INTO users (user_id, login, updated_at) VALUES "
+          "('00000000-0000-0000-0000-0000000000aa', 'only_on_a', '2026-01-01 00:00:00+00')");
+      tx.commit();
+    }
+    {
+      pqxx::work tx(a);
+      tx.exec("INSERT INTO users (login) VALUES ('fine')");
+      tx.exec(
+          "INSERT INTO meetings (meeting_number, owner_id, starts_at) VALUES "
+          "('4711', '00000000-0000-0000-0000-0000000000aa', now())");
+      tx.commit();
+    }
+    auto batch = p.reader->next_batch(100);
+    REQUIRE(batch);
+    REQUIRE(batch->chunks.size() == 1);
+    auto failed = p.applier->apply(batch->chunks);
+    REQUIRE_FALSE(failed);
+    CAPTURE(failed.status().message());
+    CHECK(failed.status().message().find("meetings_owner_id_fkey") != std::string::npos);
+    CHECK_FALSE(p.applier->in_split_transaction());
+    pqxx::connection b(p.b.conninfo());
+    CHECK(scalar(b, "SELECT count(*) FROM users WHERE login = 'fine'") == 0);
+    auto pos = p.applier->applied_position();  // the session is usable again
+    REQUIRE(pos);
+    CHECK(pos->is_zero());
+    {
+      pqxx::work tx(b);
+      tx.exec("SET LOCAL mpfailover.applying = 'on'");
+      tx.exec(
+          "INSERT INTO users (user_id, login, updated_at) VALUES "
+          "('00000000-0000-0000-0000-0000000000aa', 'only_on_a', '2026-01-01 00:00:00+00')");
+      tx.commit();
+    }
+    auto applied = p.applier->apply(batch->chunks);
+    REQUIRE_MESSAGE(applied, applied.status().message());
+    CHECK(*applied == batch->chunks.back().position);
+    CHECK(mpf::test::check_same_content(p.a.conninfo(), p.b.conninfo()));
+  }
+
   TEST_CASE("unique values moved between rows inside one group still apply") {
     Pair p;
     pqxx::connection a(p.a.conninfo());

@@ -12,6 +12,12 @@
 //
 // The position is written in the same transaction as the rows and the commit is synchronous,
 // so an acknowledgement sent after apply() returns is durable (NOTES.md §2).
+//
+// Round trips per group (they bound the lag): one opens it (BEGIN, session settings, savepoint),
+// then per table touched one version lookup, one DELETE and/or one upsert (plus the tombstones
+// of applied deletes), and one closes it (position and COMMIT): four for a single-table group.
+// BEGIN and COMMIT therefore go by hand through a pqxx::nontransaction; every error path ends
+// in reset(), which sends ROLLBACK, so the session never carries an aborted transaction on.
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -51,8 +57,9 @@ struct PgApplier::BoundTable {
   std::string delete_sql;            // $1..$k: key columns as text[]
   std::string upsert_sql;            // $1..$n: image columns as text[]
   std::string versions_sql;          // $1..$k: key columns as text[]; one row per key, in order
+  std::string tombstone_sql;         // see bind
   // Prepared once per bind (planning these per group cost more than running them).
-  std::string delete_name, upsert_name, versions_name;
+  std::string delete_name, upsert_name, versions_name, tombstone_name;
 };
 
 PgApplier::PgApplier(std::unique_ptr<pqxx::connection> conn) : conn_(std::move(conn)) {}
@@ -71,7 +78,8 @@ Result<std::unique_ptr<PgApplier>> PgApplier::open(const std::string& conninfo) 
 void PgApplier::reset() {
   if (!tx_) return;
   try {
-    tx_->abort();
+    tx_->exec("ROLLBACK");
+    tx_->abort();  // libpqxx's bookkeeping only: a nontransaction sends nothing
   } catch (const std::exception&) {
     // The connection is gone; nothing was committed.
   }
@@ -164,23 +172,51 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
                      join(aliases) + ") WHERE " + where;
     // The current version of each key here: the row's last writer (commit time and replication
     // origin of its xmin; origin 0 = written on this node), the row itself when it was written
-    // here (for the conflict record), and the key's tombstone.
-    std::vector<std::string> key_texts;
+    // here (for the conflict record), and, when there is no row, the key's tombstone. Each
+    // lookup is a LATERAL subquery kept apart by OFFSET 0, so the plan is one index probe per
+    // key: joined plainly, the planner hash-joined the keys against a full scan of the table
+    // and of the tombstones once per group, a cost growing with the tables (43 ms for 900 keys
+    // against 45,500 rows).
+    std::vector<std::string> key_texts, lconds;
     for (const auto& a : aliases) key_texts.push_back("u." + a);
+    for (size_t k = 0; k < remote.key_columns.size(); ++k) {
+      const auto& col = remote.key_columns[k];
+      lconds.push_back("mpf_row." + quote_ident(col) + " = u.k" + std::to_string(k) +
+                       "::" + type_of[col]);
+    }
+    std::string lwhere;
+    for (const auto& c : lconds) lwhere += (lwhere.empty() ? "" : " AND ") + c;
     bt->versions_sql =
-        "SELECT (t.ctid IS NOT NULL), "
-        "(extract(epoch FROM x.timestamp) * 1000000)::bigint, x.roident, "
-        "CASE WHEN x.roident = 0 THEN to_jsonb(t)::text END, "
-        "mpfailover.tombstone_hlc(tb), tb.origin "
+        "SELECT (t.found IS NOT NULL), t.hlc, t.roident, t.local_row, tb.hlc, tb.origin "
         "FROM unnest(" +
         join(params) + ") WITH ORDINALITY AS u(" + join(aliases) +
         ", ord) "
-        "LEFT JOIN " +
-        rel + " t ON " + where +
-        " LEFT JOIN LATERAL pg_xact_commit_timestamp_origin(t.xmin) x ON true "
-        "LEFT JOIN mpfailover.tombstone tb ON tb.relation = " +
-        conn_->quote(here.relation) + " AND tb.key = ARRAY[" + join(key_texts) +
-        "]::text[] ORDER BY u.ord";
+        "LEFT JOIN LATERAL (SELECT true AS found, "
+        "(extract(epoch FROM x.timestamp) * 1000000)::bigint AS hlc, x.roident, "
+        "CASE WHEN x.roident = 0 THEN to_jsonb(mpf_row)::text END AS local_row FROM " +
+        rel +
+        " mpf_row LEFT JOIN LATERAL pg_xact_commit_timestamp_origin(mpf_row.xmin) x ON true "
+        "WHERE " +
+        lwhere +
+        " OFFSET 0) t ON true "
+        "LEFT JOIN LATERAL (SELECT mpfailover.tombstone_hlc(s) AS hlc, s.origin "
+        "FROM mpfailover.tombstone s WHERE t.found IS NULL AND s.relation = " +
+        conn_->quote(here.relation) + " AND s.key = ARRAY[" + join(key_texts) +
+        "]::text[] OFFSET 0) tb ON true ORDER BY u.ord";
+    // Tombstones of applied deletes: $1 relation, $2 origin, $3 timestamps, $4.. key columns.
+    {
+      std::string cols = "h", arrays = "$3::text[]", key_expr;
+      for (size_t k = 0; k < remote.key_columns.size(); ++k) {
+        cols += ", k" + std::to_string(k);
+        arrays += ", $" + std::to_string(4 + k) + "::text[]";
+        key_expr += (k ? ", u.k" : "u.k") + std::to_string(k);
+      }
+      bt->tombstone_sql =
+          "INSERT INTO mpfailover.tombstone (relation, key, origin, txid, hlc) SELECT $1, ARRAY[" +
+          key_expr + "]::text[], $2, NULL, u.h::bigint FROM unnest(" + arrays + ") AS u(" + cols +
+          ") ON CONFLICT (relation, key) DO UPDATE SET "
+          "origin = EXCLUDED.origin, txid = NULL, hlc = EXCLUDED.hlc, deleted_at = now()";
+    }
     // INSERT INTO t (c...) SELECT u.c0::type ... FROM unnest(...) ON CONFLICT (keys) DO UPDATE
     std::vector<std::string> cols, selects, sets, uparams, ualiases, keys;
     for (size_t c = 0; c < remote.columns.size(); ++c) {
@@ -239,9 +275,11 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
       t->delete_name = "mpf_del_" + id;
       t->upsert_name = "mpf_up_" + id;
       t->versions_name = "mpf_ver_" + id;
+      t->tombstone_name = "mpf_tomb_" + id;
       conn_->prepare(t->delete_name, t->delete_sql);
       conn_->prepare(t->upsert_name, t->upsert_sql);
       conn_->prepare(t->versions_name, t->versions_sql);
+      conn_->prepare(t->tombstone_name, t->tombstone_sql);
     }
   } catch (const std::exception& e) {
     return unavailable(std::string("could not prepare apply statements: ") + e.what());
@@ -275,14 +313,18 @@ Result<Position> PgApplier::applied_position() {
   }
 }
 
-Status PgApplier::begin_if_needed() {
-  if (tx_) return Status::ok();
-  tx_ = std::make_unique<pqxx::work>(*conn_);
-  // One round trip. The origin's timestamp is reset per transaction: once set, PostgreSQL
-  // would stamp every later commit of the session with the first one's time.
-  tx_->exec(std::string("SET LOCAL ") + kApplyingSetting +
-            " = 'on'; SET CONSTRAINTS ALL DEFERRED; SELECT pg_replication_origin_xact_reset()");
-  return Status::ok();
+std::string PgApplier::begin_sql() {
+  if (tx_) return "";
+  tx_ = std::make_unique<pqxx::nontransaction>(*conn_);
+  // The origin's timestamp is reset per transaction: once set, PostgreSQL would stamp every
+  // later commit of the session with the first one's time.
+  return std::string("BEGIN; SET LOCAL ") + kApplyingSetting +
+         " = 'on'; SET CONSTRAINTS ALL DEFERRED; SELECT pg_replication_origin_xact_reset(); ";
+}
+
+void PgApplier::begin_if_needed() {
+  const std::string sql = begin_sql();
+  if (!sql.empty()) tx_->exec(sql);
 }
 
 void PgApplier::flush(const NetEffect& net) {
@@ -379,8 +421,13 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
   const std::map<Position, std::string> skips = skips_;
   for (const auto& chunk : chunks) {
     if (auto skip = skips.find(chunk.position); skip != skips.end()) {
-      if (auto s = begin_if_needed(); !s) return s;
-      record_skip(chunk, skip->second);
+      try {
+        begin_if_needed();
+        record_skip(chunk, skip->second);
+      } catch (const std::exception& e) {
+        reset();
+        return unavailable(std::string("could not record a skipped transaction: ") + e.what());
+      }
       continue;
     }
     for (const auto& change : chunk.changes) {
@@ -393,14 +440,16 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
       net.add(change);
     }
   }
+  const bool last = chunks.back().last;
+  const Position pos = chunks.back().position;
   try {
-    if (auto s = begin_if_needed(); !s) return s;
-    // Savepoints by hand: libpqxx 6.4's subtransaction left the transaction aborted after a
-    // failed statement.
+    // One round trip opens the group: BEGIN (unless a split transaction or a skip opened it)
+    // and the savepoint the change-by-change replay rolls back to. Savepoints by hand:
+    // libpqxx 6.4's subtransaction left the transaction aborted after a failed statement.
+    const std::string open = begin_sql() + "SAVEPOINT mpf_group";  // begin_sql() sets tx_
+    tx_->exec(open);
     try {
-      tx_->exec("SAVEPOINT mpf_group");
       apply_group(net);
-      tx_->exec("RELEASE SAVEPOINT mpf_group");
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const pqxx::sql_error&) {
@@ -411,25 +460,40 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
         return s;
       }
     }
-    if (!chunks.back().last) return committed_;  // a split transaction goes on
+    if (!last) {
+      // A split transaction goes on; released so its parts do not nest subtransactions.
+      tx_->exec("RELEASE SAVEPOINT mpf_group");
+      return committed_;
+    }
     commit_wait(net);
-    const Position pos = chunks.back().position;
-    tx_->exec_params(
-        "INSERT INTO mpfailover.applied_position (origin, tick, seq) VALUES ($1, $2, $3) "
-        "ON CONFLICT (origin) DO UPDATE SET tick = EXCLUDED.tick, seq = EXCLUDED.seq, "
-        "applied_at = now()",
-        origin_, pos.tick, pos.seq);
-    tx_->commit();
+  } catch (const std::exception& e) {
+    reset();
+    return unavailable(std::string("apply failed: ") + e.what());
+  }
+  // One round trip closes it: the origin's position, in the same transaction as the rows
+  // (NOTES.md §2), and COMMIT, which releases the savepoint with the transaction. The position
+  // write also guards the COMMIT: in a transaction that had failed, it raises an error where a
+  // bare COMMIT would roll back silently. The acknowledgement follows this return, so only a
+  // commit that PostgreSQL confirmed counts (synchronous_commit stays on).
+  try {
+    tx_->exec("INSERT INTO mpfailover.applied_position (origin, tick, seq) VALUES (" +
+              conn_->quote(origin_) + ", " + std::to_string(pos.tick) + ", " +
+              std::to_string(pos.seq) +
+              ") ON CONFLICT (origin) DO UPDATE SET tick = EXCLUDED.tick, seq = EXCLUDED.seq, "
+              "applied_at = now(); COMMIT");
+    tx_->commit();  // libpqxx's bookkeeping only: a nontransaction sends nothing
     tx_.reset();
-    committed_ = pos;
-    return committed_;
-  } catch (const pqxx::in_doubt_error& e) {
+  } catch (const pqxx::broken_connection& e) {
     tx_.reset();
     return unknown_outcome(std::string("commit outcome unknown: ") + e.what());
   } catch (const std::exception& e) {
-    tx_.reset();
+    // A deferred constraint failing at COMMIT ends the transaction; a failed position write
+    // leaves it open and aborted. ROLLBACK covers both (a warning in the first case).
+    reset();
     return unavailable(std::string("apply failed: ") + e.what());
   }
+  committed_ = pos;
+  return committed_;
 }
 
 void PgApplier::apply_group(const NetEffect& net) {
@@ -521,22 +585,8 @@ void PgApplier::apply_group(const NetEffect& net) {
     }
     if (hlcs.empty()) continue;
     std::vector<std::string> params{t->relation, origin_, pg::array_literal(hlcs)};
-    std::string cols = "h";
-    std::string arrays = "$3::text[]";
-    std::string key_expr;
-    for (size_t k = 0; k < keys.size(); ++k) {
-      params.push_back(pg::array_literal(keys[k]));
-      cols += ", k" + std::to_string(k);
-      arrays += ", $" + std::to_string(4 + k) + "::text[]";
-      key_expr += (k ? ", u.k" : "u.k") + std::to_string(k);
-    }
-    tx_->exec_params(
-        "INSERT INTO mpfailover.tombstone (relation, key, origin, txid, hlc) "
-        "SELECT $1, ARRAY[" +
-            key_expr + "]::text[], $2, NULL, u.h::bigint FROM unnest(" + arrays + ") AS u(" + cols +
-            ") ON CONFLICT (relation, key) DO UPDATE SET "
-            "origin = EXCLUDED.origin, txid = NULL, hlc = EXCLUDED.hlc, deleted_at = now()",
-        pqxx::prepare::make_dynamic_params(params));
+    for (const auto& k : keys) params.push_back(pg::array_literal(k));
+    tx_->exec_prepared(t->tombstone_name, pqxx::prepare::make_dynamic_params(params));
   }
 
   for (const auto& l : conflicts) {

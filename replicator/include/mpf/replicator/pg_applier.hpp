@@ -61,7 +61,10 @@ class PgApplier {
   explicit PgApplier(std::unique_ptr<pqxx::connection> conn);
 
   Result<Position> apply_fresh(const std::vector<TxChunk>& chunks);
-  Status begin_if_needed();
+  // Opens the local transaction unless open; returns the statements that begin it ("" when
+  // open already), to be sent in the same round trip as what follows.
+  std::string begin_sql();
+  void begin_if_needed();
   void flush(const NetEffect& net);
   // Last writer wins per row against this node's own writes, then flush (NOTES.md §4).
   void apply_group(const NetEffect& net);
@@ -71,7 +74,9 @@ class PgApplier {
   void record_skip(const TxChunk& chunk, const std::string& reason);
 
   std::unique_ptr<pqxx::connection> conn_;
-  std::unique_ptr<pqxx::work> tx_;
+  // The open local transaction, begun and ended by hand (BEGIN and COMMIT travel with other
+  // statements, saving round trips per group); null when none is open.
+  std::unique_ptr<pqxx::nontransaction> tx_;
   std::string origin_;
   std::string local_node_;
   int64_t origin_roident_ = 0;
