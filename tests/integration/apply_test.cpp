@@ -186,6 +186,14 @@ TEST_SUITE("apply") {
     REQUIRE_FALSE(failed);
     CAPTURE(failed.status().message());
     CHECK(failed.status().message().find("meetings_owner_id_fkey") != std::string::npos);
+    // An orphan is the transaction's fault, not the database's: apply stops naming it (a
+    // database-unavailable error would be retried for ever instead).
+    CHECK(failed.status().code() == mpf::Code::kFailedPrecondition);
+    CHECK(failed.status().message().find("could not apply transaction " +
+                                         batch->chunks[0].position.to_string()) !=
+          std::string::npos);
+    CHECK(failed.status().message().find(
+              "mpfailover skip " + batch->chunks[0].position.to_string()) != std::string::npos);
     CHECK_FALSE(p.applier->in_split_transaction());
     pqxx::connection b(p.b.conninfo());
     CHECK(scalar(b, "SELECT count(*) FROM users WHERE login = 'fine'") == 0);

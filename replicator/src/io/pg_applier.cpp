@@ -69,6 +69,9 @@ PgApplier::~PgApplier() { reset(); }
 Result<std::unique_ptr<PgApplier>> PgApplier::open(const std::string& conninfo) {
   try {
     auto conn = std::make_unique<pqxx::connection>(conninfo);
+    // The application's login is made read-only on a standby (node.app_role); should the
+    // replicator log in as that same role, its own session must still write.
+    pqxx::nontransaction(*conn).exec("SET default_transaction_read_only = off");
     return std::unique_ptr<PgApplier>(new PgApplier(std::move(conn)));
   } catch (const std::exception& e) {
     return unavailable(std::string("could not connect the applier to the database: ") + e.what());
@@ -375,6 +378,7 @@ void PgApplier::flush(const NetEffect& net) {
 
 Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
                                    const std::map<Position, std::string>& skips) {
+  tx_->exec("SET CONSTRAINTS ALL DEFERRED");
   for (const auto& chunk : chunks) {
     if (skips.count(chunk.position)) continue;  // recorded already
     for (const auto& change : chunk.changes) {
@@ -398,6 +402,20 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
                                    "with: mpfailover skip " +
                                    chunk.position.to_string() + " --reason TEXT");
       }
+    }
+    if (!chunk.last) continue;
+    // The transaction's deferred checks (foreign keys), once its last change is in: a failure
+    // here is this transaction's, e.g. a child row whose parent this node deleted.
+    try {
+      tx_->exec("SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED");
+    } catch (const pqxx::broken_connection&) {
+      throw;
+    } catch (const std::exception& e) {
+      return failed_precondition("could not apply transaction " + chunk.position.to_string() +
+                                 " from \"" + origin_ + "\": " + e.what() +
+                                 "\nhint: fix the cause on this node (a missing parent row?), or "
+                                 "skip the transaction with: mpfailover skip " +
+                                 chunk.position.to_string() + " --reason TEXT");
     }
   }
   return Status::ok();
@@ -450,6 +468,10 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
     tx_->exec(open);
     try {
       apply_group(net);
+      // Deferred foreign keys checked now, inside the savepoint, not at COMMIT: an orphan (a
+      // child whose parent the other node deleted) must stop apply naming its transaction, not
+      // fail the COMMIT as if the database had gone away and be resent for ever.
+      if (last) tx_->exec("SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED");
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const pqxx::sql_error&) {

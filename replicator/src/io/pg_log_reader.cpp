@@ -97,10 +97,10 @@ std::string tick_and_read_query() {
 std::unique_ptr<pqxx::connection> open_connection(const std::string& conninfo,
                                                   const PgLogReader::Options& options) {
   auto conn = std::make_unique<pqxx::connection>(conninfo);
-  if (!options.synchronous_commit) {
-    pqxx::nontransaction tx(*conn);
-    tx.exec("SET synchronous_commit = off");
-  }
+  pqxx::nontransaction tx(*conn);
+  // Ticks, acks and trims are writes, also on a standby whose application login is read-only.
+  tx.exec("SET default_transaction_read_only = off");
+  if (!options.synchronous_commit) tx.exec("SET synchronous_commit = off");
   return conn;
 }
 
