@@ -26,6 +26,7 @@
 #include <mpf/server/init_db.hpp>
 #include <mpf/server/logging.hpp>
 #include <mpf/server/node_driver.hpp>
+#include <mpf/server/queue_watch.hpp>
 #include <mpf/server/verify_responder.hpp>
 
 namespace po = boost::program_options;
@@ -163,31 +164,9 @@ int main(int argc, char** argv) {
     io.stop();
   });
   boost::asio::steady_timer timer(io);
-  std::unique_ptr<pqxx::connection> status_conn;
-  bool queue_warned = false;
-  // The backlog's size, against queue.warn_bytes: a warning, never a reason to drop anything.
-  auto check_queue = [&] {
-    try {
-      if (!status_conn) status_conn = std::make_unique<pqxx::connection>(cfg->node.database);
-      pqxx::nontransaction q(*status_conn);
-      auto r = q.exec(
-          "SELECT count(DISTINCT txid), coalesce(sum(pg_column_size(l.*)), 0) "
-          "FROM mpfailover.change_log l");
-      const auto bytes = r[0][1].as<uint64_t>();
-      if (bytes > cfg->queue.warn_bytes && !queue_warned) {
-        spdlog::warn("QueueAboveWarning transactions={} bytes={} warn_bytes={}",
-                     r[0][0].as<int64_t>(), bytes, cfg->queue.warn_bytes);
-      } else if (bytes <= cfg->queue.warn_bytes && queue_warned) {
-        spdlog::info("QueueBelowWarning transactions={} bytes={}", r[0][0].as<int64_t>(), bytes);
-      }
-      queue_warned = bytes > cfg->queue.warn_bytes;
-    } catch (const std::exception& e) {
-      status_conn.reset();
-      spdlog::warn("QueueUnknown reason=\"{}\"", mpf::one_line(e.what()));
-    }
-  };
+  mpf::server::QueueWatch queue_watch(cfg->node.database, cfg->queue.warn_bytes);
   std::function<void()> report = [&] {
-    check_queue();
+    queue_watch.check();
     const auto out = shipper.stats();
     const auto in = receiver.stats();
     spdlog::info(

@@ -104,6 +104,44 @@ TEST_SUITE("reader_order") {
     CHECK(chunks[0].origin == "a");
   }
 
+  // At the head of the log a reader closes a window and reads it in one statement. A second
+  // ticker on the same database (two daemons on one database: a misconfiguration, but it must
+  // not lose or reorder anything) makes ticks under the first reader's feet; each reader must
+  // still deliver every transaction once, in one and the same order.
+  TEST_CASE("two readers ticking the same log both deliver every transaction once, in order") {
+    mpf::test::TestDatabase db;
+    db.init();
+    pqxx::connection writer(db.conninfo());
+    auto first = open_reader(db);
+    auto second = open_reader(db);
+    std::vector<TxChunk> got_first, got_second;
+    for (int i = 0; i < 12; ++i) {
+      {
+        pqxx::work tx(writer);
+        tx.exec("INSERT INTO users (login) VALUES ('two-" + std::to_string(i) + "')");
+        tx.commit();
+      }
+      // Alternate which reader closes the window, and let one lag behind now and then.
+      auto& leader = i % 2 == 0 ? *first : *second;
+      auto& follower = i % 2 == 0 ? got_second : got_first;
+      auto& leader_got = i % 2 == 0 ? got_first : got_second;
+      for (auto& c : drain(leader)) leader_got.push_back(std::move(c));
+      if (i % 3 != 2) {
+        for (auto& c : drain(i % 2 == 0 ? *second : *first)) follower.push_back(std::move(c));
+      }
+    }
+    for (auto& c : drain(*first)) got_first.push_back(std::move(c));
+    for (auto& c : drain(*second)) got_second.push_back(std::move(c));
+    REQUIRE(got_first.size() == 12);
+    REQUIRE(got_second.size() == 12);
+    for (size_t i = 0; i < 12; ++i) {
+      CAPTURE(i);
+      CHECK(login_of(got_first[i]) == "two-" + std::to_string(i));
+      CHECK(login_of(got_second[i]) == "two-" + std::to_string(i));
+      CHECK(got_first[i].position == got_second[i].position);
+    }
+  }
+
   // Many writers, many rounds: increments of shared counters (row locks force per-row order),
   // random sleeps before commit (so commit order differs from change-number order), random
   // rollbacks, and a reader running all along. Every committed transaction must arrive exactly

@@ -85,7 +85,8 @@ struct LoopbackPair {
     out << "[node]\nname = " << node << "\ndatabase = " << conninfo << "\n[peer]\nname = " << peer
         << "\naddress = 127.0.0.1\nport = " << peer_port
         << "\n[replication]\nlisten = 127.0.0.1\nport = " << listen
-        << "\n[heartbeat]\ninterval = 1s\n[log]\nlevel = debug\n"
+        << "\n[heartbeat]\ninterval = 1s\n[log]\nlevel = debug\n[control]\nsocket = " << path
+        << ".sock\n"
         << security;
     std::remove((path + ".log").c_str());
     return path;

@@ -93,10 +93,14 @@ class TestDatabase {
     std::ofstream out(path);
     out << "[node]\nname = a\ndatabase = " << conninfo_
         << "\n[peer]\nname = b\naddress = 198.18.0.12\n[security]\nmode = plain\n"
+        << "[control]\nsocket = " << control_socket() << "\n"
         << "[replication]\n"
         << extra_replication << "\n";
     return path;
   }
+
+  // Each test database's daemon gets its own control socket.
+  std::string control_socket() const { return "/tmp/" + name_ + ".sock"; }
 
  private:
   std::string name_;

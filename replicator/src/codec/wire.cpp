@@ -30,6 +30,7 @@
 
 #include "byte_io.hpp"
 #include "crc32c.hpp"
+#include "value_forms.hpp"
 
 namespace mpf::replicator::wire {
 
@@ -42,7 +43,8 @@ enum class Type : char {
   kHello = 'H',
   kWelcome = 'W',
   kRefuse = 'R',
-  kBatch = 'B',
+  kBatch = 'B',   // version 1 payload
+  kBatch2 = 'C',  // version 2 payload
   kAck = 'A',
   kApplyError = 'E',
 };
@@ -208,6 +210,334 @@ bool read_payload(Reader& r, std::vector<TxChunk>* out) {
   return true;
 }
 
+// ---- batch payload, version 2 -----------------------------------------------------------------
+// The headers of every chunk and change first, then the values column by column: all values of
+// (table 0, key column 0), of (table 0, key column 1), ..., (table 0, image column 0), ..., then
+// table 1. Values of one column look alike (timestamps near each other, one domain, one status
+// word), so zstd finds them close together; interleaved with the other columns they were not.
+// Values take a compact form when their text is exactly what that form renders (value_forms.hpp).
+
+// Value tags (PROTOCOL.md §4.4). Tags 10 to 15 are reserved; text of n octets is tag n + 16.
+constexpr uint64_t kTagNull = 0;
+constexpr uint64_t kTagKeyRef = 1;  // an image value equal to a key value of the same change
+constexpr uint64_t kTagUuid = 2;
+constexpr uint64_t kTagInt = 3;
+constexpr uint64_t kTagTsUtc = 4;           // "+00": zigzag µs delta from the change's hlc
+constexpr uint64_t kTagTsUtcMinute = 5;     // "+00", whole minute: zigzag minute delta
+constexpr uint64_t kTagTsOffset = 6;        // zigzag32 offset seconds (not 0), µs delta
+constexpr uint64_t kTagTsOffsetMinute = 7;  // zigzag32 offset seconds (not 0), minute delta
+constexpr uint64_t kTagTsLocal = 8;         // timestamp without time zone, µs delta
+constexpr uint64_t kTagTsLocalMinute = 9;   // timestamp without time zone, minute delta
+constexpr uint64_t kTagText = 16;
+// A timestamp's tag is its base form (UTC, offset, local) plus 1 for a whole minute.
+static_assert(kTagTsUtcMinute == kTagTsUtc + 1 && kTagTsOffsetMinute == kTagTsOffset + 1 &&
+              kTagTsLocalMinute == kTagTsLocal + 1);
+
+// One value of a payload: its column and its change (16 octets: a hostile payload may hold
+// kMaxBatchValues of them). RowChange or const RowChange.
+template <typename Change>
+struct Slot {
+  uint64_t column;  // table (32 bits) | image (1 bit) | value index (31 bits)
+  Change* change;
+
+  bool image() const { return (column >> 31 & 1) != 0; }
+  size_t index() const { return static_cast<size_t>(column & 0x7fffffff); }
+};
+
+// Every value of these changes, in column order (stable: change order within a column).
+// REQUIRES: fewer than 2^31 values per change (the batch limits ensure it).
+template <typename Change, typename Changes>
+std::vector<Slot<Change>> in_column_order(Changes& chunks, size_t values) {
+  std::vector<Slot<Change>> slots;
+  slots.reserve(values);
+  for (auto& c : chunks) {
+    for (Change& ch : c.changes) {
+      const uint64_t table = uint64_t{static_cast<uint32_t>(ch.table_id)} << 32;
+      for (size_t j = 0; j < ch.key.size(); ++j) slots.push_back({table | j, &ch});
+      for (size_t j = 0; j < ch.image.size(); ++j) {
+        slots.push_back({table | uint64_t{1} << 31 | j, &ch});
+      }
+    }
+  }
+  std::stable_sort(slots.begin(), slots.end(), [](const Slot<Change>& a, const Slot<Change>& b) {
+    return a.column < b.column;
+  });
+  return slots;
+}
+
+int64_t minute_of(int64_t us) { return codec::floor_div(us, codec::kUsPerMinute); }
+
+// The lowest j with key[j] == v, or -1.
+int64_t key_ref(const std::vector<Value>& key, const std::string& v) {
+  for (size_t j = 0; j < key.size(); ++j) {
+    if (key[j] && *key[j] == v) return static_cast<int64_t>(j);
+  }
+  return -1;
+}
+
+// `key` is the change's key for an image value, nullptr for a key value.
+void write_value2(Writer& w, const Value& v, int64_t hlc, const std::vector<Value>* key) {
+  if (!v) {
+    w.varint(kTagNull);
+    return;
+  }
+  const std::string& s = *v;
+  if (key != nullptr) {
+    if (const int64_t j = key_ref(*key, s); j >= 0) {
+      w.varint(kTagKeyRef);
+      w.varint(static_cast<uint64_t>(j));
+      return;
+    }
+  }
+  codec::UuidBytes u;
+  int64_t i;
+  codec::Timestamp t;
+  if (codec::parse_uuid(s, &u)) {
+    w.varint(kTagUuid);
+    w.raw(std::string_view(reinterpret_cast<const char*>(u.data()), u.size()));
+  } else if (codec::parse_int(s, &i)) {
+    w.varint(kTagInt);
+    w.zigzag(i);
+  } else if (codec::parse_timestamp(s, &t)) {
+    const bool minute = t.utc_us % codec::kUsPerMinute == 0;
+    const uint64_t base = !t.zoned ? kTagTsLocal : t.offset_s == 0 ? kTagTsUtc : kTagTsOffset;
+    w.varint(base + (minute ? 1 : 0));
+    if (base == kTagTsOffset) w.zigzag(t.offset_s);
+    w.zigzag(minute ? codec::wrapping_sub(t.utc_us / codec::kUsPerMinute, minute_of(hlc))
+                    : codec::wrapping_sub(t.utc_us, hlc));
+  } else {
+    w.varint(static_cast<uint64_t>(s.size()) + kTagText);
+    w.raw(s);
+  }
+}
+
+void write_change_header(Writer& w, const RowChange& ch, int64_t* prev_seq, int64_t* prev_hlc) {
+  w.varint(static_cast<uint32_t>(ch.table_id));
+  w.byte(static_cast<uint8_t>(ch.op));
+  w.zigzag(codec::wrapping_sub(ch.seq, *prev_seq));
+  w.zigzag(codec::wrapping_sub(ch.hlc, *prev_hlc));
+  *prev_seq = ch.seq;
+  *prev_hlc = ch.hlc;
+}
+
+void write_chunk_header(Writer& w, const TxChunk& c, Position* prev_pos, uint64_t* prev_txid) {
+  w.zigzag(codec::wrapping_sub(c.position.tick, prev_pos->tick));
+  w.zigzag(codec::wrapping_sub(c.position.seq, prev_pos->seq));
+  w.zigzag(static_cast<int64_t>(c.txid - *prev_txid));
+  w.zigzag(c.total_changes);
+  w.zigzag(c.part);
+  w.byte(c.last ? kFlagLast : 0);
+  w.varint(c.changes.size());
+  *prev_pos = c.position;
+  *prev_txid = c.txid;
+}
+
+void write_payload2(Writer& w, const std::vector<TxChunk>& chunks) {
+  Position prev_pos;
+  uint64_t prev_txid = 0;
+  int64_t prev_seq = 0;
+  int64_t prev_hlc = 0;
+  size_t values = 0;
+  w.varint(chunks.size());
+  for (const TxChunk& c : chunks) {
+    write_chunk_header(w, c, &prev_pos, &prev_txid);
+    for (const RowChange& ch : c.changes) {
+      write_change_header(w, ch, &prev_seq, &prev_hlc);
+      w.varint(ch.key.size());
+      w.varint(ch.image.size());
+      values += ch.key.size() + ch.image.size();
+    }
+  }
+  for (const auto& s : in_column_order<const RowChange>(chunks, values)) {
+    const RowChange& ch = *s.change;
+    if (s.image()) {
+      write_value2(w, ch.image[s.index()], ch.hlc, &ch.key);
+    } else {
+      write_value2(w, ch.key[s.index()], ch.hlc, nullptr);
+    }
+  }
+}
+
+bool read_timestamp2(Reader& r, uint64_t tag, int64_t hlc, std::string* out, const char* what) {
+  codec::Timestamp t;
+  t.zoned = tag < kTagTsLocal;
+  if (tag == kTagTsOffset || tag == kTagTsOffsetMinute) {
+    if (!r.i32(&t.offset_s, what)) return false;
+    if (t.offset_s == 0)
+      return r.fail(std::string(what) + ": time zone offset 0 in an offset form");
+  }
+  const bool minute = (tag - kTagTsUtc) % 2 == 1;
+  int64_t d;
+  if (!r.zigzag(&d, what)) return false;
+  if (minute) {
+    const int64_t m = codec::wrapping_add(minute_of(hlc), d);
+    constexpr int64_t kMaxMinutes = INT64_MAX / codec::kUsPerMinute;
+    if (m < -kMaxMinutes || m > kMaxMinutes) {
+      return r.fail(std::string(what) + ": timestamp minute " + std::to_string(m) +
+                    " out of range");
+    }
+    t.utc_us = m * codec::kUsPerMinute;
+  } else {
+    t.utc_us = codec::wrapping_add(hlc, d);
+    if (t.utc_us % codec::kUsPerMinute == 0) {
+      return r.fail(std::string(what) + ": whole-minute timestamp in a microsecond form");
+    }
+  }
+  if (!codec::render_timestamp(t, out)) {
+    return r.fail(std::string(what) + ": timestamp " + std::to_string(t.utc_us) +
+                  " us with offset " + std::to_string(t.offset_s) +
+                  " s is outside years 1 to 9999");
+  }
+  return true;
+}
+
+// The inverse of write_value2, refusing every form write_value2 would not have chosen.
+bool read_value2(Reader& r, Value* out, int64_t hlc, const std::vector<Value>* key,
+                 const char* what) {
+  uint64_t tag;
+  if (!r.varint(&tag, what)) return false;
+  if (tag == kTagNull) {
+    out->reset();
+    return true;
+  }
+  std::string s;
+  if (tag == kTagKeyRef) {
+    uint64_t j;
+    if (key == nullptr) return r.fail(std::string(what) + ": key reference in a key column");
+    if (!r.varint(&j, what)) return false;
+    if (j >= key->size() || !(*key)[j]) {
+      return r.fail(std::string(what) + ": reference to key value " + std::to_string(j) +
+                    (j >= key->size() ? " of " + std::to_string(key->size()) : " (NULL)"));
+    }
+    if (key_ref(*key, *(*key)[j]) != static_cast<int64_t>(j)) {
+      return r.fail(std::string(what) + ": reference to key value " + std::to_string(j) +
+                    ", equal to an earlier one");
+    }
+    *out = (*key)[j];
+    return true;
+  }
+  if (tag == kTagUuid) {
+    std::string_view b;
+    if (!r.bytes(16, &b, what)) return false;
+    codec::UuidBytes u;
+    std::copy(b.begin(), b.end(), u.begin());
+    s = codec::render_uuid(u);
+  } else if (tag == kTagInt) {
+    int64_t i;
+    if (!r.zigzag(&i, what)) return false;
+    s = std::to_string(i);
+  } else if (tag >= kTagTsUtc && tag <= kTagTsLocalMinute) {
+    if (!read_timestamp2(r, tag, hlc, &s, what)) return false;
+  } else if (tag < kTagText) {
+    return r.fail(std::string(what) + ": reserved value tag " + std::to_string(tag));
+  } else {
+    std::string_view b;
+    if (!r.bytes(tag - kTagText, &b, what)) return false;
+    s.assign(b.data(), b.size());
+    codec::UuidBytes u;
+    int64_t i;
+    codec::Timestamp t;
+    const char* form = codec::parse_uuid(s, &u)        ? "uuid"
+                       : codec::parse_int(s, &i)       ? "integer"
+                       : codec::parse_timestamp(s, &t) ? "timestamp"
+                                                       : nullptr;
+    if (form != nullptr) {
+      return r.fail(std::string(what) + ": text \"" + s + "\" not in its " + form + " form");
+    }
+  }
+  if (key != nullptr && key_ref(*key, s) >= 0) {
+    return r.fail(std::string(what) + ": value equal to key value " +
+                  std::to_string(key_ref(*key, s)) + " not sent as a reference to it");
+  }
+  out->emplace(std::move(s));
+  return true;
+}
+
+bool read_payload2(Reader& r, std::vector<TxChunk>* out) {
+  uint64_t nchunks;
+  if (!r.count(&nchunks, kMinChunkBytes, kMaxBatchChunks, "chunk count")) return false;
+  out->reserve(static_cast<size_t>(nchunks));
+  Position prev_pos;
+  uint64_t prev_txid = 0;
+  int64_t prev_seq = 0;
+  int64_t prev_hlc = 0;
+  size_t changes_left = kMaxBatchChanges;
+  size_t values_left = kMaxBatchValues;
+  for (uint64_t i = 0; i < nchunks; ++i) {
+    TxChunk& c = out->emplace_back();
+    int64_t d;
+    uint8_t flags;
+    uint64_t nchanges;
+    bool ok = r.zigzag(&d, "position tick delta");
+    if (ok) c.position.tick = codec::wrapping_add(prev_pos.tick, d);
+    ok = ok && r.zigzag(&d, "position seq delta");
+    if (ok) c.position.seq = codec::wrapping_add(prev_pos.seq, d);
+    ok = ok && r.zigzag(&d, "txid delta");
+    if (ok) c.txid = prev_txid + static_cast<uint64_t>(d);
+    ok = ok && r.zigzag(&c.total_changes, "total changes") && r.i32(&c.part, "part") &&
+         r.byte(&flags, "flags");
+    if (ok && (flags & ~kFlagLast) != 0) {
+      ok = r.fail("reserved flag bits set in " +
+                  hex_bytes(std::string_view(reinterpret_cast<const char*>(&flags), 1)));
+    }
+    ok = ok && r.count(&nchanges, kMinChangeBytes, changes_left, "change count");
+    if (!ok) return r.context("chunk " + std::to_string(i));
+    c.last = (flags & kFlagLast) != 0;
+    prev_pos = c.position;
+    prev_txid = c.txid;
+    changes_left -= static_cast<size_t>(nchanges);
+    c.changes.resize(static_cast<size_t>(nchanges));
+    for (size_t k = 0; k < c.changes.size(); ++k) {
+      RowChange& ch = c.changes[k];
+      uint32_t table;
+      uint8_t op;
+      uint64_t nkey;
+      uint64_t nimage;
+      ok = r.u32(&table, "table index") && r.byte(&op, "operation");
+      if (ok && op != 'I' && op != 'U' && op != 'D') {
+        ok = r.fail("unknown operation " +
+                    hex_bytes(std::string_view(reinterpret_cast<const char*>(&op), 1)));
+      }
+      ok = ok && r.zigzag(&d, "change seq delta");
+      if (ok) ch.seq = prev_seq = codec::wrapping_add(prev_seq, d);
+      ok = ok && r.zigzag(&d, "hlc delta");
+      if (ok) ch.hlc = prev_hlc = codec::wrapping_add(prev_hlc, d);
+      // Each value takes at least one octet after the headers: counts are checked against what
+      // remains, before anything is allocated.
+      ok = ok && r.count(&nkey, 1, values_left, "key value count");
+      if (ok) values_left -= static_cast<size_t>(nkey);
+      ok = ok && r.count(&nimage, 1, values_left, "image value count");
+      if (!ok) return r.context("chunk " + std::to_string(i) + " change " + std::to_string(k));
+      values_left -= static_cast<size_t>(nimage);
+      ch.table_id = static_cast<int32_t>(table);
+      ch.op = static_cast<Op>(op);
+      ch.key.resize(static_cast<size_t>(nkey));
+      ch.image.resize(static_cast<size_t>(nimage));
+    }
+  }
+  for (const auto& s : in_column_order<RowChange>(*out, kMaxBatchValues - values_left)) {
+    RowChange& ch = *s.change;
+    const bool image = s.image();
+    const bool ok = image ? read_value2(r, &ch.image[s.index()], ch.hlc, &ch.key, "image value")
+                          : read_value2(r, &ch.key[s.index()], ch.hlc, nullptr, "key value");
+    if (!ok) {
+      // Where, for the operator: find the change (only on this error path).
+      for (size_t i = 0; i < out->size(); ++i) {
+        const auto& changes = (*out)[i].changes;
+        if (changes.empty() || s.change < &changes.front() || s.change > &changes.back()) {
+          continue;
+        }
+        return r.context("table " + std::to_string(static_cast<uint32_t>(ch.table_id)) +
+                         (image ? " image column " : " key column ") + std::to_string(s.index()) +
+                         ", chunk " + std::to_string(i) + " change " +
+                         std::to_string(s.change - &changes.front()));
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
 // ---- other messages ----------------------------------------------------------------------------
 
 void write_position(Writer& w, const Position& p) {
@@ -296,6 +626,7 @@ const char* type_name(Type t) {
     case Type::kRefuse:
       return "refuse";
     case Type::kBatch:
+    case Type::kBatch2:
       return "batch";
     case Type::kAck:
       return "ack";
@@ -355,17 +686,27 @@ Result<uint32_t> negotiate_version(const Hello& hello) {
   return hi;
 }
 
-std::string encode_batch_payload(const std::vector<TxChunk>& chunks) {
+std::string encode_batch_payload(const std::vector<TxChunk>& chunks, uint32_t version) {
+  MPF_ASSERT(version >= kMinProtocolVersion && version <= kProtocolVersion,
+             "batch payload version out of range");
   std::string out;
   Writer w(&out);
-  write_payload(w, chunks);
+  if (version >= 2) {
+    write_payload2(w, chunks);
+  } else {
+    write_payload(w, chunks);
+  }
   return out;
 }
 
-Result<std::vector<TxChunk>> decode_batch_payload(std::string_view payload) {
+Result<std::vector<TxChunk>> decode_batch_payload(std::string_view payload, uint32_t version) {
+  MPF_ASSERT(version >= kMinProtocolVersion && version <= kProtocolVersion,
+             "batch payload version out of range");
   Reader r(payload);
   std::vector<TxChunk> chunks;
-  if (!read_payload(r, &chunks)) return invalid_argument(r.error());
+  if (!(version >= 2 ? read_payload2(r, &chunks) : read_payload(r, &chunks))) {
+    return invalid_argument(r.error());
+  }
   if (r.remaining() != 0) {
     return invalid_argument(std::to_string(r.remaining()) + " trailing bytes after the last chunk");
   }
@@ -383,6 +724,17 @@ Encoder::Encoder(int zstd_level) : cctx_(ZSTD_createCCtx()) {
   MPF_ASSERT(!ZSTD_isError(rc), ZSTD_getErrorName(rc));
   rc = ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_windowLog, kZstdWindowLog);
   MPF_ASSERT(!ZSTD_isError(rc), ZSTD_getErrorName(rc));
+}
+
+Status Encoder::use_version(uint32_t version) {
+  if (version < kMinProtocolVersion || version > kProtocolVersion) {
+    return failed_precondition("protocol version " + std::to_string(version) +
+                               " chosen by the peer is not one this node offered (" +
+                               std::to_string(kMinProtocolVersion) + " to " +
+                               std::to_string(kProtocolVersion) + ")");
+  }
+  version_ = version;
+  return Status::ok();
 }
 
 Encoder::~Encoder() = default;
@@ -449,14 +801,14 @@ Result<std::string> Encoder::encode_batch(const Batch& b) {
   if (Status s = check_batch_limits(b.chunks); !s) {
     return invalid_argument(which + ": " + s.message() + "; split the batch");
   }
-  std::string payload = encode_batch_payload(b.chunks);
+  std::string payload = encode_batch_payload(b.chunks, version_);
   if (payload.size() > kMaxPayloadBytes) {
     return invalid_argument(which + ": payload of " + bytes_str(payload.size()) +
                             " exceeds the limit of " + bytes_str(kMaxPayloadBytes) +
                             "; split the batch");
   }
 
-  std::string frame = frame_header(Type::kBatch);
+  std::string frame = frame_header(version_ >= 2 ? Type::kBatch2 : Type::kBatch);
   Writer h(&frame);
   h.varint(b.session_id);
   h.varint(b.seq);
@@ -526,7 +878,7 @@ Result<Message> Decoder::decode_frame(std::string_view frame) {
                             hex_bytes(frame.substr(0, kHeaderBytes)));
   }
   const Type type = static_cast<Type>(frame[3]);
-  if (std::string_view("HWRBAE").find(frame[3]) == std::string_view::npos) {
+  if (std::string_view("HWRBCAE").find(frame[3]) == std::string_view::npos) {
     return invalid_argument("malformed frame: unknown message type " +
                             hex_bytes(frame.substr(3, 1)));
   }
@@ -556,7 +908,9 @@ Result<Message> Decoder::decode_frame(std::string_view frame) {
 
 Result<Message> Decoder::parse_body(char type_byte, std::string_view body) {
   const Type type = static_cast<Type>(type_byte);
-  if (type == Type::kBatch) return decode_batch(body);
+  if (type == Type::kBatch || type == Type::kBatch2) {
+    return decode_batch(body, type == Type::kBatch2 ? 2 : 1);
+  }
   Reader r(body);
   Message out;
   bool ok = false;
@@ -588,6 +942,7 @@ Result<Message> Decoder::parse_body(char type_byte, std::string_view body) {
       break;
     }
     case Type::kBatch:
+    case Type::kBatch2:
       break;
   }
   if (!ok) return malformed(type, r.error());
@@ -597,7 +952,7 @@ Result<Message> Decoder::parse_body(char type_byte, std::string_view body) {
   return out;
 }
 
-Result<Message> Decoder::decode_batch(std::string_view body) {
+Result<Message> Decoder::decode_batch(std::string_view body, uint32_t version) {
   Reader r(body);
   Batch b;
   uint64_t stream_frame;
@@ -664,7 +1019,9 @@ Result<Message> Decoder::decode_batch(std::string_view body) {
   payload.resize(produced);
 
   Reader p(payload);
-  if (!read_payload(p, &b.chunks)) return invalid_argument(bad + p.error());
+  if (!(version >= 2 ? read_payload2(p, &b.chunks) : read_payload(p, &b.chunks))) {
+    return invalid_argument(bad + p.error());
+  }
   if (p.remaining() != 0) {
     return invalid_argument(bad + std::to_string(p.remaining()) +
                             " trailing payload bytes after the last chunk");

@@ -24,6 +24,8 @@ namespace mpf::replicator {
 namespace {
 
 constexpr const char* kCursor = "mpf_window";
+constexpr const char* kTickAndRead = "mpf_tick_and_read";
+constexpr const char* kCounter = "mpf_change_counter";
 
 Status db_error(const std::string& what, const std::exception& e) {
   if (dynamic_cast<const pqxx::broken_connection*>(&e)) {
@@ -39,6 +41,74 @@ std::string window_cte(int64_t t) {
          std::to_string(t - 1) +
          ") AS prev, (SELECT snapshot FROM mpfailover.tick WHERE tick_id = " + std::to_string(t) +
          ") AS cur)";
+}
+
+// The rows of a window: `win` (prev, cur snapshots) must be in scope. One scan of the log: each
+// transaction's position (its last change number) and size come from window aggregates over the
+// rows of the window. (A join back to the log, which has no index, once chose a nested loop and
+// took minutes on a 100,000-transaction backlog.)
+std::string window_rows(const std::string& resume_seq) {
+  return "SELECT * FROM ("
+         // The conflict timestamp is the source transaction's commit time (NOTES.md §4), the
+         // same value PostgreSQL keeps for the rows it wrote, so both nodes compare equal
+         // numbers; the capture-time clock stands in once commit data is truncated.
+         "  SELECT max(l.seq) OVER w AS pos, count(*) OVER w AS n, l.txid::text, l.seq,"
+         "         l.table_id, l.op::text,"
+         "         coalesce((extract(epoch FROM pg_xact_commit_timestamp("
+         "           (l.txid::text::numeric % 4294967296)::text::xid)) * 1000000)::bigint,"
+         "           l.hlc), l.origin, l.key, l.image"
+         "  FROM mpfailover.change_log l, win"
+         "  WHERE l.txid >= pg_snapshot_xmin(win.prev) AND l.txid < pg_snapshot_xmax(win.cur)"
+         "    AND NOT pg_visible_in_snapshot(l.txid, win.prev)"
+         "    AND pg_visible_in_snapshot(l.txid, win.cur)"
+         "  WINDOW w AS (PARTITION BY l.txid)"
+         ") x WHERE x.pos > " +
+         resume_seq;
+}
+
+// At the head of the log, closing window t and reading it is one statement and one round trip:
+// the tick records the statement's own snapshot (pg_current_snapshot() is the snapshot the
+// statement scans the log with), so the rows returned are exactly window t's, the same rows
+// window_query(t) reads later. Column 0 is the newest tick afterwards (the one made, or the
+// newest existing when nothing new has committed), column 1 whether this statement made it;
+// the window's columns follow, all NULL in the single row returned when no tick was made. At most
+// $2 window rows; $1 is the resume change number. Prepared once per connection: it runs at every
+// poll while a transaction is running, and planning it cost about as much as running it on a small
+// log.
+std::string tick_and_read_query() {
+  return "WITH last AS (SELECT tick_id, snapshot FROM mpfailover.tick "
+         "              ORDER BY tick_id DESC LIMIT 1), "
+         // Two tickers at once (two daemons on one database, a misconfiguration) cannot record
+         // snapshots out of order: the second insert of the same tick_id fails on the key.
+         "made AS (INSERT INTO mpfailover.tick (tick_id, snapshot) "
+         "  SELECT last.tick_id + 1, pg_current_snapshot() FROM last "
+         "  WHERE EXISTS (SELECT 1 FROM mpfailover.change_log l "
+         "    WHERE l.txid >= pg_snapshot_xmin(last.snapshot) "
+         "    AND NOT pg_visible_in_snapshot(l.txid, last.snapshot)) "
+         "  RETURNING tick_id, snapshot), "
+         "win AS (SELECT last.snapshot AS prev, made.snapshot AS cur FROM last, made) "
+         "SELECT coalesce((SELECT tick_id FROM made), (SELECT tick_id FROM last)), "
+         "       EXISTS (SELECT 1 FROM made), r.* "
+         "FROM (SELECT 1) one LEFT JOIN (" +
+         window_rows("$1::bigint") + " ORDER BY x.pos, x.seq LIMIT $2::bigint) r ON true " +
+         "ORDER BY r.pos, r.seq";
+}
+
+std::unique_ptr<pqxx::connection> open_connection(const std::string& conninfo,
+                                                  const PgLogReader::Options& options) {
+  auto conn = std::make_unique<pqxx::connection>(conninfo);
+  if (!options.synchronous_commit) {
+    pqxx::nontransaction tx(*conn);
+    tx.exec("SET synchronous_commit = off");
+  }
+  return conn;
+}
+
+// REQUIRES: the catalog exists.
+void prepare_statements(pqxx::connection& conn) {
+  conn.prepare(kTickAndRead, tick_and_read_query());
+  conn.prepare(kCounter,
+               "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM mpfailover.change_seq");
 }
 
 Op parse_op(const std::string& s) {
@@ -59,13 +129,16 @@ Result<std::unique_ptr<PgLogReader>> PgLogReader::open(const std::string& connin
                                                        Options options) {
   MPF_ASSERT(options.fetch_rows > 0, "fetch_rows must be positive");
   try {
-    auto conn = std::make_unique<pqxx::connection>(conninfo);
-    pqxx::nontransaction tx(*conn);
-    auto ok = tx.exec("SELECT to_regclass('mpfailover.change_log') IS NOT NULL");
-    if (!ok[0][0].as<bool>()) {
-      return failed_precondition(
-          "database has no mpfailover catalog\nhint: run mpfailover init-db");
+    auto conn = open_connection(conninfo, options);
+    {
+      pqxx::nontransaction tx(*conn);
+      auto ok = tx.exec("SELECT to_regclass('mpfailover.change_log') IS NOT NULL");
+      if (!ok[0][0].as<bool>()) {
+        return failed_precondition(
+            "database has no mpfailover catalog\nhint: run mpfailover init-db");
+      }
     }
+    prepare_statements(*conn);
     return std::unique_ptr<PgLogReader>(new PgLogReader(conninfo, std::move(conn), options));
   } catch (const std::exception& e) {
     return db_error("opening the log reader", e);
@@ -91,7 +164,8 @@ Status PgLogReader::seek(Position after) {
   start_checked_ = false;
   if (broken_ || !conn_->is_open()) {
     try {
-      conn_ = std::make_unique<pqxx::connection>(conninfo_);
+      conn_ = open_connection(conninfo_, options_);
+      prepare_statements(*conn_);
       broken_ = false;
     } catch (const std::exception& e) {
       return db_error("reconnecting the log reader", e);
@@ -132,27 +206,7 @@ Result<int64_t> PgLogReader::tick() {
 }
 
 std::string PgLogReader::window_query(int64_t t) const {
-  // One scan of the log: each transaction's position (its last change number) and size come
-  // from window aggregates over the rows of the window. (A join back to the log, which has no
-  // index, once chose a nested loop and took minutes on a 100,000-transaction backlog.)
-  return window_cte(t) +
-         " "
-         "SELECT * FROM ("
-         // The conflict timestamp is the source transaction's commit time (NOTES.md §4), the
-         // same value PostgreSQL keeps for the rows it wrote, so both nodes compare equal
-         // numbers; the capture-time clock stands in once commit data is truncated.
-         "  SELECT max(l.seq) OVER w AS pos, count(*) OVER w AS n, l.txid::text, l.seq,"
-         "         l.table_id, l.op::text,"
-         "         coalesce((extract(epoch FROM pg_xact_commit_timestamp("
-         "           (l.txid::text::numeric % 4294967296)::text::xid)) * 1000000)::bigint,"
-         "           l.hlc), l.origin, l.key, l.image"
-         "  FROM mpfailover.change_log l, win"
-         "  WHERE l.txid >= pg_snapshot_xmin(win.prev) AND l.txid < pg_snapshot_xmax(win.cur)"
-         "    AND NOT pg_visible_in_snapshot(l.txid, win.prev)"
-         "    AND pg_visible_in_snapshot(l.txid, win.cur)"
-         "  WINDOW w AS (PARTITION BY l.txid)"
-         ") x WHERE x.pos > " +
-         std::to_string(resume_seq_) + " ORDER BY x.pos, x.seq";
+  return window_cte(t) + " " + window_rows(std::to_string(resume_seq_)) + " ORDER BY x.pos, x.seq";
 }
 
 Result<bool> PgLogReader::open_window() {
@@ -172,18 +226,38 @@ Result<bool> PgLogReader::open_window() {
       newest_tick_ = std::max(newest_tick_, ticks[0][1].as<int64_t>());
       start_checked_ = true;
     }
-    if (newest_tick_ < t) {
+    // Most windows are small: read one whole in a single round trip, and fall back to a cursor
+    // only when it holds more rows than a fetch.
+    bool large = false;
+    if (newest_tick_ == t - 1) {
+      // At the head: close window t and read it in the same statement.
+      pqxx::nontransaction q(*conn_);
+      auto rows =
+          q.exec_prepared(kTickAndRead, resume_seq_, static_cast<int64_t>(options_.fetch_rows + 1));
+      newest_tick_ = rows[0][0].as<int64_t>();
+      const bool made = rows[0][1].as<bool>();
+      if (newest_tick_ < t) return false;  // nothing new has committed
+      if (made && newest_tick_ == t && rows.size() <= options_.fetch_rows) {
+        // (All NULL past column 1 when no row is past resume_seq_: the window is empty then.)
+        if (!rows[0][2].is_null()) small_window_ = std::move(rows);
+        small_offset_ = 2;
+        small_open_ = true;
+        return true;
+      }
+      // Another ticker closed window t (or more) first: read it below. Or window t is large:
+      // read it through the cursor.
+      large = made && newest_tick_ == t;
+    } else if (newest_tick_ < t) {
       auto newest = tick();
       if (!newest) return newest.status();
       if (*newest < t) return false;
     }
-    {
-      // Most windows are small: read one whole in a single round trip, and fall back to a
-      // cursor only when it holds more rows than a fetch.
+    if (!large) {
       pqxx::nontransaction q(*conn_);
       auto rows = q.exec(window_query(t) + " LIMIT " + std::to_string(options_.fetch_rows + 1));
       if (rows.size() <= options_.fetch_rows) {
         small_window_ = std::move(rows);
+        small_offset_ = 0;
         small_open_ = true;
         return true;
       }
@@ -217,6 +291,9 @@ Result<ChangeBatch> PgLogReader::next_batch(size_t max_changes) {
       if (n >= max_changes) return batch;
     }
     if (!cursor_open_ && !small_open_) {
+      // Window next_window_ has not been closed yet: send what we have rather than spend a round
+      // trip asking whether it can be (the caller polls again soon enough).
+      if (!batch.empty() && newest_tick_ < next_window_) return batch;
       auto opened = open_window();
       if (!opened) return opened.status();
       if (!*opened) return batch;
@@ -225,7 +302,7 @@ Result<ChangeBatch> PgLogReader::next_batch(size_t max_changes) {
       if (small_open_) {
         // The whole window came in one round trip.
         small_open_ = false;
-        feed(small_window_);
+        feed(small_window_, small_offset_);
         small_window_ = pqxx::result();
         MPF_ASSERT(!assembler_.mid_transaction(), "window ended inside a transaction");
         ++next_window_;
@@ -243,7 +320,7 @@ Result<ChangeBatch> PgLogReader::next_batch(size_t max_changes) {
         resume_seq_ = 0;
         continue;
       }
-      feed(rows);
+      feed(rows, 0);
     } catch (const std::exception& e) {
       broken_ = true;
       cursor_open_ = false;
@@ -253,19 +330,19 @@ Result<ChangeBatch> PgLogReader::next_batch(size_t max_changes) {
   }
 }
 
-void PgLogReader::feed(const pqxx::result& rows) {
+void PgLogReader::feed(const pqxx::result& rows, int column) {
   for (const auto& r : rows) {
     RowOfTx row;
-    row.position = Position{next_window_, r[0].as<int64_t>()};
-    row.total_changes = r[1].as<int64_t>();
-    row.txid = r[2].as<uint64_t>();
-    row.change.seq = r[3].as<int64_t>();
-    row.change.table_id = r[4].as<int32_t>();
-    row.change.op = parse_op(r[5].as<std::string>());
-    row.change.hlc = r[6].as<int64_t>();
-    row.origin = r[7].as<std::string>();
-    row.change.key = pg::parse_array(r[8]);
-    row.change.image = pg::parse_array(r[9]);
+    row.position = Position{next_window_, r[column].as<int64_t>()};
+    row.total_changes = r[column + 1].as<int64_t>();
+    row.txid = r[column + 2].as<uint64_t>();
+    row.change.seq = r[column + 3].as<int64_t>();
+    row.change.table_id = r[column + 4].as<int32_t>();
+    row.change.op = parse_op(r[column + 5].as<std::string>());
+    row.change.hlc = r[column + 6].as<int64_t>();
+    row.origin = r[column + 7].as<std::string>();
+    row.change.key = pg::parse_array(r[column + 8]);
+    row.change.image = pg::parse_array(r[column + 9]);
     assembler_.add(std::move(row));
   }
 }
@@ -316,6 +393,18 @@ Result<int64_t> PgLogReader::trim(Position acked, Duration retention) {
   }
 }
 
+Status PgLogReader::vacuum_log() {
+  try {
+    pqxx::nontransaction q(*conn_);
+    q.exec("VACUUM (TRUNCATE false) mpfailover.change_log");
+    return Status::ok();
+  } catch (const std::exception& e) {
+    broken_ = true;
+    cursor_open_ = false;
+    return db_error("vacuuming the change log", e);
+  }
+}
+
 Result<int64_t> PgLogReader::forget_tombstones(Duration retention) {
   try {
     pqxx::nontransaction q(*conn_);
@@ -335,9 +424,7 @@ Result<int64_t> PgLogReader::forget_tombstones(Duration retention) {
 Result<int64_t> PgLogReader::change_counter() {
   try {
     pqxx::nontransaction q(*conn_);
-    auto r = q.exec(
-        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
-        "FROM mpfailover.change_seq");
+    auto r = q.exec_prepared(kCounter);
     return r[0][0].as<int64_t>();
   } catch (const std::exception& e) {
     broken_ = true;

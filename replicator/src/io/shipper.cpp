@@ -10,8 +10,23 @@
 //
 // New changes are noticed by polling the change counter (a sequence read) every poll_interval,
 // reading the log only when it moved, plus a full read every safety_poll for a transaction that
-// took its change numbers before the previous read and committed after it.
+// took its change numbers before the previous read and committed after it. While change numbers
+// are taken but not delivered (a transaction is running), the counter read is skipped and the log
+// itself is polled: at the head of the log that is one statement (the reader closes and reads a
+// window in one round trip), which returns the transaction as soon as it has committed.
+//
+// Trim and tombstone GC run on their own thread with their own connection (the Trimmer below):
+// a trim deletes a second's worth of log rows and took tens of ms, which on the shipping thread
+// delayed every batch behind it. After a trim the trimmer vacuums the log: the log has no index
+// and every poll scans it, so trimmed rows left for autovacuum (a minute's worth) made each poll
+// cost about a millisecond of the source database's CPU. The shipping thread only hands the trimmer
+// the peer's acked position; the trimmer also records it in peer_ack, so an ack costs the shipping
+// thread no database round trip either. Trimming concurrently with reading is safe: the trimmer
+// deletes only windows the peer acknowledged, which the reader has passed (it never reads behind
+// the acked position: a session resumes from the peer's applied position, at or after every ack),
+// and keeps the tick the acked window starts from, which a seek there checks.
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
 #include <random>
 #include <thread>
@@ -48,7 +63,95 @@ std::chrono::milliseconds ms(Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d);
 }
 
+// The trimmer's wake-up for a changed acked position is coalesced to this period: peer_ack is
+// for status and restarts (a session resumes from what the peer says it applied), not a
+// per-transaction record.
+constexpr auto kPeerAckStoreInterval = std::chrono::milliseconds(100);
+
 }  // namespace
+
+// Deletes acknowledged log entries (and old tombstones) and records the peer's acked position,
+// on its own thread and database connection, so that neither ever delays a batch.
+class Shipper::Trimmer {
+ public:
+  explicit Trimmer(const ShipperOptions& o) : o_(o) {}
+
+  // The peer acknowledged everything up to `p`. Called by the shipping thread; never blocks on
+  // the database.
+  void acked(Position p) {
+    {
+      std::lock_guard lock(mu_);
+      acked_ = p;
+    }
+    cv_.notify_one();
+  }
+
+  void run(std::stop_token stop) {
+    std::unique_ptr<PgLogReader> db;
+    Position stored, trimmed;
+    Clock::time_point last_trim{};
+    Clock::time_point last_store{};
+    while (!stop.stop_requested()) {
+      Position acked;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, stop, ms(o_.trim_interval), [&] { return acked_ != stored; });
+        if (stop.stop_requested()) return;
+        acked = acked_;
+      }
+      try {
+        if (!db) {
+          PgLogReader::Options options;
+          options.synchronous_commit = false;
+          auto r = PgLogReader::open(o_.conninfo, options);
+          if (!r) throw std::runtime_error(r.status().message());
+          db = std::move(r.value());
+        }
+        const auto now = Clock::now();
+        if (acked != stored) {
+          if (now - last_store < kPeerAckStoreInterval) {
+            pause(stop, kPeerAckStoreInterval - (now - last_store));
+            continue;
+          }
+          if (auto s = db->store_peer_ack(o_.peer, acked); !s)
+            throw std::runtime_error(s.message());
+          stored = acked;
+          last_store = now;
+        }
+        if (acked > trimmed && now - last_trim >= o_.trim_interval) {
+          last_trim = now;
+          auto n = db->trim(acked, o_.retention);
+          if (!n) throw std::runtime_error(n.status().message());
+          if (*n > 0) {
+            if (auto s = db->vacuum_log(); !s) throw std::runtime_error(s.message());
+          }
+          auto gone = db->forget_tombstones(o_.tombstone_retention);
+          if (!gone) throw std::runtime_error(gone.status().message());
+          trimmed = acked;
+          if (*n > 0 || *gone > 0) {
+            spdlog::debug("Trimmed up_to={} changes={} tombstones={}", acked.to_string(), *n,
+                          *gone);
+          }
+        }
+      } catch (const std::exception& e) {
+        spdlog::warn("TrimFailed reason=\"{}\"", one_line(e.what()));
+        db.reset();
+        pause(stop, std::chrono::seconds(1));
+      }
+    }
+  }
+
+ private:
+  void pause(std::stop_token stop, Clock::duration d) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, stop, d, [] { return false; });
+  }
+
+  const ShipperOptions& o_;
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  Position acked_;
+};
 
 class Shipper::Session {
  public:
@@ -121,12 +224,12 @@ void Shipper::run(std::stop_token stop) {
   std::unique_ptr<Session> session;
   Clock::time_point next_attempt = Clock::now();
   Clock::time_point last_read = Clock::now();
-  Clock::time_point last_trim = Clock::now();
   int64_t seen_counter = -1;
   int64_t delivered_seq = 0;
   Clock::time_point undelivered_since{};
   Position acked;
-  Position trimmed;
+  Trimmer trimmer(o);
+  std::jthread trim_thread([&](std::stop_token st) { trimmer.run(st); });
 
   auto mark_caught_up = [&](Clock::time_point t) {
     std::lock_guard lock(mu_);
@@ -246,11 +349,18 @@ void Shipper::run(std::stop_token stop) {
             if (w->session_id != session->id() || session->state == Session::State::kStreaming) {
               continue;  // a stale reply of an earlier session
             }
+            if (auto s = session->encoder().use_version(w->version); !s) {
+              spdlog::error("WelcomeRefused peer={} reason=\"{}\"", o.peer, one_line(s.message()));
+              set_error(s.message());
+              end_session(s.message(), std::chrono::seconds(2));
+              break;
+            }
             if (auto s = reader->seek(w->applied); !s) {
               end_session(s.message(), std::chrono::seconds(1));
               break;
             }
             acked = w->applied;
+            trimmer.acked(acked);
             delivered_seq = 0;
             seen_counter = -1;
             session->state = Session::State::kStreaming;
@@ -268,11 +378,7 @@ void Shipper::run(std::stop_token stop) {
             session->last_ack = Clock::now();
             if (a->position > acked) {
               acked = a->position;
-              if (auto s = reader->store_peer_ack(o.peer, acked); !s) {
-                end_session(s.message(), std::chrono::seconds(1));
-                reader.reset();
-                break;
-              }
+              trimmer.acked(acked);
               std::lock_guard lock(mu_);
               stats_.acked = acked;
             }
@@ -326,7 +432,10 @@ void Shipper::run(std::stop_token stop) {
       // Send while the window has room and the log has something.
       while (session->inflight < o.window) {
         const auto t = Clock::now();
-        bool read_now = seen_counter < 0 || t - last_read > o.safety_poll;
+        // A transaction took change numbers not delivered yet: poll the log itself.
+        const bool hot =
+            undelivered_since != Clock::time_point{} && t - undelivered_since < kHotReading;
+        bool read_now = seen_counter < 0 || t - last_read > o.safety_poll || hot;
         if (!read_now) {
           auto counter = reader->change_counter();
           if (!counter) {
@@ -361,7 +470,6 @@ void Shipper::run(std::stop_token stop) {
           if (session->inflight == 0) mark_caught_up(t);
           break;
         }
-        undelivered_since = {};
         wire::Batch out;
         out.session_id = session->id();
         out.seq = session->next_seq++;
@@ -375,6 +483,9 @@ void Shipper::run(std::stop_token stop) {
           txs += chunk.last ? 1 : 0;
           changes += chunk.changes.size();
         }
+        // Everything numbered so far is delivered: back to the cheap counter poll. (A counter
+        // read before this batch may not cover it: seen_counter is only a hint.)
+        if (delivered_seq >= seen_counter) undelivered_since = {};
         out.chunks = std::move(batch->chunks);
         auto frame = session->encoder().try_encode(out);
         if (!frame) {
@@ -395,22 +506,6 @@ void Shipper::run(std::stop_token stop) {
         stats_.wire_bytes += frame->size();
       }
 
-      if (reader && Clock::now() - last_trim > o.trim_interval && acked > trimmed) {
-        last_trim = Clock::now();
-        auto n = reader->trim(acked, o.retention);
-        if (n) {
-          auto gone = reader->forget_tombstones(o.tombstone_retention);
-          if (!gone) n = gone.status();
-        }
-        if (!n) {
-          spdlog::warn("TrimFailed reason=\"{}\"", one_line(n.status().message()));
-          reader.reset();
-          end_session("database error", std::chrono::seconds(1));
-        } else {
-          trimmed = acked;
-          // The reader continues from the session's position after trimming.
-        }
-      }
     } catch (const std::exception& e) {
       set_error(e.what());
       spdlog::error("ShipperError reason=\"{}\"", one_line(e.what()));

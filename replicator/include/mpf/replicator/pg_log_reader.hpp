@@ -19,6 +19,10 @@ class PgLogReader final : public LogSource {
  public:
   struct Options {
     size_t fetch_rows = 2000;  // rows per FETCH from the window cursor
+    // Off for a connection that only trims and records peer_ack: losing those in a crash is
+    // harmless (the trim is redone; a session resumes from the peer's applied position), and
+    // waiting for their WAL flush would compete with the application's commits.
+    bool synchronous_commit = true;
   };
 
   static Result<std::unique_ptr<PgLogReader>> open(const std::string& conninfo, Options options);
@@ -39,6 +43,12 @@ class PgLogReader final : public LogSource {
   // Returns rows deleted.
   Result<int64_t> trim(Position acked, Duration retention = Duration::zero());
 
+  // Vacuums change_log, so that the space of trimmed rows is reused and a window read scans
+  // little more than the backlog. (Left to autovacuum, a minute of trimmed rows piled up and
+  // every poll of the log scanned them.) Never truncates the file: that needs a lock the capture
+  // trigger's inserts would wait for.
+  Status vacuum_log();
+
   // Deletes tombstones older than `retention`. Returns rows deleted.
   Result<int64_t> forget_tombstones(Duration retention);
 
@@ -57,7 +67,8 @@ class PgLogReader final : public LogSource {
   Result<bool> open_window();
   void close_window();
   std::string window_query(int64_t t) const;
-  void feed(const pqxx::result& rows);
+  // Feeds window rows whose columns start at `column`.
+  void feed(const pqxx::result& rows, int column);
 
   std::string conninfo_;
   std::unique_ptr<pqxx::connection> conn_;
@@ -68,6 +79,7 @@ class PgLogReader final : public LogSource {
   bool cursor_open_ = false;
   bool small_open_ = false;  // small_window_ holds a whole window not yet fed
   pqxx::result small_window_;
+  int small_offset_ = 0;        // the column small_window_'s window rows start at
   bool start_checked_ = false;  // the tick before next_window_ exists (checked after a seek)
   int64_t newest_tick_ = 0;     // newest tick this reader knows of
   bool broken_ = false;

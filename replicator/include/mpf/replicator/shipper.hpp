@@ -8,7 +8,8 @@
 // (disconnect seen by the socket monitor, ack timeout, Refuse) ends the session; the next one
 // resumes from what the peer says it applied, so nothing is lost or applied twice.
 //
-// Thread safety: run() on one thread; stats() from any.
+// Thread safety: run() on one thread (it starts and joins a second one, which trims the log with
+// its own database connection); stats() from any.
 #pragma once
 
 #include <atomic>
@@ -40,8 +41,8 @@ struct ShipperOptions {
   Duration handshake_timeout = std::chrono::seconds(3);  // from TCP connect to Welcome
   Duration ack_timeout = std::chrono::seconds(60);       // upper bound of the adaptive stall limit
   Duration retry_interval = std::chrono::milliseconds(250);
-  Duration trim_interval = std::chrono::seconds(1);
-  Duration retention = Duration::zero();  // keep acknowledged log entries this long
+  Duration trim_interval = std::chrono::seconds(1);  // on the shipper's own trim thread
+  Duration retention = Duration::zero();             // keep acknowledged log entries this long
   Duration tombstone_retention = std::chrono::hours(24 * 7);
   Security security;
 };
@@ -62,6 +63,7 @@ class Shipper {
 
  private:
   class Session;
+  class Trimmer;
   zmq::context_t& context_;
   ShipperOptions options_;
   mutable std::mutex mu_;

@@ -37,7 +37,8 @@ struct ZSTD_DCtx_s;
 
 namespace mpf::replicator::wire {
 
-inline constexpr uint32_t kProtocolVersion = 1;  // this build speaks [kMinProtocolVersion, this]
+// Version 2: batch payloads with values column by column and in compact forms (PROTOCOL.md §4.4).
+inline constexpr uint32_t kProtocolVersion = 2;  // this build speaks [kMinProtocolVersion, this]
 inline constexpr uint32_t kMinProtocolVersion = 1;
 inline constexpr size_t kMaxFrameBytes = 16 << 20;    // any frame, as carried (compressed)
 inline constexpr size_t kMaxPayloadBytes = 64 << 20;  // a batch payload, decompressed
@@ -139,6 +140,14 @@ class Encoder {
   Encoder(const Encoder&) = delete;
   Encoder& operator=(const Encoder&) = delete;
 
+  // The protocol version of the session (Welcome::version) for the batches encoded from now on;
+  // version 1 until called, so that no batch the peer may not read goes out before the Welcome
+  // says what it reads. Error (kFailedPrecondition) for a version this build does not speak (a
+  // peer answering with a version the Hello did not offer). Other messages are the same in
+  // every version.
+  Status use_version(uint32_t version);
+  uint32_t version() const { return version_; }
+
   // The bytes of one ZeroMQ frame. REQUIRES: try_encode(m) would succeed (aborts otherwise).
   std::string encode(const Message& m);
 
@@ -163,13 +172,15 @@ class Encoder {
   Result<std::string> encode_batch(const Batch& b);
 
   std::unique_ptr<ZSTD_CCtx_s, CCtxFree> cctx_;
+  uint32_t version_ = kMinProtocolVersion;
   size_t raw_bytes_ = 0;
   size_t wire_bytes_ = 0;
   uint64_t batches_ = 0;
   bool broken_ = false;
 };
 
-// Decodes the frames of one session and direction, in the order they were encoded.
+// Decodes the frames of one session and direction, in the order they were encoded. Batch frames
+// say which version's payload they carry (their type octet), so a Decoder needs no version.
 class Decoder {
  public:
   Decoder();
@@ -195,7 +206,7 @@ class Decoder {
   };
   Result<Message> decode_frame(std::string_view frame);
   Result<Message> parse_body(char type, std::string_view body);
-  Result<Message> decode_batch(std::string_view body);
+  Result<Message> decode_batch(std::string_view body, uint32_t version);
 
   std::unique_ptr<ZSTD_DCtx_s, DCtxFree> dctx_;
   uint64_t batches_ = 0;
@@ -208,7 +219,10 @@ uint32_t crc32c(std::string_view data);
 
 // The lower layer: a batch's uncompressed payload (its chunks), as PROTOCOL.md describes. For
 // tests, tools and fuzzing; sessions use Encoder and Decoder. Decoding checks the same limits.
-std::string encode_batch_payload(const std::vector<TxChunk>& chunks);
-Result<std::vector<TxChunk>> decode_batch_payload(std::string_view payload);
+// REQUIRES: kMinProtocolVersion <= version <= kProtocolVersion.
+std::string encode_batch_payload(const std::vector<TxChunk>& chunks,
+                                 uint32_t version = kMinProtocolVersion);
+Result<std::vector<TxChunk>> decode_batch_payload(std::string_view payload,
+                                                  uint32_t version = kMinProtocolVersion);
 
 }  // namespace mpf::replicator::wire

@@ -1,0 +1,259 @@
+// The operator commands that go through the daemon's control socket, against a real daemon and
+// database: status, failover, switchover, standalone, join; the persisted role; write fencing
+// of the application login; and the error paths (daemon down, bad argument, outsider).
+//
+// The peer is configured on 127.0.0.1 at a port nothing listens on: heartbeats go unanswered
+// and ping answers, so the peer is "service down, host up" — a failover is allowed.
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/daemon.hpp"
+#include "support/test_db.hpp"
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using mpf::test::Daemon;
+using mpf::test::eventually;
+
+namespace {
+
+struct Run {
+  int rc;
+  std::string output;
+};
+
+Run run(const std::string& command) {
+  Run r{-1, ""};
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+const std::string kCli = MPF_CLI_PATH;
+
+struct OneNode {
+  mpf::test::TestDatabase db;
+  std::string app_role;
+  std::string conf;
+  std::unique_ptr<Daemon> daemon;
+
+  explicit OneNode(const std::string& extra = "") {
+    db.init("a");
+    app_role = "mpft_app_" + std::to_string(::getpid());
+    {
+      pqxx::connection c(db.conninfo());
+      pqxx::nontransaction tx(c);
+      tx.exec("DROP ROLE IF EXISTS " + app_role);
+      tx.exec("CREATE ROLE " + app_role + " LOGIN");
+      tx.exec("GRANT ALL ON ALL TABLES IN SCHEMA public TO " + app_role);
+    }
+    conf = "/tmp/" + db.name() + "_node.conf";
+    std::ofstream out(conf);
+    out << "[node]\nname = a\ndatabase = " << db.conninfo() << "\napp_role = " << app_role
+        << "\n[peer]\nname = b\naddress = 127.0.0.1\nport = 9\n"
+        << "[replication]\nlisten = 127.0.0.1\nport = " << 45000 + ::getpid() % 5000
+        << "\n[heartbeat]\ninterval = 200ms\ntimeout = 150ms\nping_timeout = 300ms\n"
+        << "[control]\nsocket = " << db.control_socket() << "\n[security]\nmode = plain\n"
+        << "[log]\nlevel = debug\n"
+        << extra;
+    out.close();
+    daemon = std::make_unique<Daemon>(MPF_DAEMON_PATH, conf, conf + ".log");
+    daemon->start();
+  }
+  ~OneNode() {
+    daemon.reset();
+    std::remove(conf.c_str());
+    std::remove((conf + ".log").c_str());
+    try {
+      pqxx::connection c(mpf::test::base_conninfo());
+      pqxx::nontransaction tx(c);
+      tx.exec("DROP ROLE IF EXISTS " + app_role);
+    } catch (const std::exception&) {
+    }
+  }
+
+  Run cli(const std::string& args) const { return run(kCli + " --config " + conf + " " + args); }
+
+  json status() const {
+    auto r = cli("status --json");
+    REQUIRE_MESSAGE(r.rc == 0, r.output);
+    return json::parse(r.output);
+  }
+
+  bool status_says(const std::function<bool(const json&)>& f) const {
+    auto r = cli("status --json");
+    if (r.rc != 0) return false;
+    try {
+      return f(json::parse(r.output));
+    } catch (const json::exception&) {
+      return false;
+    }
+  }
+
+  // What a new session of the application login gets.
+  std::string app_read_only() const {
+    pqxx::connection c(mpf::test::with_dbname(mpf::test::base_conninfo(), db.name()) +
+                       " user=" + app_role);
+    pqxx::nontransaction tx(c);
+    return tx.exec("SHOW default_transaction_read_only")[0][0].as<std::string>();
+  }
+
+  std::string persisted() const {
+    pqxx::connection c(db.conninfo());
+    pqxx::nontransaction tx(c);
+    auto r = tx.exec("SELECT initialized, role, epoch FROM mpfailover.node");
+    return std::string(r[0][0].as<bool>() ? "initialized " : "new ") + r[0][1].as<std::string>() +
+           " " + r[0][2].as<std::string>();
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("control") {
+  TEST_CASE("a brand-new node is standby with writes closed; failover promotes and persists") {
+    OneNode n;
+    REQUIRE_MESSAGE(eventually(
+                        [&] {
+                          return n.status_says([](const json& s) {
+                            return s["role"] == "standby" && s["peer_state"] != "unknown";
+                          });
+                        },
+                        10s),
+                    n.daemon->log_text());
+    auto s = n.status();
+    for (const char* field : {"node", "role", "epoch", "peer_state", "last_heartbeat_age_s",
+                              "clock_skew_ms", "lag_s", "shared_address_holder"}) {
+      CAPTURE(field);
+      CHECK(s.contains(field));
+    }
+    CHECK(s["node"] == "a");
+    CHECK(s["epoch"] == 0);
+    // Nothing listens on the peer's port, but 127.0.0.1 answers ping.
+    CHECK(s["peer_state"] == "service_down");
+    CHECK(s["last_heartbeat_age_s"].is_null());
+    CHECK(s["writes"] == "closed");
+    CHECK(n.app_read_only() == "on");
+    CHECK(n.persisted() == "initialized standby 0");
+
+    auto human = n.cli("status");
+    CHECK(human.rc == 0);
+    CHECK(human.output.find("node a: standby, epoch 0") != std::string::npos);
+
+    auto f = n.cli("failover");
+    CHECK_MESSAGE(f.rc == 0, f.output);
+    CHECK(f.output.find("last change applied from peer \"b\"") != std::string::npos);
+    CHECK(f.output.find("node \"a\" is active at epoch 1") != std::string::npos);
+    CHECK(n.status()["role"] == "active");
+    CHECK(n.persisted() == "initialized active 1");
+    CHECK(n.app_read_only() == "off");
+
+    auto again = n.cli("failover");
+    CHECK(again.rc == 1);
+    CHECK(again.output.find("already active") != std::string::npos);
+
+    auto sw = n.cli("switchover");
+    CHECK(sw.rc == 1);
+    CHECK(sw.output.find("switchover refused") != std::string::npos);
+
+    SUBCASE("the persisted role rules after a restart") {
+      n.daemon->stop();
+      n.daemon->start();
+      CHECK_MESSAGE(eventually(
+                        [&] {
+                          return n.status_says([](const json& x) {
+                            return x["role"] == "active" && x["epoch"] == 1;
+                          });
+                        },
+                        10s),
+                    n.daemon->log_text());
+    }
+    SUBCASE("standalone pauses replication and join comes back") {
+      auto a = n.cli("standalone");
+      CHECK_MESSAGE(a.rc == 0, a.output);
+      auto st = n.status();
+      CHECK(st["role"] == "standalone");
+      CHECK(st["replicating"] == false);
+      CHECK(n.persisted() == "initialized standalone 1");
+      CHECK(n.cli("standalone").rc == 1);
+      auto j = n.cli("join");
+      CHECK_MESSAGE(j.rc == 0, j.output);
+      CHECK(n.status()["role"] == "active");
+    }
+  }
+
+  TEST_CASE("node.initial_role = active makes a brand-new node active at epoch 1") {
+    mpf::test::TestDatabase db2;
+    db2.init("a");
+    const std::string conf2 = "/tmp/" + db2.name() + "_active.conf";
+    {
+      std::ofstream out(conf2);
+      out << "[node]\nname = a\ndatabase = " << db2.conninfo()
+          << "\ninitial_role = active\n[peer]\nname = b\naddress = 127.0.0.1\nport = 9\n"
+          << "[replication]\nlisten = 127.0.0.1\nport = " << 46000 + ::getpid() % 5000
+          << "\n[heartbeat]\ninterval = 200ms\n[control]\nsocket = " << db2.control_socket()
+          << "\n[security]\nmode = plain\n";
+    }
+    Daemon d(MPF_DAEMON_PATH, conf2, conf2 + ".log");
+    d.start();
+    CHECK_MESSAGE(eventually(
+                      [&] {
+                        auto r = run(kCli + " --config " + conf2 + " status --json");
+                        if (r.rc != 0) return false;
+                        auto s = json::parse(r.output);
+                        return s["role"] == "active" && s["epoch"] == 1 &&
+                               s["writes"] == "unfenced";
+                      },
+                      10s),
+                  d.log_text());
+    d.stop();
+    std::remove(conf2.c_str());
+    std::remove((conf2 + ".log").c_str());
+  }
+
+  TEST_CASE("CLI errors: no daemon, bad argument, unknown command, an outsider") {
+    OneNode n;
+    REQUIRE(eventually([&] { return n.status_says([](const json&) { return true; }); }, 10s));
+    auto bad = n.cli("failover --forse");
+    CHECK(bad.rc == 2);
+    CHECK(bad.output.find("hint: mpfailover failover --help") != std::string::npos);
+    auto unknown = n.cli("promote");
+    CHECK(unknown.rc == 2);
+    auto help = n.cli("switchover --help");
+    CHECK(help.rc == 0);
+    CHECK(help.output.find("usage: mpfailover") != std::string::npos);
+
+    if (::geteuid() == 0) {
+      // The socket is root's (mode 0600, no control.group): another user is refused.
+      auto outsider = run("runuser -u nobody -- " + kCli + " --config " + n.conf + " status");
+      CHECK(outsider.rc == 1);
+      CHECK(outsider.output.find("permission denied") != std::string::npos);
+    }
+
+    n.daemon->stop();
+    auto down = n.cli("status");
+    CHECK(down.rc == 1);
+    CHECK(down.output.find("could not reach mpfailoverd on control socket") != std::string::npos);
+    CHECK(down.output.find("hint:") != std::string::npos);
+  }
+
+  TEST_CASE("control.group admits its members and no one else") {
+    if (::geteuid() != 0) return;               // needs another user to try
+    OneNode n("[control]\ngroup = nogroup\n");  // nobody's primary group on Debian
+    REQUIRE(eventually([&] { return n.status_says([](const json&) { return true; }); }, 10s));
+    auto member = run("runuser -u nobody -- " + kCli + " --config " + n.conf + " status --json");
+    CHECK_MESSAGE(member.rc == 0, member.output);
+    auto other = run("runuser -u daemon -- " + kCli + " --config " + n.conf + " status");
+    CHECK(other.rc == 1);
+    CHECK(other.output.find("permission denied") != std::string::npos);
+  }
+}
