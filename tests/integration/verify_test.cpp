@@ -241,6 +241,15 @@ TEST_SUITE("verify") {
     auto refused = p.cli("a", "verify --repair");
     CHECK(refused.rc == 1);
     CHECK(refused.err.find("run it on the standby") != std::string::npos);
+    pqxx::connection a(p.db_a.conninfo());
+    // What a has applied from b: the repair must not ship anything back (no echo).
+    auto applied_from_b = [&] {
+      pqxx::nontransaction q(a);
+      auto r =
+          q.exec("SELECT tick || '/' || seq FROM mpfailover.applied_position WHERE origin = 'b'");
+      return r.empty() ? std::string("none") : std::string(r[0][0].c_str());
+    };
+    const std::string before = applied_from_b();
     auto r = p.cli("b", "verify --repair");
     CHECK_MESSAGE(r.rc == 0, r.out << r.err);
     CHECK(r.out.find("repaired 3 rows") != std::string::npos);
@@ -257,7 +266,6 @@ TEST_SUITE("verify") {
                  "SELECT count(*) FROM mpfailover.conflict WHERE kind = 'repair' AND "
                  "relation = 'public.groups' AND loser_op = 'D'") == 1);
     // Nothing echoed back to a, and replication still flows: a's next change reaches b.
-    pqxx::connection a(p.db_a.conninfo());
     CHECK(scalar(a, "SELECT count(*) FROM groups WHERE name = 'stray group'") == 0);
     {
       pqxx::work tx(a);
@@ -269,6 +277,7 @@ TEST_SUITE("verify") {
           return scalar(b, "SELECT count(*) FROM users WHERE last_name = 'after repair'") == 1;
         },
         15s));
+    CHECK(applied_from_b() == before);
   }
 
   TEST_CASE("check names a replicated table list that differs") {
