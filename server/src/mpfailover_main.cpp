@@ -378,6 +378,10 @@ const std::map<std::string, Command>& commands() {
       {"standalone",
        {"take this node out of the pair on purpose", mpf::server::cli::cmd_standalone}},
       {"join", {"bring a standalone node back into the pair", mpf::server::cli::cmd_join}},
+      {"verify",
+       {"compare both databases by key-range hashes; --repair on the standby",
+        mpf::server::cli::cmd_verify}},
+      {"check", {"configuration parity with the peer", mpf::server::cli::cmd_check}},
   };
   return kCommands;
 }

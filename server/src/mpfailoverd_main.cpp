@@ -27,6 +27,7 @@
 #include <mpf/server/logging.hpp>
 #include <mpf/server/node_driver.hpp>
 #include <mpf/server/queue_watch.hpp>
+#include <mpf/server/verify_responder.hpp>
 
 namespace po = boost::program_options;
 
@@ -107,10 +108,16 @@ int main(int argc, char** argv) {
   ropt.security = security;
   // Heartbeats share port 2008: the receiver's port thread hands them to the node driver.
   std::atomic<mpf::server::NodeDriver*> driver_ptr{nullptr};
-  ropt.side_channel = [&driver_ptr](std::string_view frame) -> std::optional<std::string> {
-    if (auto* d = driver_ptr.load()) return d->on_port_frame(frame);
-    if (mpf::heartbeat::is_heartbeat_frame(frame)) return std::string();  // not ready: missed
-    return std::nullopt;
+  // The peer's `mpfailover verify` and `check` ask on port 2008 too ("MPV" frames).
+  mpf::server::VerifyResponder verify_responder(*cfg);
+  ropt.side_channel = [&driver_ptr,
+                       &verify_responder](std::string_view frame) -> std::optional<std::string> {
+    if (auto* d = driver_ptr.load()) {
+      if (auto answer = d->on_port_frame(frame)) return answer;
+    } else if (mpf::heartbeat::is_heartbeat_frame(frame)) {
+      return std::string();  // not ready: missed
+    }
+    return verify_responder.on_port_frame(frame);
   };
   mpf::replicator::Receiver receiver(zmq_context, ropt);
   if (auto s = receiver.bind(); !s) {
