@@ -31,6 +31,9 @@ build=${MPF_BUILD_DIR:?MPF_BUILD_DIR must name the build tree}
 build=$(cd "$build" && pwd)
 cache=${MPF_DEB_TEST_CACHE:-/var/cache/mpfailover-test}
 mirror=${MPF_DEB_TEST_MIRROR:-http://deb.debian.org/debian}
+# Security updates too: PostgreSQL's minor releases reach bookworm through them.
+sources=("deb $mirror bookworm main" "deb $mirror bookworm-updates main"
+  "deb ${mirror%/debian}/debian-security bookworm-security main")
 self=$(readlink -f "${BASH_SOURCE[0]}")
 
 say() { printf 'deb_install_test: [%3ds] %s\n' "$SECONDS" "$*"; }
@@ -78,7 +81,9 @@ if [[ ${1:-} == --in-namespaces ]]; then
   as_daemon_user ip addr del 198.18.0.10/24 dev mpf0 || fail "ip addr del failed as mpfailover"
   echo "phase2: ip addr add/del and arping -U as mpfailover with the ambient capabilities: ok"
 
-  # A throwaway PostgreSQL 15 cluster inside the root; the daemon's role by peer auth.
+  # A throwaway PostgreSQL 15 cluster inside the root; the daemon's role by peer auth. Its
+  # search_path leaves out "$user": a role named like the catalog's schema "mpfailover" would
+  # otherwise resolve the application's unqualified table names there (init-db refuses that).
   pgdata=/var/lib/mpf-test/pg
   mkdir -p "$root$pgdata"
   in_root chown -R postgres:postgres /var/lib/mpf-test
@@ -89,7 +94,8 @@ if [[ ${1:-} == --in-namespaces ]]; then
     -o "-c listen_addresses='' -k /run/postgresql -c track_commit_timestamp=on" start \
     >/dev/null || fail "PostgreSQL did not start: $(tail -5 "$root/var/lib/mpf-test/pg.log")"
   in_root runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql \
-    -c "CREATE ROLE mpfailover LOGIN SUPERUSER" -c "CREATE DATABASE meetingplace OWNER mpfailover"
+    -c "CREATE ROLE mpfailover LOGIN SUPERUSER" \
+    -c "ALTER ROLE mpfailover SET search_path = public" -c "CREATE DATABASE meetingplace OWNER mpfailover"
 
   # The config an operator would write, with CURVE keys (secret key readable by the daemon only).
   in_root mpfailover keygen --secret-key-file /etc/mpfailover/a.key \
@@ -167,7 +173,7 @@ PY
   wait_for 10 "two WATCHDOG=1 pings" pings 2
   sock=$root/run/mpfailover/mpfailover.sock
   [[ -S $sock ]] || fail "no control socket $sock"
-  [[ $(stat -c %U "$sock") == mpfailover ]] || fail "control socket not owned by mpfailover"
+  [[ $(chroot "$root" stat -c %U /run/mpfailover/mpfailover.sock) == mpfailover ]] || fail "control socket not owned by mpfailover"
   in_root mpfailover status >"$work/status.log" 2>&1 ||
     fail "mpfailover status failed: $(cat "$work/status.log")"
   echo "phase2: mpfailover status: $(head -1 "$work/status.log")"
@@ -226,11 +232,11 @@ done
 base=postgresql-15,iproute2,iputils-arping,iputils-ping,adduser,libpqxx-6.4,libzmq5
 base+=,libspdlog1.10,libzstd1,libsystemd0,libboost-program-options1.74.0,systemd,python3-minimal
 mkdir -p "$cache"
-tarball=$cache/bookworm-$(md5sum <<<"$base $mirror" | cut -c1-12).tar
+tarball=$cache/bookworm-$(md5sum <<<"$base ${sources[*]}" | cut -c1-12).tar
 if [[ ! -f $tarball ]]; then
   say "making a clean bookworm root with mmdebstrap (once; cached as $tarball)"
   timeout 480 mmdebstrap --quiet --variant=apt --mode=root --include="$base" bookworm \
-    "$tarball.part" "$mirror" >"$work/mmdebstrap.log" 2>&1 ||
+    "$tarball.part" "${sources[@]}" >"$work/mmdebstrap.log" 2>&1 ||
     { rm -f "$tarball.part"; fail "mmdebstrap failed: $(tail -10 "$work/mmdebstrap.log")"; }
   mv "$tarball.part" "$tarball"
 fi
@@ -273,8 +279,8 @@ conffiles=$(chroot "$root" dpkg-query -W -f='${Conffiles}' mpfailover)
 [[ $conffiles == *"/etc/mpfailover/mpfailover.conf.example"* ]] || fail "conffiles: $conffiles"
 chroot "$root" getent passwd mpfailover >/dev/null || fail "postinst did not create user mpfailover"
 chroot "$root" getent group mpfailover >/dev/null || fail "postinst did not create group mpfailover"
-[[ $(stat -c '%U:%G %a' "$root/etc/mpfailover") == "root:mpfailover 750" ]] ||
-  fail "/etc/mpfailover is $(stat -c '%U:%G %a' "$root/etc/mpfailover"), want root:mpfailover 750"
+[[ $(chroot "$root" stat -c "%U:%G %a" /etc/mpfailover) == "root:mpfailover 750" ]] ||
+  fail "/etc/mpfailover is $(chroot "$root" stat -c "%U:%G %a" /etc/mpfailover), want root:mpfailover 750"
 say "files, conffiles, user and group in place"
 
 # systemd-analyze of the root's own systemd; it needs /proc, so in a private mount namespace.
