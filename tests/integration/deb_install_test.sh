@@ -235,7 +235,7 @@ mkdir -p "$cache"
 tarball=$cache/bookworm-$(md5sum <<<"$base ${sources[*]}" | cut -c1-12).tar
 if [[ ! -f $tarball ]]; then
   say "making a clean bookworm root with mmdebstrap (once; cached as $tarball)"
-  timeout 480 mmdebstrap --quiet --variant=apt --mode=root --include="$base" bookworm \
+  timeout 480 mmdebstrap --quiet --format=tar --variant=apt --mode=root --include="$base" bookworm \
     "$tarball.part" "${sources[@]}" >"$work/mmdebstrap.log" 2>&1 ||
     { rm -f "$tarball.part"; fail "mmdebstrap failed: $(tail -10 "$work/mmdebstrap.log")"; }
   mv "$tarball.part" "$tarball"
