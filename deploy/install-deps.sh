@@ -15,6 +15,7 @@ packages=(
   postgresql-15 postgresql-client-15 postgresql-server-dev-15
   iproute2 nftables iputils-ping iputils-arping procps psmisc socat bc
   clang clang-format
+  dpkg-dev mmdebstrap systemd python3  # the .deb (cpack, dpkg-shlibdeps) and its install test
 )
 
 missing=()

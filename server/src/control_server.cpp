@@ -65,7 +65,10 @@ Status ControlServer::start() {
     return unavailable("could not listen on control.socket \"" + path_ + "\": " + e.what());
   }
   if (has_group_) {
-    if (::chown(path_.c_str(), 0, gid_) != 0 || ::chmod(path_.c_str(), 0660) != 0) {
+    // The owner stays the daemon's user: under the unit that is "mpfailover", which may not
+    // give a file to root, only to a group it belongs to.
+    if (::chown(path_.c_str(), static_cast<uid_t>(-1), gid_) != 0 ||
+        ::chmod(path_.c_str(), 0660) != 0) {
       return unavailable("could not give control.socket \"" + path_ + "\" to group \"" + group_ +
                          "\": " + std::strerror(errno));
     }

@@ -27,6 +27,7 @@
 #include <mpf/server/logging.hpp>
 #include <mpf/server/node_driver.hpp>
 #include <mpf/server/queue_watch.hpp>
+#include <mpf/server/systemd_notify.hpp>
 #include <mpf/server/verify_responder.hpp>
 
 namespace po = boost::program_options;
@@ -157,10 +158,14 @@ int main(int argc, char** argv) {
   }
   std::jthread receiver_thread([&](std::stop_token st) { receiver.run(st); });
   std::jthread shipper_thread([&](std::stop_token st) { shipper.run(st); });
+  // systemd (Type=notify): ready once the receiver is bound and the driver started.
+  mpf::server::SystemdNotifier notifier(io);
+  notifier.ready("node " + cfg->node.name + " listening on " + ropt.endpoint);
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int sig) {
     spdlog::info("DaemonStopping signal={}", sig);
+    notifier.stopping();
     io.stop();
   });
   boost::asio::steady_timer timer(io);
@@ -176,6 +181,9 @@ int main(int argc, char** argv) {
         out.wire_bytes, in.connected ? "up" : "down", in.applied.to_string(), in.transactions,
         in.dropped_frames,
         out.last_error.empty() ? std::string() : " error=\"" + out.last_error + "\"");
+    notifier.status("node " + cfg->node.name + ": outbound " + (out.connected ? "up" : "down") +
+                    ", inbound " + (in.connected ? "up" : "down") + ", acked " +
+                    out.acked.to_string());
     timer.expires_after(cfg->heartbeat.interval);
     timer.async_wait([&](const boost::system::error_code& ec) {
       if (!ec) report();
