@@ -73,6 +73,9 @@ Result<MigrationReport> migrate(pqxx::connection& conn, const std::string& strea
             ")\nhint: upgrade mpfailover on this node before running it against this database");
       }
       if (m->version <= current) continue;
+      // The application's tables go to schema public whatever the login's search_path says
+      // (a login named "mpfailover" would otherwise put them in the catalog's schema).
+      if (stream == "app") tx.exec("SET LOCAL search_path = public");
       tx.exec(m->sql);
       tx.exec_params(
           "INSERT INTO mpfailover.schema_migrations (stream, version, name) VALUES ($1, $2, $3)",

@@ -38,7 +38,9 @@ Result<std::vector<TableDef>> describe_in(pqxx::work& tx, const std::vector<std:
         "SELECT c.oid::bigint, n.nspname, c.relname, c.relkind "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE c.oid = to_regclass($1)",
-        name);
+        // An unqualified name is in schema public, whatever the login's search_path says (a
+        // login named like the catalog's schema would otherwise resolve names there).
+        name.find('.') == std::string::npos ? "public." + name : name);
     if (rel.empty()) {
       return not_found("replicated table \"" + name + "\" does not exist in the node's database" +
                        "\nhint: create it, or remove it from replication.tables");
