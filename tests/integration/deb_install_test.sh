@@ -155,8 +155,13 @@ PY
   chmod 0666 "$root/run/notify.sock"
 
   # shellcheck disable=SC2086
-  NOTIFY_SOCKET=/run/notify.sock WATCHDOG_USEC=2000000 as_daemon_user $exec_start \
-    >"$work/daemon.log" 2>&1 &
+  # exec: $! must be the daemon itself (chroot and setpriv exec too), not a subshell that a
+  # SIGTERM would end while the daemon ran on.
+  # shellcheck disable=SC2086
+  (NOTIFY_SOCKET=/run/notify.sock WATCHDOG_USEC=2000000 exec chroot "$root" setpriv \
+    --reuid=mpfailover --regid=mpfailover --init-groups --inh-caps=-all,$caps \
+    --ambient-caps=-all,$caps --bounding-set=-all,$caps --no-new-privs -- $exec_start \
+    >"$work/daemon.log" 2>&1) &
   daemon=$!
   wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: poll under a deadline
     local deadline=$((SECONDS + $1)) what=$2
