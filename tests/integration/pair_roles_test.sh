@@ -28,7 +28,7 @@
 # Environment:
 #   MPF_ROLES_TEST_KEEP=1    keep the work dir (test.log, daemon logs) even when all passed
 #   MPF_ROLES_TEST_BREAK     prove the test can fail; each must end "not ok":
-#     unfenced      no node.app_role: the standby takes application writes (1)
+#     unfenced      the login exists but is not node.app_role: the standby takes its writes
 #     no-shared     no shared address: the holder checks fail (1, 4, 7)
 #     manual-only   failover.automatic = false: b does not promote in 4
 #     keep-witness  5 leaves a's witness reachable: a promotes by itself
@@ -260,6 +260,14 @@ if pair up; then pass "pair.sh up ($ns: a, b, witness; heartbeat 300ms, automati
   exit 1
 fi
 
+if [[ $sabotage == unfenced ]]; then
+  # The same login as pair.sh makes, but not named in node.app_role: nobody fences it.
+  for n in a b; do
+    sql $n -c "CREATE ROLE $kApp LOGIN; GRANT USAGE ON SCHEMA mpfailover TO $kApp;
+      GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO $kApp;
+      GRANT SELECT, INSERT, UPDATE ON mpfailover.tombstone TO $kApp" >>"$log" 2>&1
+  done
+fi
 if [[ $sabotage == lose-rows ]]; then
   # Replicated user inserts on b vanish one in three (the applier's session only: ALWAYS).
   sql b -c "CREATE FUNCTION lose_rows() RETURNS trigger LANGUAGE plpgsql AS \$\$
