@@ -1,47 +1,75 @@
 #!/usr/bin/env bash
 # A complete mpfailover pair on this machine, for integration tests, benchmarks and the demo:
-# two network-namespace hosts joined by one veth link, each with its own PostgreSQL 15 cluster
-# and mpfailoverd, configured through real config files. Run as root.
+# two network-namespace hosts and a witness host on a small switch, each node with its own
+# PostgreSQL 15 cluster and mpfailoverd, configured through real config files. Run as root.
 #
-#   node a: namespace mpf-a, veth-mpf-a, 198.18.0.11/24      node b: mpf-b, veth-mpf-b, 198.18.0.12/24
+#   node a: namespace mpf-a, veth-mpf-a, 198.18.0.11/24    node b: mpf-b, veth-mpf-b, 198.18.0.12/24
+#   witness: mpf-w, veth-mpf-w, 198.18.0.1/24 (a host both nodes ping: heartbeat.witness)
+#   switch:  mpf-sw, bridge br0 with ports port-a, port-b, port-w (the other veth ends)
+#   shared address 198.18.0.10/24 (shared.address), on the active node's veth, moved by the
+#   hooks in deploy/hooks (on_promote: ip addr add + gratuitous ARP; on_demote: ip addr del)
 #
 # Nothing routes outside the pair: each namespace has only lo and its veth end, the /24's
-# connected route and no default route, no NAT, no bridge. IPv6 is off on the veth ends so the
-# only addresses on the link are the two in 198.18.0.0/24.
+# connected route and no default route, no NAT. IPv6 is off on the veth ends so the only
+# addresses on the link are in 198.18.0.0/24. Each veth end has a fixed MAC (02:00:c6:12:00:XX,
+# XX the address's last byte in hex), which the fault rules match on.
+#
+# Each node's config: node.initial_role (a active, b standby: a fresh pair has an active node),
+# node.app_role = meetingplace (a login `up` creates in each cluster, with rights on the
+# application tables; read-only on the standby), [shared] and [hooks] as above.
 #
 # Sub-commands (pair.sh help lists them):
 #   up | down | status                    stand up (tears down a stale pair first), remove, show
 #   start-daemon|stop-daemon|kill-daemon|restart-daemon a|b
 #   start-pg|stop-pg|restart-pg a|b       stop-pg is an immediate stop, like a crash
-#   cut | cut-oneway a|b | uncut          drop every packet / what a|b sends (nft); uncut undoes
+#   cut | cut-oneway a|b | uncut          a and b cannot reach each other at all (nft drops every
+#                                         frame from the other node; both still reach the
+#                                         witness) / only what a|b sends to the other is dropped;
+#                                         uncut undoes every cut (the witness's too)
+#   cut-witness [a|b] | uncut-witness     a|b (default both) and the witness cannot reach each
+#                                         other; a <-> b unaffected
 #   block-2008 | unblock-2008             drop only TCP port 2008, both directions
-#   thin [RATE] | unthin                  tbf on both veth ends (default 128kbit)
-#   link-down [a|b] | link-up [a|b]       ip link set down/up on the veth end(s)
+#   thin [RATE] | unthin                  tbf on both nodes' veth ends (default 128kbit)
+#   link-down [a|b] | link-up [a|b]       ip link set down/up on the node's veth end(s): that
+#                                         node is cut off from everyone, the witness included
 #   heal                                  remove every fault: nft rules, qdiscs, links down
-#   ping [a b]                            one ping across the link (exit 1 if it fails)
-#   psql a|b [ARGS]                       psql on that node's database, e.g. psql a -Atc 'select 1'
-#   exec a|b CMD...                       run CMD inside the node's namespace
+#   ping [a|b|w [a|b|w]]                  one ping (default a -> b and b -> a; exit 1 if one fails)
+#   psql a|b [ARGS]                       psql on that node's database (as postgres), e.g.
+#                                         psql a -Atc "select 1"; -U meetingplace for the app
+#   exec a|b|w CMD...                     run CMD inside the node's (or the witness's) namespace
 #   cli a|b ARGS...                       mpfailover --config DIR/X.conf ARGS... in the namespace
 #   conninfo a|b | log a|b [N]            the node's libpq conninfo / last N lines of its daemon log
 #
 # Environment:
-#   MPF_PAIR_NS           namespace prefix (default mpf: mpf-a, mpf-b), for a second pair at once
+#   MPF_PAIR_NS           namespace prefix (default mpf: mpf-a, mpf-b, mpf-w, mpf-sw), for a
+#                         second pair at once (at most 6 characters)
 #   MPF_PAIR_DIR          state dir (default /tmp/mpf-pair): X.conf, X/pg (cluster, socket),
 #                         X/mpfailoverd.{pid,log}, X/mpfailover.sock
 #   MPF_BUILD_DIR         build tree (default <repo>/build): server/mpfailoverd, server/mpfailover
 #   MPF_PG_MODULE_DIR     where mpfailover_capture.so is (default $MPF_BUILD_DIR/replicator/pgmodule)
 #   MPF_PG_BINDIR         PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
 #   MPF_PAIR_HEARTBEAT    heartbeat.interval in both configs (default 1s)
+#   MPF_PAIR_WITNESS      heartbeat.witness in both configs: empty (default: no witness, so the
+#                         witness host exists but nobody pings it), "on" (198.18.0.1), or the
+#                         address list to write
+#   MPF_PAIR_INITIAL_ROLE_A, MPF_PAIR_INITIAL_ROLE_B   node.initial_role (default active, standby)
+#   MPF_PAIR_APP_ROLE     node.app_role, the application login up creates (default meetingplace;
+#                         "none": no login, no app_role, writes unfenced)
+#   MPF_PAIR_SHARED_ADDRESS  shared.address (default 198.18.0.10/24; "none": no [shared]
+#                         section, so no hooks run); shared.hostname meetingplace.pair.test
+#   MPF_PAIR_HOOKS        directory with on_promote and on_demote for [hooks] (default
+#                         <repo>/deploy/hooks; "none": no [hooks] section, the daemon's defaults)
 #   MPF_PAIR_LOG_LEVEL    log.level in both configs (default info)
-#   MPF_PAIR_EXTRA_CONF   text appended verbatim to both config files (start it with a [section])
+#   MPF_PAIR_EXTRA_CONF   text appended verbatim to both config files (start it with a [section];
+#                         a section may repeat, a key may not: keys written above cannot be set)
 #   MPF_PAIR_EXTRA_CONF_A, MPF_PAIR_EXTRA_CONF_B   appended after that, to one node's file only
 #   MPF_PAIR_SECURITY     curve (default): CURVE keys per node made with mpfailover keygen;
 #                         plain: unencrypted link; none: no [security] section (bring your own)
 #   MPF_PAIR_KEEP_ON_FAILURE=1   a failed `up` leaves what it made, for a post-mortem
 #
-# One pair per machine (the namespace names are fixed). Commands that change the pair take an
-# flock on this script, so concurrent callers queue (up to 120 s) instead of racing. Every wait
-# is bounded.
+# One pair per MPF_PAIR_NS (the namespace names are fixed by it). Commands that change the pair
+# take an flock on this script, so concurrent callers queue (up to 120 s) instead of racing.
+# Every wait is bounded.
 set -euo pipefail
 
 self=$(readlink -f "${BASH_SOURCE[0]}")
@@ -58,6 +86,20 @@ log_level=${MPF_PAIR_LOG_LEVEL:-info}
 pg_port=5432
 marker=.mpf-pair
 nodes=(a b)
+hosts=(a b w)          # every namespace with an address: the nodes and the witness
+witness_addr=198.18.0.1
+app_role=${MPF_PAIR_APP_ROLE:-meetingplace}
+[[ $app_role != none ]] || app_role=""
+shared_address=${MPF_PAIR_SHARED_ADDRESS:-198.18.0.10/24}
+[[ $shared_address != none ]] || shared_address=""
+shared_hostname=meetingplace.pair.test
+hooks_dir=${MPF_PAIR_HOOKS:-$repo/deploy/hooks}
+[[ $hooks_dir != none ]] || hooks_dir=""
+case "${MPF_PAIR_WITNESS:-}" in
+  "" | off | none) witness="" ;;
+  on | 1) witness=$witness_addr ;;
+  *) witness=$MPF_PAIR_WITNESS ;;
+esac
 
 # ---------------------------------------------------------------------------------------------
 # small helpers
@@ -74,12 +116,24 @@ usage_error() {
   exit 2
 }
 
-# MPF_PAIR_NS names the namespaces (<ns>-a, <ns>-b) and veths, so that two pairs (a test and a
-# benchmark, say) can exist at once with their own MPF_PAIR_DIR. At most 6 characters.
+# MPF_PAIR_NS names the namespaces (<ns>-a, <ns>-b, the witness <ns>-w, the switch <ns>-sw) and
+# veths, so that two pairs (a test and a benchmark, say) can exist at once with their own
+# MPF_PAIR_DIR. At most 6 characters (interface names are at most 15).
 ns_prefix=${MPF_PAIR_NS:-mpf}
-ns_of() { echo "$ns_prefix-$1"; }
+[[ $ns_prefix =~ ^[a-z0-9]{1,6}$ ]] || usage_error "MPF_PAIR_NS \"$ns_prefix\" must be 1-6 of a-z 0-9"
+ns_of() { echo "$ns_prefix-$1"; }   # a, b, w, sw
 veth_of() { echo "veth-$ns_prefix-$1"; }
-addr_of() { [[ $1 == a ]] && echo 198.18.0.11 || echo 198.18.0.12; }
+port_of() { echo "port-$1"; }        # the switch's end of host $1's veth, in <ns>-sw
+addr_of() {
+  case $1 in
+    a) echo 198.18.0.11 ;;
+    b) echo 198.18.0.12 ;;
+    w) echo "$witness_addr" ;;
+  esac
+}
+# Fixed MACs, so fault rules can name the sender: 02:00:c6:12:00:<last address byte in hex>.
+mac_of() { printf '02:00:c6:12:00:%02x\n' "${1##*.}"; }
+mac_of_host() { mac_of "$(addr_of "$1")"; }
 peer_of() { [[ $1 == a ]] && echo b || echo a; }
 node_dir() { echo "$dir/$1"; }
 conf_of() { echo "$dir/$1.conf"; }
@@ -90,6 +144,10 @@ conninfo_of() { echo "host=$(pg_dir "$1") port=$pg_port user=postgres dbname=mee
 
 need_node() {
   [[ ${1:-} == a || ${1:-} == b ]] || usage_error "expected node \"a\" or \"b\", got \"${1:-}\""
+}
+need_host() {
+  [[ ${1:-} == a || ${1:-} == b || ${1:-} == w ]] ||
+    usage_error "expected \"a\", \"b\" or \"w\" (the witness), got \"${1:-}\""
 }
 ns_exists() { [[ -e /run/netns/$(ns_of "$1") ]]; }
 need_ns() {
@@ -255,40 +313,47 @@ stop_pg() {
 # network and faults
 
 nft_in() {
-  local node=$1
+  local host=$1
   shift
-  in_ns "$node" nft "$@"
+  in_ns "$host" nft "$@"
 }
 
 # Fault rules live in table inet mpf_fault of the receiving namespace, on the input hook, so a
-# dropped packet is lost "on the wire": the sender sees silence, not a local EPERM.
+# dropped packet is lost "on the wire": the sender sees silence, not a local EPERM. They match
+# the sender's MAC (every host has a fixed one), so "from b" means from b whatever address b
+# sends from (the shared address included).
 ensure_fault_chain() {
   nft_in "$1" add table inet mpf_fault
   nft_in "$1" add chain inet mpf_fault input '{ type filter hook input priority -10; policy accept; }'
 }
 
-# add_fault NODE TAG RULE...: add RULE (tagged with comment TAG) unless a rule with TAG exists.
+# add_fault HOST TAG RULE...: add RULE (tagged with comment TAG) unless a rule with TAG exists.
 add_fault() {
-  local node=$1 tag=$2 rules
+  local host=$1 tag=$2 rules
   shift 2
-  need_ns "$node"
-  ensure_fault_chain "$node"
-  rules=$(nft_in "$node" list chain inet mpf_fault input)
+  need_ns "$host"
+  ensure_fault_chain "$host"
+  rules=$(nft_in "$host" list chain inet mpf_fault input)
   [[ $rules == *"comment \"$tag\""* ]] && return 0
-  nft_in "$node" add rule inet mpf_fault input "$@" counter drop comment "\"$tag\""
+  nft_in "$host" add rule inet mpf_fault input "$@" counter drop comment "\"$tag\""
 }
 
-# remove_faults NODE TAG...: delete rules carrying any of the TAGs.
+# drop_from HOST FROM TAG: HOST drops every frame FROM sends it.
+drop_from() {
+  add_fault "$1" "$3" iifname "$(veth_of "$1")" ether saddr "$(mac_of_host "$2")"
+}
+
+# remove_faults HOST TAG...: delete rules carrying any of the TAGs.
 remove_faults() {
-  local node=$1 tag handle line rules
+  local host=$1 tag handle line rules
   shift
-  ns_exists "$node" || return 0
-  rules=$(nft_in "$node" -a list chain inet mpf_fault input 2>/dev/null) || return 0
+  ns_exists "$host" || return 0
+  rules=$(nft_in "$host" -a list chain inet mpf_fault input 2>/dev/null) || return 0
   for tag in "$@"; do
     while IFS= read -r line; do
       [[ $line == *"comment \"$tag\""* ]] || continue
       handle=${line##*# handle }
-      nft_in "$node" delete rule inet mpf_fault input handle "$handle"
+      nft_in "$host" delete rule inet mpf_fault input handle "$handle"
     done <<<"$rules"
   done
 }
@@ -300,19 +365,39 @@ fault_rules() {
 }
 
 cmd_cut() {
-  local node
-  for node in "${nodes[@]}"; do add_fault "$node" cut iifname "$(veth_of "$node")"; done
-  say "cut: every packet between a and b is dropped (both directions, ICMP too)"
+  drop_from a b cut
+  drop_from b a cut
+  say "cut: every packet between a and b is dropped (both directions, ICMP too); both still reach the witness"
 }
 cmd_cut_oneway() {
   local from=$1 to
   to=$(peer_of "$from")
-  add_fault "$to" "cut-oneway-$from" iifname "$(veth_of "$to")"
+  drop_from "$to" "$from" "cut-oneway-$from"
   say "cut-oneway $from: what $from sends is dropped on arrival at $to; $to -> $from still flows"
 }
+cmd_cut_witness() {
+  local which=${1:-} node
+  local targets=("${nodes[@]}")
+  if [[ -n $which ]]; then
+    need_node "$which"
+    targets=("$which")
+  fi
+  for node in "${targets[@]}"; do
+    drop_from "$node" w "cut-witness-$node"
+    drop_from w "$node" "cut-witness-$node"
+  done
+  say "cut-witness: ${targets[*]} and the witness ($witness_addr) cannot reach each other"
+}
+cmd_uncut_witness() {
+  local host
+  for host in "${hosts[@]}"; do remove_faults "$host" cut-witness-a cut-witness-b; done
+  say "uncut-witness: witness cut rules removed"
+}
 cmd_uncut() {
-  local node
-  for node in "${nodes[@]}"; do remove_faults "$node" cut cut-oneway-a cut-oneway-b; done
+  local host
+  for host in "${hosts[@]}"; do
+    remove_faults "$host" cut cut-oneway-a cut-oneway-b cut-witness-a cut-witness-b
+  done
   say "uncut: cut rules removed"
 }
 cmd_block_2008() {
@@ -342,7 +427,7 @@ cmd_thin() {
     in_ns "$node" tc qdisc replace dev "$(veth_of "$node")" root tbf rate "$rate" burst 4kb \
       latency 400ms
   done
-  say "thin: tbf rate $rate on both veth ends (both directions)"
+  say "thin: tbf rate $rate on both nodes' veth ends (both directions)"
 }
 cmd_unthin() {
   local node
@@ -368,14 +453,14 @@ cmd_link() {
 }
 
 cmd_heal() {
-  local node
-  for node in "${nodes[@]}"; do
-    ns_exists "$node" || continue
-    if nft_in "$node" list table inet mpf_fault >/dev/null 2>&1; then
-      nft_in "$node" delete table inet mpf_fault
+  local host
+  for host in "${hosts[@]}"; do
+    ns_exists "$host" || continue
+    if nft_in "$host" list table inet mpf_fault >/dev/null 2>&1; then
+      nft_in "$host" delete table inet mpf_fault
     fi
-    if has_tbf "$node"; then in_ns "$node" tc qdisc del dev "$(veth_of "$node")" root; fi
-    in_ns "$node" ip link set "$(veth_of "$node")" up
+    if has_tbf "$host"; then in_ns "$host" tc qdisc del dev "$(veth_of "$host")" root; fi
+    in_ns "$host" ip link set "$(veth_of "$host")" up
   done
   say "heal: fault rules, qdiscs and link-down removed"
 }
@@ -386,9 +471,12 @@ cmd_ping() {
   local from=${1:-} to=${2:-} rc=0 pair
   local pairs=("a b" "b a")
   if [[ -n $from ]]; then
-    need_node "$from"
-    to=${to:-$(peer_of "$from")}
-    need_node "$to"
+    need_host "$from"
+    if [[ -z $to ]]; then
+      [[ $from != w ]] || usage_error "ping w: name the node to ping (a or b)"
+      to=$(peer_of "$from")
+    fi
+    need_host "$to"
     pairs=("$from $to")
   fi
   for pair in "${pairs[@]}"; do
@@ -407,6 +495,12 @@ cmd_ping() {
 # ---------------------------------------------------------------------------------------------
 # up / down / status
 
+initial_role_of() {
+  local var=MPF_PAIR_INITIAL_ROLE_${1^^} default=standby
+  [[ $1 == a ]] && default=active
+  echo "${!var:-$default}"
+}
+
 write_config() {
   local node=$1 peer extra_var
   peer=$(peer_of "$node")
@@ -417,6 +511,10 @@ write_config() {
 [node]
 name = $node
 database = $(conninfo_of "$node")
+initial_role = $(initial_role_of "$node")
+CONF
+    [[ -z $app_role ]] || echo "app_role = $app_role"
+    cat <<CONF
 
 [peer]
 name = $peer
@@ -428,6 +526,22 @@ port = 2008
 
 [heartbeat]
 interval = $heartbeat
+CONF
+    [[ -z $witness ]] || echo "witness = $witness"
+    [[ -z $shared_address ]] || cat <<CONF
+
+[shared]
+address = $shared_address
+interface = $(veth_of "$node")
+hostname = $shared_hostname
+CONF
+    [[ -z $hooks_dir ]] || cat <<CONF
+
+[hooks]
+on_promote = $hooks_dir/on_promote
+on_demote = $hooks_dir/on_demote
+CONF
+    cat <<CONF
 
 [control]
 socket = $(node_dir "$node")/mpfailover.sock
@@ -492,24 +606,54 @@ preflight() {
   id postgres >/dev/null 2>&1 || die "no user \"postgres\"" "run: deploy/install-deps.sh"
 }
 
+# One veth per host (a, b, the witness w), its other end a port of the bridge br0 in <ns>-sw.
 make_network() {
-  local node ns veth
-  say "creating namespaces $(ns_of a), $(ns_of b) and the link $(veth_of a) <-> $(veth_of b)"
-  for node in "${nodes[@]}"; do ip netns add "$(ns_of "$node")"; done
-  # Created straight inside the namespaces: the veth never appears among the host's links.
-  ip link add "$(veth_of a)" netns "$(ns_of a)" type veth peer name "$(veth_of b)" netns "$(ns_of b)"
-  for node in "${nodes[@]}"; do
-    ns=$(ns_of "$node")
-    veth=$(veth_of "$node")
-    in_ns "$node" sh -c "f=/proc/sys/net/ipv6/conf/$veth/disable_ipv6; [ ! -e \$f ] || echo 1 >\$f"
+  local host ns veth sw
+  sw=$(ns_of sw)
+  say "creating namespaces $(ns_of a), $(ns_of b), $(ns_of w) and the switch $sw (bridge br0)"
+  for host in "${hosts[@]}" sw; do ip netns add "$(ns_of "$host")"; done
+  ip -n "$sw" link set lo up
+  ip -n "$sw" link add br0 type bridge
+  # No IPv6 on the switch either: it must not send anything of its own on the wire.
+  in_ns sw sh -c 'echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6' 2>/dev/null || true
+  ip -n "$sw" link set br0 up
+  for host in "${hosts[@]}"; do
+    ns=$(ns_of "$host")
+    veth=$(veth_of "$host")
+    # Created straight inside the namespaces: the veth never appears among the host's links.
+    ip link add "$veth" netns "$ns" address "$(mac_of_host "$host")" type veth \
+      peer name "$(port_of "$host")" netns "$sw"
+    ip -n "$sw" link set "$(port_of "$host")" master br0
+    ip -n "$sw" link set "$(port_of "$host")" up
+    in_ns "$host" sh -c "f=/proc/sys/net/ipv6/conf/$veth/disable_ipv6; [ ! -e \$f ] || echo 1 >\$f"
     ip -n "$ns" link set lo up
-    ip -n "$ns" addr add "$(addr_of "$node")/24" dev "$veth"
+    ip -n "$ns" addr add "$(addr_of "$host")/24" dev "$veth"
     ip -n "$ns" link set "$veth" up
-    say "  $ns: lo up, $veth $(addr_of "$node")/24, no default route"
+    say "  $ns: lo up, $veth $(addr_of "$host")/24 ($(mac_of_host "$host")), no default route"
   done
   wait_for 10 "ping a -> b" ping_once a b || die "the link a <-> b does not pass traffic"
   wait_for 10 "ping b -> a" ping_once b a || die "the link b <-> a does not pass traffic"
-  say "link up: a <-> b answer pings"
+  wait_for 10 "ping a -> witness" ping_once a w || die "the witness does not answer a"
+  wait_for 10 "ping b -> witness" ping_once b w || die "the witness does not answer b"
+  say "switch up: a <-> b answer pings, and both reach the witness $witness_addr"
+}
+
+# The application's login (node.app_role): not a superuser, with the rights the application
+# needs on its tables. A delete by it records a tombstone through the capture trigger, which
+# needs INSERT/UPDATE on mpfailover.tombstone.
+make_app_role() {
+  local node=$1
+  [[ -n $app_role ]] || return 0
+  say "creating login $app_role on $node (node.app_role)"
+  in_ns "$node" "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 "$(conninfo_of "$node")" </dev/null <<SQL
+CREATE ROLE "$app_role" LOGIN NOSUPERUSER;
+GRANT CONNECT ON DATABASE meetingplace TO "$app_role";
+GRANT USAGE ON SCHEMA public TO "$app_role";
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "$app_role";
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "$app_role";
+GRANT USAGE ON SCHEMA mpfailover TO "$app_role";
+GRANT SELECT, INSERT, UPDATE ON mpfailover.tombstone TO "$app_role";
+SQL
 }
 
 up_done=0
@@ -534,8 +678,10 @@ cmd_up() {
     die "state dir \"$dir\" exists and was not made by pair.sh" \
       "set MPF_PAIR_DIR to another path, or remove that directory"
   fi
-  if ns_exists a || ns_exists b || [[ -e $dir ]] || ip link show dev "$(veth_of a)" >/dev/null 2>&1 ||
-    ip link show dev "$(veth_of b)" >/dev/null 2>&1; then
+  if ns_exists a || ns_exists b || ns_exists w || ns_exists sw || [[ -e $dir ]] ||
+    ip link show dev "$(veth_of a)" >/dev/null 2>&1 ||
+    ip link show dev "$(veth_of b)" >/dev/null 2>&1 ||
+    ip link show dev "$(veth_of w)" >/dev/null 2>&1; then
     say "tearing down a stale pair first"
     teardown
   fi
@@ -569,13 +715,14 @@ cmd_up() {
     say "mpfailover --config $(conf_of "$node") init-db --app-schema"
     in_ns "$node" "$cli_bin" --config "$(conf_of "$node")" init-db --app-schema </dev/null |
       sed 's/^/  /'
+    make_app_role "$node"
   done
 
   for node in "${nodes[@]}"; do start_daemon "$node"; done
 
   up_done=1
   trap - EXIT INT TERM
-  say "pair is up: a=198.18.0.11 ($(ns_of a))  b=198.18.0.12 ($(ns_of b)); state in $dir"
+  say "pair is up: a=198.18.0.11 ($(ns_of a))  b=198.18.0.12 ($(ns_of b))  witness=$witness_addr ($(ns_of w)); state in $dir"
   say "try: deploy/pair.sh status | psql a | cut | heal | down"
 }
 
@@ -590,7 +737,7 @@ teardown() {
     if postmaster_pid "$node" >/dev/null; then (stop_pg "$node" fast) || true; fi
   done
   # Anything still inside a namespace was started there by the pair or through `pair.sh exec`.
-  for node in "${nodes[@]}"; do
+  for node in "${hosts[@]}" sw; do
     ns_exists "$node" || continue
     ns=$(ns_of "$node")
     pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
@@ -608,11 +755,12 @@ teardown() {
         left=1
     fi
   done
-  for node in "${nodes[@]}"; do
+  for node in "${hosts[@]}" sw; do
     if ns_exists "$node"; then
       say "deleting namespace $(ns_of "$node")"
       ip netns del "$(ns_of "$node")" || left=1
     fi
+    [[ $node != sw ]] || continue
     # Only a half-built pair could leave a veth end among the host's links.
     if ip link show dev "$(veth_of "$node")" >/dev/null 2>&1; then
       say "deleting link $(veth_of "$node")"
@@ -673,6 +821,23 @@ cmd_status() {
       [[ -n $line ]] && echo "  nft          $line"
     done <<<"$(fault_rules "$node")"
   done
+  if ns_exists w; then
+    line=$(ip -n "$(ns_of w)" -br addr show dev "$(veth_of w)" 2>/dev/null || echo "$(veth_of w) absent")
+    echo "witness: namespace $(ns_of w)  $(echo $line)$([[ -n $witness ]] && echo " (heartbeat.witness = $witness)")"
+    while IFS= read -r line; do
+      [[ -n $line ]] && echo "  nft          $line"
+    done <<<"$(fault_rules w)"
+  else
+    echo "witness: namespace $(ns_of w) absent"
+    rc=1
+  fi
+  if ns_exists sw; then
+    echo "switch: namespace $(ns_of sw), bridge br0 ports:" \
+      "$(ip -n "$(ns_of sw)" -br link show master br0 2>/dev/null | awk '{printf "%s(%s) ", $1, $2}')"
+  else
+    echo "switch: namespace $(ns_of sw) absent"
+    rc=1
+  fi
   return $rc
 }
 
@@ -699,8 +864,8 @@ esac
 # that outlives them (postmaster, daemon) is started with fd 9 closed, so it never holds the lock.
 case "$cmd" in
   up | down | start-daemon | stop-daemon | kill-daemon | restart-daemon | start-pg | stop-pg | \
-    restart-pg | cut | cut-oneway | uncut | block-2008 | unblock-2008 | thin | unthin | link-down | \
-    link-up | heal)
+    restart-pg | cut | cut-oneway | uncut | cut-witness | uncut-witness | block-2008 | unblock-2008 | \
+    thin | unthin | link-down | link-up | heal)
     exec 9<"$self"
     flock -w 120 9 || die "another pair.sh command held the lock for 120s"
     ;;
@@ -746,6 +911,8 @@ case "$cmd" in
     cmd_cut_oneway "$1"
     ;;
   uncut) cmd_uncut ;;
+  cut-witness) cmd_cut_witness "${1:-}" ;;
+  uncut-witness) cmd_uncut_witness ;;
   block-2008) cmd_block_2008 ;;
   unblock-2008) cmd_unblock_2008 ;;
   thin) cmd_thin "${1:-}" ;;
@@ -764,7 +931,7 @@ case "$cmd" in
       ip netns exec "$(ns_of "$node")" psql "$@"
     ;;
   exec)
-    need_node "${1:-}"
+    need_host "${1:-}"
     node=$1
     shift
     need_ns "$node"

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Smoke test of deploy/pair.sh: stands up the pair, checks what it promises (namespaces and
-# addresses, both daemons and clusters inside their namespaces, every fault sub-command,
-# daemon and PostgreSQL restarts), tears it down and checks nothing is left. Also: `down` on a
+# addresses, the witness on the switch, both daemons and clusters inside their namespaces, every
+# fault sub-command, daemon and PostgreSQL restarts), tears it down and checks nothing is left. Also: `down` on a
 # half-built pair, `down` twice, and an `up` that fails midway cleaning up after itself.
-# Needs root and a build tree (MPF_BUILD_DIR, default <repo>/build). Takes ~30 s.
+# Needs root and a build tree (MPF_BUILD_DIR, default <repo>/build). Takes ~30 s. MPF_PAIR_NS
+# (default mpf) and MPF_PAIR_DIR (default /tmp/<ns>-pair) choose the pair.
 # Prints "N passed, M failed"; exit 0 only when nothing failed. Always runs pair.sh down.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 P=$(pwd)/deploy/pair.sh
-export MPF_PAIR_DIR=${MPF_PAIR_DIR:-/tmp/mpf-pair}
+export MPF_PAIR_NS=${MPF_PAIR_NS:-mpf}
+export MPF_PAIR_DIR=${MPF_PAIR_DIR:-/tmp/$MPF_PAIR_NS-pair}
+ns=$MPF_PAIR_NS
 dir=$MPF_PAIR_DIR
-work=$(mktemp -d /tmp/mpf-pair-smoke.XXXXXX)
+work=$(mktemp -d "/tmp/$ns-pair-smoke.XXXXXX")
 chmod 755 "$work"
 log=$work/pair.log
 passed=0
@@ -60,11 +63,11 @@ pair() {
   echo "+ pair.sh $*" >>"$log"
   "$P" "$@" >>"$log" 2>&1
 }
-ping_ok() { ip netns exec "mpf-$1" ping -c1 -W1 -q "$2" >/dev/null 2>&1; }
+ping_ok() { ip netns exec "$ns-$1" ping -c1 -W1 -q "$2" >/dev/null 2>&1; }
 ping_fails() { ! ping_ok "$@"; }
-tcp_ok() { ip netns exec "mpf-$1" socat -u /dev/null "TCP:$2,connect-timeout=2" 2>/dev/null; }
+tcp_ok() { ip netns exec "$ns-$1" socat -u /dev/null "TCP:$2,connect-timeout=2" 2>/dev/null; }
 tcp_fails() { ! tcp_ok "$@"; }
-listening() { [[ -n $(ip netns exec "mpf-$1" ss -Hltn "sport = :$2" 2>/dev/null) ]]; }
+listening() { [[ -n $(ip netns exec "$ns-$1" ss -Hltn "sport = :$2" 2>/dev/null) ]]; }
 daemon_pid() { cat "$dir/$1/mpfailoverd.pid" 2>/dev/null; }
 postmaster_pid() { head -1 "$dir/$1/pg/data/postmaster.pid" 2>/dev/null; }
 alive() { [[ -n $1 && -e /proc/$1 ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
@@ -86,7 +89,7 @@ free_2008() {
   for pid in "${listeners_2008[@]}"; do kill "$pid" 2>/dev/null || true; done
   for n in a b; do until_ok 5 no_socat_on_2008 $n || fail "socat still listens on $n:2008"; done
 }
-no_socat_on_2008() { [[ $(ip netns exec "mpf-$1" ss -Hltnp 'sport = :2008') != *socat* ]]; }
+no_socat_on_2008() { [[ $(ip netns exec "$ns-$1" ss -Hltnp 'sport = :2008') != *socat* ]]; }
 listeners_2008=()
 
 cleanup() {
@@ -116,34 +119,60 @@ check "pair.sh status reports everything running" "$P" status
 for n in a b; do
   addr=$([[ $n == a ]] && echo 198.18.0.11 || echo 198.18.0.12)
   check_within "daemon $n logged DaemonStarted" 10 file_has "$dir/$n/mpfailoverd.log" DaemonStarted
-  expect_eq "daemon $n runs in namespace mpf-$n" "$(netns_of "$(daemon_pid $n)")" "mpf-$n"
-  expect_eq "postgresql $n runs in namespace mpf-$n" "$(netns_of "$(postmaster_pid $n)")" "mpf-$n"
+  expect_eq "daemon $n runs in namespace $ns-$n" "$(netns_of "$(daemon_pid $n)")" "$ns-$n"
+  expect_eq "postgresql $n runs in namespace $ns-$n" "$(netns_of "$(postmaster_pid $n)")" "$ns-$n"
   expect_eq "psql $n answers" "$("$P" psql $n -Atc 'select 1' 2>>"$log")" 1
   expect_eq "psql $n: database meetingplace has the catalog" \
     "$("$P" psql $n -Atc "select current_database() || ':' || (select count(*) from pg_namespace where nspname = 'mpfailover')" 2>>"$log")" \
     "meetingplace:1"
   check "config $n listens on its own address" grep -qx "listen = $addr" "$dir/$n.conf"
   check "config $n has the extra config text" grep -qx '# smoke-extra-conf' "$dir/$n.conf"
-  expect_eq "namespace mpf-$n has no default route" "$(ip -n mpf-$n route show default)" ""
-  expect_eq "namespace mpf-$n has only 127.0.0.1 and $addr" \
-    "$(ip -n mpf-$n -4 -o addr show | awk '{print $4}' | sort | tr '\n' ' ')" "127.0.0.1/8 $addr/24 "
-  expect_eq "namespace mpf-$n: no IPv6 on the veth" \
-    "$(ip -n mpf-$n -6 -o addr show dev veth-mpf-$n)" ""
+  expect_eq "namespace $ns-$n has no default route" "$(ip -n $ns-$n route show default)" ""
+  # The shared address 198.18.0.10 comes and goes with the role (hooks): not counted here.
+  expect_eq "namespace $ns-$n has only 127.0.0.1 and $addr (and the shared address)" \
+    "$(ip -n $ns-$n -4 -o addr show | awk '{print $4}' | grep -vx 198.18.0.10/24 | sort | tr '\n' ' ')" \
+    "127.0.0.1/8 $addr/24 "
+  expect_eq "namespace $ns-$n: no IPv6 on the veth" \
+    "$(ip -n $ns-$n -6 -o addr show dev veth-$ns-$n)" ""
 done
-check_not "no veth-mpf link among the host's links" ip link show dev veth-mpf-a
-check_not "no veth-mpf-b among the host's links" ip link show dev veth-mpf-b
+check_not "no veth-$ns-a among the host's links" ip link show dev veth-$ns-a
+check_not "no veth-$ns-b among the host's links" ip link show dev veth-$ns-b
+expect_eq "witness $ns-w has only 127.0.0.1 and 198.18.0.1" \
+  "$(ip -n $ns-w -4 -o addr show | awk '{print $4}' | sort | tr '\n' ' ')" "127.0.0.1/8 198.18.0.1/24 "
+expect_eq "switch $ns-sw: bridge br0 joins port-a, port-b, port-w" \
+  "$(ip -n $ns-sw -br link show master br0 | awk '{print $1}' | sed 's/@.*//' | sort | tr '\n' ' ')" \
+  "port-a port-b port-w "
+check "config a: initial_role active" grep -qx "initial_role = active" "$dir/a.conf"
+check "config b: initial_role standby" grep -qx "initial_role = standby" "$dir/b.conf"
+check "config b: app_role meetingplace" grep -qx "app_role = meetingplace" "$dir/b.conf"
+check "config b: shared address on its own veth" grep -qx "interface = veth-$ns-b" "$dir/b.conf"
+check "config a: no witness unless MPF_PAIR_WITNESS" bash -c "! grep -q '^witness' '$dir/a.conf'"
+app_insert() { "$P" psql "$1" -U meetingplace -Atc "insert into users (login) values ('smoke-$1')"; }
+check "login meetingplace writes on a (active)" app_insert a
+app_insert_refused() { ! app_insert "$1"; }
+check_within "login meetingplace is read-only on b (standby)" 10 app_insert_refused b
 
 # --- ping, cut, heal ----------------------------------------------------------------------
 check "ping a -> b" ping_ok a 198.18.0.12
 check "ping b -> a" ping_ok b 198.18.0.11
 check "pair.sh ping" "$P" ping
+check "ping a -> witness" ping_ok a 198.18.0.1
+check "ping b -> witness" ping_ok b 198.18.0.1
 pair cut
 check "cut: ping a -> b fails" ping_fails a 198.18.0.12
 check "cut: ping b -> a fails" ping_fails b 198.18.0.11
+check "cut: a still reaches the witness" ping_ok a 198.18.0.1
+check "cut: b still reaches the witness" ping_ok b 198.18.0.1
 check_not "cut: pair.sh ping exits non-zero" "$P" ping
 pair heal
 check_within "heal: ping a -> b works again" 5 ping_ok a 198.18.0.12
 check_within "heal: ping b -> a works again" 5 ping_ok b 198.18.0.11
+pair cut-witness b
+check "cut-witness b: b cannot reach the witness" ping_fails b 198.18.0.1
+check "cut-witness b: a still reaches the witness" ping_ok a 198.18.0.1
+check "cut-witness b: a <-> b unaffected" ping_ok b 198.18.0.11
+pair uncut
+check_within "uncut: b reaches the witness again" 5 ping_ok b 198.18.0.1
 
 # --- block-2008 ---------------------------------------------------------------------------
 # Where a daemon listens on 2008 itself (replication), the test connects to it; elsewhere a
@@ -173,7 +202,7 @@ free_2008
 # --- cut-oneway ---------------------------------------------------------------------------
 listen a "UDP-RECV:5999,bind=198.18.0.11" "$work/udp-a"
 listen b "UDP-RECV:5999,bind=198.18.0.12" "$work/udp-b"
-send_udp() { echo "$3" | ip netns exec "mpf-$1" socat -u - "UDP-SENDTO:$2:5999" 2>/dev/null; }
+send_udp() { echo "$3" | ip netns exec "$ns-$1" socat -u - "UDP-SENDTO:$2:5999" 2>/dev/null; }
 b_to_a() { send_udp b 198.18.0.11 from-b && file_has "$work/udp-a" from-b; }
 a_to_b() { send_udp a 198.18.0.12 "from-a-$1" && file_has "$work/udp-b" "from-a-$1"; }
 pair cut-oneway a
@@ -190,6 +219,11 @@ pair link-down
 check "link-down: ping a -> b fails" ping_fails a 198.18.0.12
 pair link-up
 check_within "link-up: ping a -> b works again" 10 ping_ok a 198.18.0.12
+pair link-down a
+check "link-down a: a cannot reach the witness" ping_fails a 198.18.0.1
+check "link-down a: b still reaches the witness" ping_ok b 198.18.0.1
+pair heal
+check_within "heal: a reaches the witness again" 10 ping_ok a 198.18.0.1
 
 # --- thin ---------------------------------------------------------------------------------
 # 32 KiB over 128 kbit/s takes >= 2 s; unthinned, well under a second. Timed at the receiver.
@@ -197,7 +231,7 @@ transfer_s() {
   local f=$work/recv-b-2009 before t0 i
   before=$(file_size "$f")
   t0=$(date +%s%N)
-  head -c 32768 /dev/zero | ip netns exec mpf-a socat -u - TCP:198.18.0.12:2009 2>>"$log"
+  head -c 32768 /dev/zero | ip netns exec $ns-a socat -u - TCP:198.18.0.12:2009 2>>"$log"
   for ((i = 0; i < 200; i++)); do
     (($(file_size "$f") >= before + 32768)) && break
     sleep 0.1
@@ -206,8 +240,8 @@ transfer_s() {
 }
 pair thin
 for n in a b; do
-  check "thin: tbf 128Kbit on veth-mpf-$n" \
-    grep -q 'tbf .*rate 128Kbit' <<<"$(ip netns exec mpf-$n tc qdisc show dev veth-mpf-$n root)"
+  check "thin: tbf 128Kbit on veth-$ns-$n" \
+    grep -q 'tbf .*rate 128Kbit' <<<"$(ip netns exec $ns-$n tc qdisc show dev veth-$ns-$n root)"
 done
 ms=$(transfer_s)
 if ((ms >= 1500 && ms < 20000)); then pass "thin: 32 KiB took ${ms} ms (>= 1500)"; else
@@ -215,8 +249,8 @@ if ((ms >= 1500 && ms < 20000)); then pass "thin: 32 KiB took ${ms} ms (>= 1500)
 fi
 check "thin: ping a -> b still works" ping_ok a 198.18.0.12
 pair heal
-check_not "heal: no tbf left on veth-mpf-a" \
-  grep -q tbf <<<"$(ip netns exec mpf-a tc qdisc show dev veth-mpf-a root)"
+check_not "heal: no tbf left on veth-$ns-a" \
+  grep -q tbf <<<"$(ip netns exec $ns-a tc qdisc show dev veth-$ns-a root)"
 ms=$(transfer_s)
 if ((ms < 1000)); then pass "unthinned: 32 KiB took ${ms} ms (< 1000)"; else
   fail "unthinned: 32 KiB should take < 1000 ms" "took ${ms} ms"
@@ -233,7 +267,7 @@ pair restart-daemon a
 check_within "restart-daemon a: second DaemonStarted" 10 \
   bash -c "(( \$(grep -c DaemonStarted '$dir/a/mpfailoverd.log') == 2 ))"
 check "restart-daemon a: new daemon alive" alive "$(daemon_pid a)"
-expect_eq "restart-daemon a: runs in mpf-a" "$(netns_of "$(daemon_pid a)")" mpf-a
+expect_eq "restart-daemon a: runs in $ns-a" "$(netns_of "$(daemon_pid a)")" $ns-a
 old=$(daemon_pid b)
 pair stop-daemon b
 check_not "stop-daemon b: old pid $old is gone" alive "$old"
@@ -250,9 +284,9 @@ check_not "stop-pg a: psql a fails" "$P" psql a -Atc 'select 1'
 check "stop-pg a: daemon a survives" alive "$(daemon_pid a)"
 pair start-pg a
 check_within "start-pg a: psql a answers" 30 "$P" psql a -Atc 'select 1'
-expect_eq "start-pg a: postmaster runs in mpf-a" "$(netns_of "$(postmaster_pid a)")" mpf-a
+expect_eq "start-pg a: postmaster runs in $ns-a" "$(netns_of "$(postmaster_pid a)")" $ns-a
 check "pair.sh cli a init-db (idempotent)" "$P" cli a init-db
-expect_eq "pair.sh exec b: inside mpf-b" "$("$P" exec b ip netns identify 2>>"$log")" mpf-b
+expect_eq "pair.sh exec b: inside $ns-b" "$("$P" exec b ip netns identify 2>>"$log")" $ns-b
 
 # --- down ---------------------------------------------------------------------------------
 pairs_pm_a=$(postmaster_pid a)
@@ -260,8 +294,8 @@ pairs_pm_b=$(postmaster_pid b)
 check "pair.sh down" "$P" down
 nothing_left() {
   local what=""
-  [[ $(ip netns list) != *mpf-* ]] || what+=" namespaces"
-  [[ $(ip -o link show) != *veth-mpf* ]] || what+=" veth"
+  [[ $(ip netns list) != *"$ns-"* ]] || what+=" namespaces"
+  [[ $(ip -o link show) != *"veth-$ns-"* ]] || what+=" veth"
   ! pgrep -f -- "-D $dir/" >/dev/null || what+=" postgres"
   ! pgrep -f -- "--config $dir/" >/dev/null || what+=" mpfailoverd"
   [[ ! -e $dir ]] || what+=" state-dir"
@@ -274,7 +308,8 @@ nothing_left() {
 check_within "down: nothing left (namespaces, veth, postgres, daemons, state dir)" 5 nothing_left
 check "down twice is fine" "$P" down
 
-ip netns add mpf-a
+ip netns add $ns-a
+ip netns add $ns-sw
 check "down removes a half-built pair (namespace only)" "$P" down
 check "half-built down: nothing left" nothing_left
 

@@ -186,6 +186,49 @@ TEST_CASE("a witness is pinged with the peer and its verdict recorded") {
   CHECK(m.snapshot().witness == WitnessState::kUnreachable);
 }
 
+TEST_CASE("the witness's verdict from an earlier silence is forgotten when the peer answers") {
+  ManualClock clock;
+  PeerMonitor m(options(true));
+  (void)m.tick(clock.now());  // heartbeat 1
+  clock.advance(5s);
+  (void)m.tick(clock.now());  // missed: ping peer and witness
+  (void)m.on_witness_result(true, clock.now());
+  (void)m.on_ping_result(false, clock.now());
+  REQUIRE(m.snapshot().witness == WitnessState::kReachable);
+  clock.advance(55s);
+  (void)m.tick(clock.now());  // heartbeat 2
+  auto a = m.on_answer(answer(2), clock.now());
+  CHECK(m.snapshot().peer_state == PeerState::kUp);
+  REQUIRE(find(a, Kind::kWitnessChanged) != nullptr);
+  CHECK(find(a, Kind::kWitnessChanged)->witness_to == WitnessState::kUnknown);
+  CHECK(m.snapshot().witness == WitnessState::kUnknown);
+
+  // The next silence: the peer's ping times out before the witness's ping has returned. The
+  // snapshot must not say "reachable" (a node cut off from everyone would fail over on it).
+  clock.advance(60s);
+  (void)m.tick(clock.now());  // heartbeat 3
+  clock.advance(5s);
+  auto b = m.tick(clock.now());
+  CHECK(has(b, Kind::kPingWitness));
+  (void)m.on_ping_result(false, clock.now());
+  CHECK(m.snapshot().peer_state == PeerState::kUnreachable);
+  CHECK(m.snapshot().witness == WitnessState::kUnknown);
+  (void)m.on_witness_result(false, clock.now());
+  CHECK(m.snapshot().witness == WitnessState::kUnreachable);
+}
+
+TEST_CASE("a witness reply that comes after the peer answered is not recorded") {
+  ManualClock clock;
+  PeerMonitor m(options(true));
+  (void)m.tick(clock.now());  // heartbeat 1
+  clock.advance(5s);
+  (void)m.tick(clock.now());  // missed: ping peer and witness
+  clock.advance(1s);
+  (void)m.on_answer(answer(1), clock.now());  // late, but an answer: the silence is over
+  CHECK(m.on_witness_result(true, clock.now()).empty());
+  CHECK(m.snapshot().witness == WitnessState::kUnknown);
+}
+
 TEST_CASE("without a witness configured none is pinged") {
   ManualClock clock;
   PeerMonitor m(options(false));

@@ -33,6 +33,19 @@ std::string_view to_string(WitnessState s) {
   return "unknown";
 }
 
+namespace {
+
+void change_witness(MonitorSnapshot& snap, WitnessState to, std::vector<MonitorAction>& out) {
+  if (snap.witness == to) return;
+  MonitorAction a{MonitorAction::Kind::kWitnessChanged};
+  a.witness_from = snap.witness;
+  a.witness_to = to;
+  snap.witness = to;
+  out.push_back(a);
+}
+
+}  // namespace
+
 PeerMonitor::PeerMonitor(MonitorOptions options) : options_(options) {
   MPF_ASSERT(options_.interval > Duration::zero(), "heartbeat interval must be positive");
   MPF_ASSERT(options_.timeout > Duration::zero(), "heartbeat timeout must be positive");
@@ -100,6 +113,10 @@ std::vector<MonitorAction> PeerMonitor::on_answer(const HeartbeatAnswer& answer,
   last_answered_seq_ = answer.seq;
   snap_.last_answer_at = now;
   snap_.missed = 0;
+  // The witness's verdict belongs to the silence it was pinged in. Kept, a "reachable" from an
+  // earlier partition would stand, in the next one, until this one's witness ping returns, and a
+  // node cut off from everyone could fail over on it as soon as its peer ping timed out.
+  if (options_.has_witness) change_witness(snap_, WitnessState::kUnknown, out);
   if (answer.seq == last_sent_seq_) {
     awaiting_ = false;
     // Skew from the newest answer only: a late answer's round trip is not this one's.
@@ -135,14 +152,10 @@ std::vector<MonitorAction> PeerMonitor::on_witness_result(bool replied, TimePoin
   (void)now;
   std::vector<MonitorAction> out;
   if (!options_.has_witness) return out;
-  const auto to = replied ? WitnessState::kReachable : WitnessState::kUnreachable;
-  if (to != snap_.witness) {
-    MonitorAction a{MonitorAction::Kind::kWitnessChanged};
-    a.witness_from = snap_.witness;
-    a.witness_to = to;
-    snap_.witness = to;
-    out.push_back(a);
-  }
+  // The peer answered while the witness ping was out: that silence is over (as for the peer's
+  // own ping); the reply must not carry into the next one.
+  if (snap_.missed == 0) return out;
+  change_witness(snap_, replied ? WitnessState::kReachable : WitnessState::kUnreachable, out);
   return out;
 }
 

@@ -11,6 +11,9 @@
 //   the witness, if configured). A ping reply while heartbeats go unanswered means "service
 //   down, host up"; no ping reply means "unreachable". Every further missed heartbeat pings
 //   again, so the verdict follows the peer.
+// - The witness's verdict holds for one silence: an answer from the peer sets it back to
+//   unknown, and a witness reply that comes after the peer answered is ignored, so a failover
+//   decision never rests on a witness pinged during an earlier partition.
 // - Clock skew is estimated from each answer as peer_wall - (sent_wall + received_wall) / 2.
 //
 // Thread safety: none; one driver thread owns it.
