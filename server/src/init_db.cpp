@@ -39,6 +39,32 @@ Result<InitDbReport> init_db(const Config& config, const InitDbOptions& options)
   auto tables = replicator::install_capture(**conn, config.node.name, config.replication.tables);
   if (!tables) return tables.status();
   for (const auto& t : *tables) report.tables_captured.push_back(t.relation);
+
+  // A delete by the application's login records a tombstone through the capture trigger, in
+  // that login's name: it needs these rights, and nothing more of the catalog.
+  if (!config.node.app_role.empty()) {
+    try {
+      pqxx::work tx(**conn);
+      auto exists =
+          tx.exec_params("SELECT 1 FROM pg_roles WHERE rolname = $1", config.node.app_role);
+      if (exists.empty()) {
+        report.notes.push_back("node.app_role \"" + config.node.app_role +
+                               "\" does not exist yet: create the login, then run init-db again "
+                               "(it grants what capture needs)");
+      } else {
+        const std::string role = tx.quote_name(config.node.app_role);
+        tx.exec("GRANT USAGE ON SCHEMA mpfailover TO " + role);
+        tx.exec("GRANT SELECT, INSERT, UPDATE ON mpfailover.tombstone TO " + role);
+        tx.commit();
+        report.notes.push_back("granted " + config.node.app_role +
+                               " what capture needs (USAGE on schema mpfailover, SELECT, INSERT, "
+                               "UPDATE on mpfailover.tombstone)");
+      }
+    } catch (const std::exception& e) {
+      return unavailable(std::string("could not grant capture rights to node.app_role: ") +
+                         e.what());
+    }
+  }
   return report;
 }
 

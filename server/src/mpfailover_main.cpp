@@ -88,6 +88,7 @@ int cmd_init_db(const std::string& config_path, const std::vector<std::string>& 
     for (const auto& m : report->migrations_applied) std::cout << "applied migration " << m << "\n";
   }
   for (const auto& t : report->tables_captured) std::cout << "capturing " << t << "\n";
+  for (const auto& n : report->notes) std::cout << n << "\n";
   return kExitOk;
 }
 

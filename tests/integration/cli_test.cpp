@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <doctest/doctest.h>
 
@@ -136,5 +137,44 @@ TEST_SUITE("cli") {
     auto nowhere = run(kCli + " --config /nonexistent.conf keygen");
     CHECK(nowhere.rc == 2);
     std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_SUITE("cli") {
+  TEST_CASE("init-db grants node.app_role what capture needs, so the application can delete") {
+    mpf::test::TestDatabase db;
+    const std::string role = "mpft_app_del_" + std::to_string(::getpid());
+    {
+      pqxx::connection c(db.conninfo());
+      pqxx::nontransaction tx(c);
+      tx.exec("DROP ROLE IF EXISTS " + role);
+      tx.exec("CREATE ROLE " + role + " LOGIN");
+    }
+    const auto conf = db.write_config_file();
+    {
+      std::ofstream out(conf, std::ios::app);
+      out << "[node]\napp_role = " << role << "\n";  // a section may appear twice
+    }
+    auto r = run(kCli + " --config " + conf + " init-db --app-schema");
+    CHECK_MESSAGE(r.rc == 0, r.output);
+    CHECK(r.output.find("granted " + role) != std::string::npos);
+    {
+      pqxx::connection c(db.conninfo());
+      pqxx::nontransaction tx(c);
+      tx.exec("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " + role);
+      tx.exec("INSERT INTO users (login) VALUES ('leaving')");
+    }
+    {
+      pqxx::connection app(mpf::test::with_dbname(mpf::test::base_conninfo(), db.name()) +
+                           " user=" + role);
+      pqxx::work tx(app);
+      tx.exec("DELETE FROM users WHERE login = 'leaving'");  // writes a tombstone
+      tx.commit();
+    }
+    pqxx::connection c(db.conninfo());
+    pqxx::nontransaction tx(c);
+    CHECK(tx.exec("SELECT count(*) FROM mpfailover.tombstone")[0][0].as<int>() == 1);
+    tx.exec("DROP OWNED BY " + role);
+    tx.exec("DROP ROLE " + role);
   }
 }

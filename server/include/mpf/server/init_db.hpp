@@ -17,6 +17,7 @@ struct InitDbOptions {
 struct InitDbReport {
   std::vector<std::string> migrations_applied;
   std::vector<std::string> tables_captured;
+  std::vector<std::string> notes;  // things the operator should know (printed by the CLI)
 };
 
 Result<InitDbReport> init_db(const Config& config, const InitDbOptions& options);
