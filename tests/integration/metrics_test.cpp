@@ -266,6 +266,14 @@ TEST_SUITE("metrics") {
     int rc = -1;
     auto s = n.cli("status --json", &rc);
     CHECK_MESSAGE(rc == 0, s);
+
+    // SIGTERM with a connection still open: a clean stop.
+    const int open_client = connect_to(n.metrics_port);
+    n.daemon->stop();
+    if (open_client >= 0) ::close(open_client);
+    const auto log = n.daemon->log_text();
+    CHECK_MESSAGE(log.find("DaemonStopping") != std::string::npos, log);
+    CHECK_MESSAGE(log.find("terminate called") == std::string::npos, log);
   }
 
   TEST_CASE("a metrics.listen address that cannot be bound stops the daemon, naming the key") {
