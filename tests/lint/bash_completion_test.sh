@@ -52,6 +52,8 @@ expect_contains "mpfailover failover --" "--json"
 expect "mpfailover queue --w" "--watch"
 expect "mpfailover conflicts --s" "--since"
 expect "mpfailover init-db --a" "--app-schema"
+expect "mpfailover verify --r" "--repair"
+expect "mpfailover ch" "check"
 expect "mpfailover status --f" ""
 
 # --config completes file names (in a scratch directory).
