@@ -8,6 +8,7 @@
 #include <sstream>
 #include <tuple>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 
 #include <mpf/core/duration.hpp>
@@ -140,6 +141,38 @@ Result<uint64_t> parse_bytes(const std::string& text) {
   return std::stoull(t.substr(0, i)) * scale;
 }
 
+// "127.0.0.1:9108" or "[::1]:9108": an IP address literal (no host name, so what the daemon
+// binds is what the file says) and a port 1-65535.
+Result<std::pair<std::string, uint16_t>> parse_listen(const std::string& text) {
+  const std::string t = trim(text);
+  const auto colon = t.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return invalid_argument("expected ADDRESS:PORT, e.g. 127.0.0.1:9108 or [::1]:9108");
+  }
+  std::string address = t.substr(0, colon);
+  const std::string port_text = t.substr(colon + 1);
+  if (address.front() == '[') {
+    if (address.size() < 3 || address.back() != ']') {
+      return invalid_argument("expected ADDRESS:PORT, e.g. 127.0.0.1:9108 or [::1]:9108");
+    }
+    address = address.substr(1, address.size() - 2);
+  }
+  boost::system::error_code ec;
+  const auto ip = boost::asio::ip::make_address(address, ec);
+  if (ec || (ip.is_v6() && t.front() != '[')) {
+    return invalid_argument("\"" + address +
+                            "\" is not an IP address (IPv6 goes in brackets: [::1]:9108)");
+  }
+  const bool digits = !port_text.empty() && port_text.size() <= 5 &&
+                      std::all_of(port_text.begin(), port_text.end(),
+                                  [](unsigned char c) { return std::isdigit(c); });
+  const long port = digits ? std::stol(port_text) : 0;
+  if (port < 1 || port > 65535) {
+    return invalid_argument("port \"" + port_text + "\" is not 1-65535");
+  }
+  return std::pair{address, static_cast<uint16_t>(port)};
+}
+
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& path) {
@@ -184,6 +217,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
       ("control.socket", po::value(&cfg.control.socket))
       ("control.group", po::value(&cfg.control.group))
       ("log.level", po::value(&cfg.log.level))
+      ("metrics.listen", po::value(&cfg.metrics.listen))
       ("queue.warn_bytes", po::value(&warn_bytes_text))
       ("security.mode", po::value(&cfg.security.mode))
       ("security.secret_key_file", po::value(&cfg.security.secret_key_file))
@@ -374,6 +408,17 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   if (!kLevels.count(cfg.log.level)) {
     return err.key("log.level", "invalid log.level \"" + cfg.log.level +
                                     "\": expected trace, debug, info, warn or error");
+  }
+  if (!trim(cfg.metrics.listen).empty()) {
+    auto listen = parse_listen(cfg.metrics.listen);
+    if (!listen) {
+      return err.key("metrics.listen", "invalid metrics.listen \"" + cfg.metrics.listen +
+                                           "\": " + listen.status().message());
+    }
+    cfg.metrics.address = listen->first;
+    cfg.metrics.port = listen->second;
+  } else {
+    cfg.metrics.listen.clear();
   }
   if (cfg.control.socket.empty() || cfg.control.socket.front() != '/') {
     return err.key("control.socket",

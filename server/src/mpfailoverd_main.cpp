@@ -6,6 +6,7 @@
 #include <atomic>
 #include <csignal>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -25,6 +26,8 @@
 #include <mpf/server/control_server.hpp>
 #include <mpf/server/init_db.hpp>
 #include <mpf/server/logging.hpp>
+#include <mpf/server/metrics_sampler.hpp>
+#include <mpf/server/metrics_server.hpp>
 #include <mpf/server/node_driver.hpp>
 #include <mpf/server/queue_watch.hpp>
 #include <mpf/server/systemd_notify.hpp>
@@ -155,6 +158,24 @@ int main(int argc, char** argv) {
     spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
     std::cerr << "mpfailoverd: " << s.message() << "\n";
     return 1;
+  }
+  // Prometheus metrics (metrics.listen): the database numbers are sampled on their own thread.
+  std::unique_ptr<mpf::server::MetricsSampler> metrics_sampler;
+  std::unique_ptr<mpf::server::MetricsServer> metrics;
+  if (!cfg->metrics.listen.empty()) {
+    metrics_sampler = std::make_unique<mpf::server::MetricsSampler>(cfg->node.database,
+                                                                    cfg->node.name, cfg->peer.name);
+    metrics = std::make_unique<mpf::server::MetricsServer>(
+        io, cfg->metrics.address, cfg->metrics.port, [&] {
+          return mpf::server::render_metrics(
+              mpf::server::gather_metrics(driver, shipper, receiver, *metrics_sampler));
+        });
+    if (auto s = metrics->start(); !s) {
+      spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
+      std::cerr << "mpfailoverd: " << s.message() << "\n";
+      return 1;
+    }
+    metrics_sampler->start();
   }
   std::jthread receiver_thread([&](std::stop_token st) { receiver.run(st); });
   std::jthread shipper_thread([&](std::stop_token st) { shipper.run(st); });

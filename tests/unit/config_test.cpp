@@ -235,7 +235,8 @@ TEST_CASE("the example config in deploy/ parses and documents every key the pars
                           "interface =",
                           "on_promote =",
                           "on_demote =",
-                          "group ="}) {
+                          "group =",
+                          "[metrics]"}) {
     CAPTURE(key);
     CHECK(text.str().find(key) != std::string::npos);
   }
@@ -331,5 +332,38 @@ TEST_CASE("heartbeat, failover, shared address and hooks keys: defaults and erro
     auto timeout = parse_config(base + "[heartbeat]\ntimeout=soon\n", "/etc/x.conf");
     REQUIRE_FALSE(timeout);
     CHECK(timeout.status().message().find("heartbeat.timeout") != std::string::npos);
+  }
+}
+
+TEST_CASE("metrics.listen is off by default, takes ADDRESS:PORT, and refuses garbage by name") {
+  const std::string base =
+      "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n[security]\nmode=plain\n";
+  auto none = parse_config(base, kPath);
+  REQUIRE_MESSAGE(none, none.status().message());
+  CHECK(none->metrics.listen.empty());
+
+  auto v4 = parse_config(base + "[metrics]\nlisten = 127.0.0.1:9108\n", kPath);
+  REQUIRE_MESSAGE(v4, v4.status().message());
+  CHECK(v4->metrics.address == "127.0.0.1");
+  CHECK(v4->metrics.port == 9108);
+
+  auto v6 = parse_config(base + "[metrics]\nlisten = [::1]:9108\n", kPath);
+  REQUIRE_MESSAGE(v6, v6.status().message());
+  CHECK(v6->metrics.address == "::1");
+  CHECK(v6->metrics.port == 9108);
+
+  auto empty = parse_config(base + "[metrics]\nlisten =\n", kPath);
+  REQUIRE_MESSAGE(empty, empty.status().message());
+  CHECK(empty->metrics.listen.empty());
+
+  for (const char* bad :
+       {"9108", ":9108", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+        "127.0.0.1:http", "localhost:9108", "::1:9108", "[::1:9108", "[]:9108", "300.0.0.1:9108"}) {
+    CAPTURE(bad);
+    auto r = parse_config(base + "[metrics]\nlisten = " + bad + "\n", kPath);
+    REQUIRE_FALSE(r);
+    CHECK(r.status().message().find("config file \"/etc/mpfailover/test.conf\" line 10: invalid "
+                                    "metrics.listen \"" +
+                                    std::string(bad) + "\"") == 0);
   }
 }

@@ -80,6 +80,14 @@ struct Config {
     std::string level = "info";
   } log;
 
+  struct Metrics {
+    // "ADDRESS:PORT" (IPv6 as "[::1]:9108") where mpfailoverd serves Prometheus metrics over
+    // HTTP; empty (the default): no metrics endpoint. address and port are listen, parsed.
+    std::string listen;
+    std::string address;
+    uint16_t port = 0;
+  } metrics;
+
   struct Queue {
     uint64_t warn_bytes = 1ull << 30;  // backlog size that raises a warning (nothing is dropped)
   } queue;

@@ -1,0 +1,213 @@
+// NOTES: the metrics endpoint is for a scraper on a management network, not the internet, but
+// it must never hurt the daemon it reports on: every connection has a deadline (a client that
+// sends half a request and waits is cut off), request size is bounded before anything is
+// buffered, the number of connections is capped, and a scrape only copies values already in
+// memory (the database numbers come from MetricsSampler's thread).
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <mpf/core/text.hpp>
+#include <mpf/replicator/receiver.hpp>
+#include <mpf/replicator/shipper.hpp>
+#include <mpf/server/metrics_sampler.hpp>
+#include <mpf/server/metrics_server.hpp>
+#include <mpf/server/node_driver.hpp>
+
+namespace mpf::server {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = boost::asio::ip::tcp;
+
+struct MetricsServer::Shared {
+  explicit Shared(boost::asio::io_context& io) : acceptor(io), retry(io) {}
+  tcp::acceptor acceptor;
+  boost::asio::steady_timer retry;
+  Render render;
+  int connections = 0;
+};
+
+namespace {
+
+void accept_next(const std::shared_ptr<MetricsServer::Shared>& shared);
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<MetricsServer::Shared> shared)
+      : stream_(std::move(socket)), shared_(std::move(shared)) {}
+
+  void start() {
+    parser_.header_limit(MetricsServer::kMaxHeaderBytes);
+    parser_.body_limit(MetricsServer::kMaxBodyBytes);
+    stream_.expires_after(MetricsServer::kTimeout);
+    http::async_read(
+        stream_, buffer_, parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  ~Session();
+
+ private:
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == boost::asio::error::operation_aborted || ec == boost::asio::error::eof) {
+      return close();
+    }
+    if (ec) {
+      spdlog::debug("MetricsRequestRefused reason=\"{}\"", one_line(ec.message()));
+      return respond(http::status::bad_request, "malformed request: " + ec.message() + "\n",
+                     "text/plain; charset=utf-8", 11);
+    }
+    const auto& req = parser_.get();
+    std::string_view target(req.target().data(), req.target().size());
+    target = target.substr(0, target.find('?'));
+    if (target != "/metrics") {
+      return respond(http::status::not_found, "not found: try /metrics\n",
+                     "text/plain; charset=utf-8", req.version());
+    }
+    if (req.method() != http::verb::get) {
+      return respond(http::status::method_not_allowed, "only GET\n", "text/plain; charset=utf-8",
+                     req.version());
+    }
+    std::string text;
+    try {
+      text = shared_->render();
+    } catch (const std::exception& e) {
+      // Never out of the io thread's run(): that would stop the daemon.
+      spdlog::warn("MetricsRenderFailed reason=\"{}\"", one_line(e.what()));
+      return respond(http::status::internal_server_error, "could not gather the metrics\n",
+                     "text/plain; charset=utf-8", req.version());
+    }
+    respond(http::status::ok, std::move(text), kMetricsContentType, req.version());
+  }
+
+  void respond(http::status status, std::string body, const char* content_type, unsigned version) {
+    auto res = std::make_shared<http::response<http::string_body>>(status, version);
+    res->set(http::field::server, "mpfailoverd");
+    res->set(http::field::content_type, content_type);
+    if (status == http::status::method_not_allowed) res->set(http::field::allow, "GET");
+    res->keep_alive(false);
+    res->body() = std::move(body);
+    res->prepare_payload();
+    stream_.expires_after(MetricsServer::kTimeout);
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code, size_t) {
+      self->close();
+    });
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_{MetricsServer::kMaxHeaderBytes + MetricsServer::kMaxBodyBytes};
+  http::request_parser<http::string_body> parser_;
+  std::shared_ptr<MetricsServer::Shared> shared_;
+};
+
+Session::~Session() { --shared_->connections; }
+
+}  // namespace
+
+MetricsServer::MetricsServer(boost::asio::io_context& io, std::string address, uint16_t port,
+                             Render render)
+    : io_(io), address_(std::move(address)), port_(port), shared_(std::make_shared<Shared>(io)) {
+  shared_->render = std::move(render);
+}
+
+MetricsServer::~MetricsServer() {
+  beast::error_code ignored;
+  shared_->acceptor.close(ignored);
+  shared_->retry.cancel();
+}
+
+Status MetricsServer::start() {
+  const std::string where =
+      "metrics.listen \"" +
+      (address_.find(':') != std::string::npos ? "[" + address_ + "]" : address_) + ":" +
+      std::to_string(port_) + "\"";
+  beast::error_code ec;
+  const auto ip = boost::asio::ip::make_address(address_, ec);
+  if (ec) return invalid_argument("could not listen on " + where + ": " + ec.message());
+  const tcp::endpoint endpoint(ip, port_);
+  auto& acceptor = shared_->acceptor;
+  if (!acceptor.open(endpoint.protocol(), ec) &&
+      !acceptor.set_option(boost::asio::socket_base::reuse_address(true), ec) &&
+      !acceptor.bind(endpoint, ec) &&
+      !acceptor.listen(boost::asio::socket_base::max_listen_connections, ec)) {
+    port_ = acceptor.local_endpoint().port();
+    spdlog::info("MetricsListening address={} port={}", address_, port_);
+    accept();
+    return Status::ok();
+  }
+  return unavailable("could not listen on " + where + ": " + ec.message());
+}
+
+uint16_t MetricsServer::port() const { return port_; }
+
+void MetricsServer::accept() { accept_next(shared_); }
+
+namespace {
+
+void accept_next(const std::shared_ptr<MetricsServer::Shared>& shared) {
+  shared->acceptor.async_accept([shared](beast::error_code ec, tcp::socket socket) {
+    if (ec == boost::asio::error::operation_aborted || !shared->acceptor.is_open()) return;
+    if (ec) {
+      // Out of descriptors, say: not fatal, but do not spin on it.
+      spdlog::debug("MetricsAcceptFailed reason=\"{}\"", one_line(ec.message()));
+      shared->retry.expires_after(std::chrono::milliseconds(100));
+      shared->retry.async_wait([shared](beast::error_code e) {
+        if (!e) accept_next(shared);
+      });
+      return;
+    }
+    if (shared->connections >= MetricsServer::kMaxConnections) {
+      beast::error_code ignored;
+      socket.close(ignored);
+    } else {
+      ++shared->connections;
+      std::make_shared<Session>(std::move(socket), shared)->start();
+    }
+    accept_next(shared);
+  });
+}
+
+std::optional<double> optional_number(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
+}  // namespace
+
+MetricsValues gather_metrics(NodeDriver& driver, const replicator::Shipper& shipper,
+                             const replicator::Receiver& receiver, const MetricsSampler& sampler) {
+  MetricsValues v;
+  const auto status = driver.status_json();
+  v.role = status.value("role", "");
+  v.epoch = status.value("epoch", int64_t{0});
+  v.peer_state = status.value("peer_state", "");
+  v.last_heartbeat_age_s = optional_number(status, "last_heartbeat_age_s");
+  v.lag_s = optional_number(status, "lag_s");
+  const auto out = shipper.stats();
+  const auto in = receiver.stats();
+  v.outbound_up = out.connected;
+  v.inbound_up = in.connected;
+  v.sent_bytes = out.wire_bytes;
+  v.received_bytes = in.wire_bytes;
+  v.sent_transactions = out.transactions;
+  v.applied_transactions = in.transactions;
+  v.reconnects = out.sessions > 0 ? out.sessions - 1 : 0;
+  v.dropped_frames = in.dropped_frames;
+  v.database = sampler.latest();
+  v.database_errors = sampler.errors();
+  return v;
+}
+
+}  // namespace mpf::server
