@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <unistd.h>
 
@@ -55,9 +56,11 @@ mpf::Result<Config> config_or_error(const std::string& path) {
 int cmd_init_db(const std::string& config_path, const std::vector<std::string>& args) {
   po::options_description desc("mpfailover init-db options");
   bool app_schema = false;
+  bool json = false;
   desc.add_options()("help,h", "show this help")(
       "app-schema", po::bool_switch(&app_schema),
-      "also create the MeetingPlace application tables (demo and tests)");
+      "also create the MeetingPlace application tables (demo and tests)")(
+      "json", po::bool_switch(&json), "print what was done as JSON");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
@@ -67,7 +70,7 @@ int cmd_init_db(const std::string& config_path, const std::vector<std::string>& 
     return kExitUsage;
   }
   if (vm.count("help")) {
-    std::cout << "usage: mpfailover [--config PATH] init-db [--app-schema]\n\n"
+    std::cout << "usage: mpfailover [--config PATH] init-db [--app-schema] [--json]\n\n"
                  "Creates or upgrades the replicator's catalog in node.database and installs\n"
                  "capture on every table in replication.tables. Safe to run again.\n\n"
               << desc;
@@ -81,6 +84,15 @@ int cmd_init_db(const std::string& config_path, const std::vector<std::string>& 
   if (!report) {
     print_error(report.status());
     return kExitFailed;
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"ok", true},
+                                {"migrations_applied", report->migrations_applied},
+                                {"tables_captured", report->tables_captured},
+                                {"notes", report->notes}}
+                     .dump(2)
+              << "\n";
+    return kExitOk;
   }
   if (report->migrations_applied.empty()) {
     std::cout << "catalog is up to date\n";
@@ -96,7 +108,9 @@ int cmd_keygen(const std::string& config_path, const std::vector<std::string>& a
   po::options_description desc("mpfailover keygen options");
   std::string secret_path;
   std::string public_path;
-  desc.add_options()("help,h", "show this help")(
+  bool json = false;
+  desc.add_options()("help,h", "show this help")("json", po::bool_switch(&json),
+                                                 "print the files and the public key as JSON")(
       "secret-key-file", po::value(&secret_path),
       "where to write the secret key (default: security.secret_key_file of the config)")(
       "public-key-file", po::value(&public_path),
@@ -111,7 +125,7 @@ int cmd_keygen(const std::string& config_path, const std::vector<std::string>& a
   }
   if (vm.count("help")) {
     std::cout << "usage: mpfailover [--config PATH] keygen [--secret-key-file F] "
-                 "[--public-key-file F]\n\n"
+                 "[--public-key-file F] [--json]\n\n"
                  "Writes a new CURVE key pair for this node (secret key mode 0600). Give the\n"
                  "public key to the peer: its config names it in security.peer_public_key_file.\n\n"
               << desc;
@@ -138,6 +152,15 @@ int cmd_keygen(const std::string& config_path, const std::vector<std::string>& a
     print_error(s);
     return kExitFailed;
   }
+  if (json) {
+    std::cout << nlohmann::json{{"ok", true},
+                                {"secret_key_file", secret_path},
+                                {"public_key_file", public_path},
+                                {"public_key", keys->public_key}}
+                     .dump(2)
+              << "\n";
+    return kExitOk;
+  }
   std::cout << "wrote secret key " << secret_path << " (mode 0600)\nwrote public key "
             << public_path << ": " << keys->public_key << "\n";
   return kExitOk;
@@ -147,8 +170,10 @@ int cmd_skip(const std::string& config_path, const std::vector<std::string>& arg
   po::options_description desc("mpfailover skip options");
   std::string position_text;
   std::string reason;
-  desc.add_options()("help,h", "show this help")("position", po::value(&position_text),
-                                                 "TICK/SEQ, as the apply error names it")(
+  bool json = false;
+  desc.add_options()("help,h", "show this help")("json", po::bool_switch(&json),
+                                                 "print the recorded request as JSON")(
+      "position", po::value(&position_text), "TICK/SEQ, as the apply error names it")(
       "reason", po::value(&reason), "why (required; recorded with the skipped changes)");
   po::positional_options_description pos;
   pos.add("position", 1);
@@ -161,7 +186,7 @@ int cmd_skip(const std::string& config_path, const std::vector<std::string>& arg
     return kExitUsage;
   }
   if (vm.count("help")) {
-    std::cout << "usage: mpfailover [--config PATH] skip TICK/SEQ --reason TEXT\n\n"
+    std::cout << "usage: mpfailover [--config PATH] skip TICK/SEQ --reason TEXT [--json]\n\n"
                  "When apply of the peer's changes has stopped on a transaction this node cannot\n"
                  "apply, records the decision to leave that one transaction out. The applier\n"
                  "keeps each of its changes in the conflicts table (kind 'skip') and goes on.\n\n"
@@ -206,6 +231,15 @@ int cmd_skip(const std::string& config_path, const std::vector<std::string>& arg
     std::cerr << "mpfailover skip: could not record the skip in the node's database: " << e.what()
               << "\n";
     return kExitFailed;
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"ok", true},
+                                {"position", position.to_string()},
+                                {"origin", cfg->peer.name},
+                                {"reason", reason}}
+                     .dump(2)
+              << "\n";
+    return kExitOk;
   }
   std::cout << "skip of transaction " << position.to_string() << " from \"" << cfg->peer.name
             << "\" recorded; apply leaves it out when it resumes, and its changes are kept in "

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include "support/test_db.hpp"
 
@@ -176,5 +177,30 @@ TEST_SUITE("cli") {
     CHECK(tx.exec("SELECT count(*) FROM mpfailover.tombstone")[0][0].as<int>() == 1);
     tx.exec("DROP OWNED BY " + role);
     tx.exec("DROP ROLE " + role);
+  }
+}
+
+TEST_SUITE("cli") {
+  TEST_CASE("keygen and init-db answer in JSON with --json") {
+    const std::string dir = "/tmp/mpft_cli_json_" + std::to_string(::getpid());
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    auto k = run(kCli + " keygen --json --secret-key-file " + dir + "/x.key --public-key-file " +
+                 dir + "/x.pub");
+    REQUIRE_MESSAGE(k.rc == 0, k.output);
+    auto kj = nlohmann::json::parse(k.output);
+    CHECK(kj["ok"] == true);
+    CHECK(kj["public_key"].get<std::string>().size() == 40);  // Z85 of 32 bytes
+    CHECK(kj["secret_key_file"] == dir + "/x.key");
+    CHECK(std::filesystem::exists(dir + "/x.pub"));
+    std::filesystem::remove_all(dir);
+
+    mpf::test::TestDatabase db;
+    const auto conf = db.write_config_file();
+    auto i = run(kCli + " --config " + conf + " init-db --app-schema --json");
+    REQUIRE_MESSAGE(i.rc == 0, i.output);
+    auto ij = nlohmann::json::parse(i.output);
+    CHECK(ij["migrations_applied"].size() >= 5);
+    CHECK(ij["tables_captured"].size() == 5);
   }
 }

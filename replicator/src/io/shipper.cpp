@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -243,7 +244,17 @@ void Shipper::run(std::stop_token stop) {
   std::jthread trim_thread([&](std::stop_token st) { trimmer.run(st); });
   uint64_t acked_txs = 0;  // acknowledged transactions not yet added to peer_ack's total
 
+  // The event log's drains: from a session's first batch to the first moment everything is
+  // acknowledged (a backlog after an outage, or just the traffic of a fresh session).
+  bool draining = false;
+  std::optional<Clock::time_point> drain_since;
+  uint64_t drain_txs = 0;
   auto mark_caught_up = [&](Clock::time_point t) {
+    if (draining && drain_since) {
+      spdlog::info("DrainFinished peer={} transactions={} seconds={:.3f}", o.peer, drain_txs,
+                   std::chrono::duration<double>(Clock::now() - *drain_since).count());
+    }
+    draining = false;
     std::lock_guard lock(mu_);
     stats_.caught_up_at = std::chrono::time_point_cast<Duration>(t);
   };
@@ -381,6 +392,9 @@ void Shipper::run(std::stop_token stop) {
             session->last_ack = Clock::now();
             spdlog::info("LinkUp peer={} session={:x} resume_from={}", o.peer, session->id(),
                          acked.to_string());
+            draining = true;
+            drain_since.reset();
+            drain_txs = 0;
             std::lock_guard lock(mu_);
             stats_.connected = true;
             stats_.acked = acked;
@@ -522,6 +536,12 @@ void Shipper::run(std::stop_token stop) {
         ++session->inflight;
         session->inflight_bytes.push_back(frame->size());
         session->inflight_txs.push_back(txs);
+        if (draining && !drain_since) {
+          drain_since = Clock::now();
+          spdlog::info("DrainStarted peer={} session={:x} from={}", o.peer, session->id(),
+                       acked.to_string());
+        }
+        drain_txs += txs;
         std::lock_guard lock(mu_);
         ++stats_.batches;
         stats_.transactions += txs;
