@@ -267,3 +267,18 @@ TEST_CASE("send_soon sends at the next tick whatever the schedule") {
   CHECK(m.next_deadline() <= clock.now());
   CHECK(has(m.tick(clock.now()), Kind::kSendHeartbeat));
 }
+
+TEST_CASE("a skew estimate from a slow round trip does not hide a better one") {
+  ManualClock clock;
+  PeerMonitor m(options());
+  (void)m.tick(clock.now());
+  (void)m.on_answer(answer(1, 0), clock.now());  // 2 ms round trip, no skew
+  CHECK(m.snapshot().clock_skew_ms == 0);
+  clock.advance(60s);
+  (void)m.tick(clock.now());
+  // A heartbeat that waited 3 s in a queue behind a cut link: answered late, skewed midpoint.
+  HeartbeatAnswer late{2, 1'000'000'000 + 2'900'000, 1'000'000'000, 1'003'000'000};
+  (void)m.on_answer(late, clock.now());
+  CHECK(m.snapshot().clock_skew_ms == 0);
+  CHECK(m.snapshot().rtt == std::chrono::microseconds(3'000'000));
+}

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdlib>
 
 #include <mpf/core/status.hpp>
@@ -122,9 +123,23 @@ std::vector<MonitorAction> PeerMonitor::on_answer(const HeartbeatAnswer& answer,
     // Skew from the newest answer only: a late answer's round trip is not this one's.
     const int64_t midpoint =
         answer.sent_wall_us + (answer.received_wall_us - answer.sent_wall_us) / 2;
-    const int64_t skew_ms = (answer.peer_wall_us - midpoint) / 1000;
+    const int64_t rtt_us = answer.received_wall_us - answer.sent_wall_us;
+    // An estimate is off by up to half its round trip: of the last few, the one with the
+    // shortest round trip is reported (as NTP filters), so a heartbeat that sat in a queue
+    // behind a cut link does not show as skew.
+    const size_t k = skew_samples_.size();
+    skew_samples_[next_sample_ % k] = {rtt_us, answer.peer_wall_us - midpoint};
+    ++next_sample_;
+    // Oldest to newest, `<=`: on equal round trips the newest estimate wins (clocks move).
+    const size_t n = std::min(next_sample_, k);
+    const std::pair<int64_t, int64_t>* best = nullptr;
+    for (size_t i = next_sample_ - n; i < next_sample_; ++i) {
+      const auto& sample = skew_samples_[i % k];
+      if (!best || sample.first <= best->first) best = &sample;
+    }
+    const int64_t skew_ms = best->second / 1000;
     snap_.clock_skew_ms = skew_ms;
-    snap_.rtt = std::chrono::microseconds(answer.received_wall_us - answer.sent_wall_us);
+    snap_.rtt = std::chrono::microseconds(rtt_us);
     const bool high = std::llabs(skew_ms) > options_.max_skew.count();
     if (high != snap_.skew_high) {
       snap_.skew_high = high;

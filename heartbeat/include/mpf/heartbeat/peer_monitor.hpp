@@ -14,14 +14,17 @@
 // - The witness's verdict holds for one silence: an answer from the peer sets it back to
 //   unknown, and a witness reply that comes after the peer answered is ignored, so a failover
 //   decision never rests on a witness pinged during an earlier partition.
-// - Clock skew is estimated from each answer as peer_wall - (sent_wall + received_wall) / 2.
+// - Clock skew is estimated from each answer as peer_wall - (sent_wall + received_wall) / 2;
+//   of the last 8 estimates, the one with the shortest round trip is reported.
 //
 // Thread safety: none; one driver thread owns it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <mpf/core/clock.hpp>
@@ -115,6 +118,9 @@ class PeerMonitor {
   std::optional<TimePoint> next_send_at_;  // unset: at the first tick
   bool awaiting_ = false;                  // the newest heartbeat is still unanswered
   bool pinging_ = false;
+  // (round trip µs, skew µs) of the last answers, for the skew filter.
+  std::array<std::pair<int64_t, int64_t>, 8> skew_samples_{};
+  size_t next_sample_ = 0;
 };
 
 }  // namespace mpf::heartbeat
