@@ -13,7 +13,7 @@ packages=(
   nlohmann-json3-dev libzstd-dev libsystemd-dev
   doctest-dev
   postgresql-15 postgresql-client-15 postgresql-server-dev-15
-  iproute2 nftables iputils-ping iputils-arping procps psmisc socat bc
+  iproute2 nftables iputils-ping iputils-arping procps psmisc socat bc jq
   clang clang-format
   dpkg-dev mmdebstrap systemd python3  # the .deb (cpack, dpkg-shlibdeps) and its install test
 )

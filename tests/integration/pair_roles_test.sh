@@ -289,6 +289,8 @@ expect_eq "1: writes open on a, closed on b" "$(field a .writes) $(field b .writ
 check_within "1: the shared address is on a only" 10 addr_only_on a
 check_within "1: shared_address_holder = a on both" 10 holder_is a
 check_within "1: a's on_promote hook ran" 10 is a .last_hook.ok true
+check "1: mpfailover check: the two configs match" cli a check
+check_within "1: mpfailover verify: both databases equal" 20 cli b verify
 
 # ---------------------------------------------------------------------------------------------
 scenario "2 manual failover refused while the peer is up and active"
@@ -436,6 +438,8 @@ check_within "8: both report the same epoch" 10 same_epoch
 check_within "8: data converges" 30 converged
 check_within "8: conflicts recorded on a" 10 eval "(( \$(conflicts a) > c_a ))"
 check_within "8: conflicts recorded on b" 10 eval "(( \$(conflicts b) > c_b ))"
+check "8: mpfailover conflicts --json lists them on a" eval \
+  "(( \$(cli a conflicts --json | jq '.count') == \$(conflicts a) ))"
 note "conflicts: a $(conflicts a) b $(conflicts b); $(sql a -c 'SELECT login, email FROM users WHERE login LIKE $$sb-%$$ ORDER BY 1' | tr '\n' ' ')"
 winner=a
 role_is a active || winner=b
@@ -457,6 +461,8 @@ for k in 2 3 4 5; do app_insert $sb "alone-$k" >>"$log" 2>&1; done
 for k in 1 2 3; do app_insert $act "pair-$k" >>"$log" 2>&1; done
 sleep 1 # a negative: give replication the time it would have needed
 check "9: the queue on $sb grows (>= 5 changes)" eval "(( \$(backlog $sb) >= 5 ))"
+check "9: mpfailover queue --json on $sb says 5 transactions, 5 rows" eval \
+  "[[ \$(cli $sb queue --json | jq -c '[.transactions, .rows, .by_table[\"public.users\"]]') == '[5,5,5]' ]]"
 check "9: $act has none of $sb's rows" eval "! has_login $act alone-1"
 out=$(cli $sb join 2>&1)
 rc=$?
@@ -466,6 +472,9 @@ check_within "9: $sb back to standby" 5 role_is $sb standby
 check_within "9: $sb read-only again" 10 app_refused $sb alone-6
 check_within "9: data converges" 30 converged
 check_within "9: both queues drain" 30 drained
+check_within "9: mpfailover queue --json on $sb says 0 after the drain" 30 eval \
+  "[[ \$(cli $sb queue --json | jq '.transactions') == 0 ]]"
+check_within "9: mpfailover verify on $act: equal" 20 cli $act verify
 
 # ---------------------------------------------------------------------------------------------
 scenario "10 a failing on_promote hook"
