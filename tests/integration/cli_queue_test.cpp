@@ -13,6 +13,7 @@
 
 #include <mpf/replicator/pg_log_reader.hpp>
 
+#include "support/command.hpp"
 #include "support/daemon.hpp"
 #include "support/reader_util.hpp"
 #include "support/test_db.hpp"
@@ -23,27 +24,8 @@ using nlohmann::json;
 
 namespace {
 
-struct Run {
-  int rc;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-Run run(const std::string& command) {
-  Run r{-1, "", ""};
-  const std::string err_file = "/tmp/mpft_cli_queue_err_" + std::to_string(::getpid());
-  FILE* p = ::popen((command + " 2>" + err_file).c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(err_file);
-  r.err.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  std::remove(err_file.c_str());
-  return r;
-}
+using Run = mpf::test::RunSplit;
+Run run(const std::string& command) { return mpf::test::run_split(command); }
 
 const std::string kCli = MPF_CLI_PATH;
 

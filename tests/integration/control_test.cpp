@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/command.hpp"
 #include "support/daemon.hpp"
 #include "support/test_db.hpp"
 
@@ -22,22 +23,8 @@ using mpf::test::eventually;
 
 namespace {
 
-struct Run {
-  int rc;
-  std::string output;
-};
-
-Run run(const std::string& command) {
-  Run r{-1, ""};
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using mpf::test::Run;
+using mpf::test::run;
 
 const std::string kCli = MPF_CLI_PATH;
 

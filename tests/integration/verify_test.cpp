@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/command.hpp"
 #include "support/compare.hpp"
 #include "support/daemon.hpp"
 #include "support/test_db.hpp"
@@ -23,29 +24,8 @@ using mpf::test::scalar;
 
 namespace {
 
-struct Run {
-  int rc;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-Run run(const std::string& command) {
-  static int n = 0;
-  const std::string err_file =
-      "/tmp/mpft_verify_err_" + std::to_string(::getpid()) + "_" + std::to_string(n++);
-  Run r{-1, "", ""};
-  FILE* p = ::popen((command + " 2>" + err_file).c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf{};
-  size_t got;
-  while ((got = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
-  const int status = ::pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(err_file);
-  r.err.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  std::remove(err_file.c_str());
-  return r;
-}
+using Run = mpf::test::RunSplit;
+Run run(const std::string& command) { return mpf::test::run_split(command); }
 
 const std::string kCli = MPF_CLI_PATH;
 
