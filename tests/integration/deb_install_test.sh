@@ -275,11 +275,10 @@ for f in /usr/bin/mpfailoverd /usr/bin/mpfailover $pkglib/mpfailover_capture.so 
   [[ -e $root$f ]] || fail "$f not installed"
 done
 for f in /usr/bin/mpfailoverd /usr/bin/mpfailover; do [[ -x $root$f ]] || fail "$f not executable"; done
-# Installed when their sources exist (other branches write them).
 for f in on_promote on_demote; do
-  src_file=$(dirname "$self")/../../deploy/hooks/$f
-  [[ ! -e $src_file || -x $root/usr/lib/mpfailover/hooks/$f ]] || fail "hook $f not installed"
+  [[ -x $root/usr/lib/mpfailover/hooks/$f ]] || fail "hook $f not installed"
 done
+[[ -e $root/usr/share/bash-completion/completions/mpfailover ]] || fail "bash completion not installed"
 conffiles=$(chroot "$root" dpkg-query -W -f='${Conffiles}' mpfailover)
 [[ $conffiles == *"/etc/mpfailover/mpfailover.conf.example"* ]] || fail "conffiles: $conffiles"
 chroot "$root" getent passwd mpfailover >/dev/null || fail "postinst did not create user mpfailover"
