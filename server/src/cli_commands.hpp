@@ -2,14 +2,24 @@
 // arguments, prints its own help and returns an exit code.
 #pragma once
 
+#include <iostream>
 #include <string>
 #include <vector>
+
+#include <mpf/server/config.hpp>
 
 namespace mpf::server::cli {
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+
+// The node's config, or a one-line error on stderr (the caller exits with kExitUsage).
+inline Result<Config> config_or_error(const std::string& path) {
+  auto cfg = load_config(path);
+  if (!cfg) std::cerr << "mpfailover: " << cfg.status().message() << "\n";
+  return cfg;
+}
 
 // Through the daemon's control socket (cli_control.cpp).
 int cmd_status(const std::string& config_path, const std::vector<std::string>& args);

@@ -158,11 +158,8 @@ int cmd_status(const std::string& config_path, const std::vector<std::string>& a
       rc >= 0) {
     return rc;
   }
-  auto cfg = load_config(config_path);
-  if (!cfg) {
-    std::cerr << "mpfailover: " << cfg.status().message() << "\n";
-    return kExitUsage;
-  }
+  auto cfg = config_or_error(config_path);
+  if (!cfg) return kExitUsage;
   auto s = ask(*cfg, json{{"command", "status"}});
   if (!s) return fail(s.status());
   if (c.json_output) {
@@ -185,11 +182,8 @@ int cmd_failover(const std::string& config_path, const std::vector<std::string>&
       rc >= 0) {
     return rc;
   }
-  auto cfg = load_config(config_path);
-  if (!cfg) {
-    std::cerr << "mpfailover: " << cfg.status().message() << "\n";
-    return kExitUsage;
-  }
+  auto cfg = config_or_error(config_path);
+  if (!cfg) return kExitUsage;
   if (!c.json_output) {
     std::cout << "failover: promoting node \"" << cfg->node.name << "\" to active"
               << (c.force ? " (forced)" : "") << "\n";
@@ -245,11 +239,8 @@ int cmd_switchover(const std::string& config_path, const std::vector<std::string
       rc >= 0) {
     return rc;
   }
-  auto cfg = load_config(config_path);
-  if (!cfg) {
-    std::cerr << "mpfailover: " << cfg.status().message() << "\n";
-    return kExitUsage;
-  }
+  auto cfg = config_or_error(config_path);
+  if (!cfg) return kExitUsage;
   auto before = ask(*cfg, json{{"command", "status"}});
   if (!before) return fail(before.status());
   const bool here_active = (*before)["role"] == "active";
@@ -300,11 +291,8 @@ int simple(const std::string& name, const std::string& about, const std::string&
            const std::vector<std::string>& args) {
   Common c;
   if (int rc = parse(name, name + " [--json]", about, args, c, false); rc >= 0) return rc;
-  auto cfg = load_config(config_path);
-  if (!cfg) {
-    std::cerr << "mpfailover: " << cfg.status().message() << "\n";
-    return kExitUsage;
-  }
+  auto cfg = config_or_error(config_path);
+  if (!cfg) return kExitUsage;
   auto r = ask(*cfg, json{{"command", name}});
   if (!r) return fail(r.status());
   if (c.json_output) std::cout << r->dump(2) << "\n";

@@ -33,9 +33,9 @@ using mpf::server::Config;
 
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
+using mpf::server::cli::kExitFailed;
+using mpf::server::cli::kExitOk;
+using mpf::server::cli::kExitUsage;
 
 struct Command {
   const char* summary;
@@ -47,11 +47,7 @@ void print_error(const mpf::Status& s) {
   std::cerr << "mpfailover: " << s.message() << "\n";
 }
 
-mpf::Result<Config> config_or_error(const std::string& path) {
-  auto cfg = mpf::server::load_config(path);
-  if (!cfg) print_error(cfg.status());
-  return cfg;
-}
+using mpf::server::cli::config_or_error;
 
 int cmd_init_db(const std::string& config_path, const std::vector<std::string>& args) {
   po::options_description desc("mpfailover init-db options");
