@@ -167,40 +167,54 @@ bool read_change(Reader& r, RowChange* ch, int64_t* prev_seq, int64_t* prev_hlc,
          read_values(r, &ch->image, values_left, "image value count", "image value");
 }
 
+// What a chunk header is coded against: the previous chunk's position and txid.
+struct ChunkCursor {
+  Position pos;
+  uint64_t txid = 0;
+};
+
+// A chunk's header, the same in payload versions 1 and 2: position and txid as deltas, total
+// changes, part, flags, and the change count (checked against `changes_left` before anything is
+// allocated). Sizes c->changes; the changes themselves are each version's own.
+bool read_chunk_header(Reader& r, uint64_t i, ChunkCursor* cursor, size_t* changes_left,
+                       TxChunk* c) {
+  int64_t d;
+  uint8_t flags;
+  uint64_t nchanges;
+  bool ok = r.zigzag(&d, "position tick delta");
+  if (ok) c->position.tick = codec::wrapping_add(cursor->pos.tick, d);
+  ok = ok && r.zigzag(&d, "position seq delta");
+  if (ok) c->position.seq = codec::wrapping_add(cursor->pos.seq, d);
+  ok = ok && r.zigzag(&d, "txid delta");
+  if (ok) c->txid = cursor->txid + static_cast<uint64_t>(d);
+  ok = ok && r.zigzag(&c->total_changes, "total changes") && r.i32(&c->part, "part") &&
+       r.byte(&flags, "flags");
+  if (ok && (flags & ~kFlagLast) != 0) {
+    ok = r.fail("reserved flag bits set in " +
+                hex_bytes(std::string_view(reinterpret_cast<const char*>(&flags), 1)));
+  }
+  ok = ok && r.count(&nchanges, kMinChangeBytes, *changes_left, "change count");
+  if (!ok) return r.context("chunk " + std::to_string(i));
+  c->last = (flags & kFlagLast) != 0;
+  cursor->pos = c->position;
+  cursor->txid = c->txid;
+  *changes_left -= static_cast<size_t>(nchanges);
+  c->changes.resize(static_cast<size_t>(nchanges));
+  return true;
+}
+
 bool read_payload(Reader& r, std::vector<TxChunk>* out) {
   uint64_t nchunks;
   if (!r.count(&nchunks, kMinChunkBytes, kMaxBatchChunks, "chunk count")) return false;
   out->reserve(static_cast<size_t>(nchunks));
-  Position prev_pos;
-  uint64_t prev_txid = 0;
+  ChunkCursor cursor;
   int64_t prev_seq = 0;
   int64_t prev_hlc = 0;
   size_t changes_left = kMaxBatchChanges;
   size_t values_left = kMaxBatchValues;
   for (uint64_t i = 0; i < nchunks; ++i) {
     TxChunk& c = out->emplace_back();
-    int64_t d;
-    uint8_t flags;
-    uint64_t nchanges;
-    bool ok = r.zigzag(&d, "position tick delta");
-    if (ok) c.position.tick = codec::wrapping_add(prev_pos.tick, d);
-    ok = ok && r.zigzag(&d, "position seq delta");
-    if (ok) c.position.seq = codec::wrapping_add(prev_pos.seq, d);
-    ok = ok && r.zigzag(&d, "txid delta");
-    if (ok) c.txid = prev_txid + static_cast<uint64_t>(d);
-    ok = ok && r.zigzag(&c.total_changes, "total changes") && r.i32(&c.part, "part") &&
-         r.byte(&flags, "flags");
-    if (ok && (flags & ~kFlagLast) != 0) {
-      ok = r.fail("reserved flag bits set in " +
-                  hex_bytes(std::string_view(reinterpret_cast<const char*>(&flags), 1)));
-    }
-    ok = ok && r.count(&nchanges, kMinChangeBytes, changes_left, "change count");
-    if (!ok) return r.context("chunk " + std::to_string(i));
-    c.last = (flags & kFlagLast) != 0;
-    prev_pos = c.position;
-    prev_txid = c.txid;
-    changes_left -= static_cast<size_t>(nchanges);
-    c.changes.resize(static_cast<size_t>(nchanges));
+    if (!read_chunk_header(r, i, &cursor, &changes_left, &c)) return false;
     for (size_t k = 0; k < c.changes.size(); ++k) {
       if (!read_change(r, &c.changes[k], &prev_seq, &prev_hlc, &values_left)) {
         return r.context("chunk " + std::to_string(i) + " change " + std::to_string(k));
@@ -457,43 +471,22 @@ bool read_payload2(Reader& r, std::vector<TxChunk>* out) {
   uint64_t nchunks;
   if (!r.count(&nchunks, kMinChunkBytes, kMaxBatchChunks, "chunk count")) return false;
   out->reserve(static_cast<size_t>(nchunks));
-  Position prev_pos;
-  uint64_t prev_txid = 0;
+  ChunkCursor cursor;
   int64_t prev_seq = 0;
   int64_t prev_hlc = 0;
   size_t changes_left = kMaxBatchChanges;
   size_t values_left = kMaxBatchValues;
   for (uint64_t i = 0; i < nchunks; ++i) {
     TxChunk& c = out->emplace_back();
-    int64_t d;
-    uint8_t flags;
-    uint64_t nchanges;
-    bool ok = r.zigzag(&d, "position tick delta");
-    if (ok) c.position.tick = codec::wrapping_add(prev_pos.tick, d);
-    ok = ok && r.zigzag(&d, "position seq delta");
-    if (ok) c.position.seq = codec::wrapping_add(prev_pos.seq, d);
-    ok = ok && r.zigzag(&d, "txid delta");
-    if (ok) c.txid = prev_txid + static_cast<uint64_t>(d);
-    ok = ok && r.zigzag(&c.total_changes, "total changes") && r.i32(&c.part, "part") &&
-         r.byte(&flags, "flags");
-    if (ok && (flags & ~kFlagLast) != 0) {
-      ok = r.fail("reserved flag bits set in " +
-                  hex_bytes(std::string_view(reinterpret_cast<const char*>(&flags), 1)));
-    }
-    ok = ok && r.count(&nchanges, kMinChangeBytes, changes_left, "change count");
-    if (!ok) return r.context("chunk " + std::to_string(i));
-    c.last = (flags & kFlagLast) != 0;
-    prev_pos = c.position;
-    prev_txid = c.txid;
-    changes_left -= static_cast<size_t>(nchanges);
-    c.changes.resize(static_cast<size_t>(nchanges));
+    if (!read_chunk_header(r, i, &cursor, &changes_left, &c)) return false;
     for (size_t k = 0; k < c.changes.size(); ++k) {
       RowChange& ch = c.changes[k];
       uint32_t table;
       uint8_t op;
       uint64_t nkey;
       uint64_t nimage;
-      ok = r.u32(&table, "table index") && r.byte(&op, "operation");
+      int64_t d;
+      bool ok = r.u32(&table, "table index") && r.byte(&op, "operation");
       if (ok && op != 'I' && op != 'U' && op != 'D') {
         ok = r.fail("unknown operation " +
                     hex_bytes(std::string_view(reinterpret_cast<const char*>(&op), 1)));
