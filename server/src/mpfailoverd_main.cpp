@@ -35,6 +35,17 @@
 
 namespace po = boost::program_options;
 
+namespace {
+
+// Start-up stops at the first failure: one line in the log and on stderr, exit status 1.
+int refuse_startup(const mpf::Status& s) {
+  spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
+  std::cerr << "mpfailoverd: " << s.message() << "\n";
+  return 1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   std::string config_path = mpf::server::kDefaultConfigPath;
   bool check_only = false;
@@ -61,9 +72,7 @@ int main(int argc, char** argv) {
   }
   mpf::server::setup_logging("mpfailoverd", cfg->log.level);
   if (auto s = mpf::server::check_database(*cfg); !s) {
-    spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
-    std::cerr << "mpfailoverd: " << s.message() << "\n";
-    return 1;
+    return refuse_startup(s);
   }
   if (check_only) {
     std::cout << "config \"" << config_path << "\" and database are ready for node \""
@@ -87,9 +96,7 @@ int main(int argc, char** argv) {
     auto peer = mpf::replicator::read_key_file(cfg->security.peer_public_key_file, false);
     for (const auto* r : {&pub, &sec, &peer}) {
       if (!*r) {
-        spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(r->status().message()));
-        std::cerr << "mpfailoverd: " << r->status().message() << "\n";
-        return 1;
+        return refuse_startup(r->status());
       }
     }
     security.public_key = *pub;
@@ -125,9 +132,7 @@ int main(int argc, char** argv) {
   };
   mpf::replicator::Receiver receiver(zmq_context, ropt);
   if (auto s = receiver.bind(); !s) {
-    spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
-    std::cerr << "mpfailoverd: " << s.message() << "\n";
-    return 1;
+    return refuse_startup(s);
   }
   mpf::replicator::ShipperOptions sopt;
   sopt.node = cfg->node.name;
@@ -146,18 +151,14 @@ int main(int argc, char** argv) {
   boost::asio::io_context io;
   mpf::server::NodeDriver driver(io, zmq_context, *cfg, security, shipper, receiver);
   if (auto s = driver.start(); !s) {
-    spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
-    std::cerr << "mpfailoverd: " << s.message() << "\n";
-    return 1;
+    return refuse_startup(s);
   }
   driver_ptr = &driver;
   mpf::server::ControlServer control(
       io, cfg->control.socket, cfg->control.group,
       [&driver](const nlohmann::json& r) { return driver.handle(r); });
   if (auto s = control.start(); !s) {
-    spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
-    std::cerr << "mpfailoverd: " << s.message() << "\n";
-    return 1;
+    return refuse_startup(s);
   }
   // Prometheus metrics (metrics.listen): the database numbers are sampled on their own thread.
   std::unique_ptr<mpf::server::MetricsSampler> metrics_sampler;
@@ -171,9 +172,7 @@ int main(int argc, char** argv) {
               mpf::server::gather_metrics(driver, shipper, receiver, *metrics_sampler));
         });
     if (auto s = metrics->start(); !s) {
-      spdlog::error("StartupRefused reason=\"{}\"", mpf::one_line(s.message()));
-      std::cerr << "mpfailoverd: " << s.message() << "\n";
-      return 1;
+      return refuse_startup(s);
     }
     metrics_sampler->start();
   }
