@@ -12,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 export MPF_PAIR_DIR=${MPF_PAIR_DIR:-/tmp/mpf-pair}
+# The build tree (default build/). An existing tree keeps its own configuration: the test suite
+# runs this script against the tree it was built in (tests/integration/demo_test.sh).
+export MPF_BUILD_DIR=${MPF_BUILD_DIR:-$root/build}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 on() { deploy/pair.sh psql "$1" -X -q -v ON_ERROR_STOP=1 "${@:2}"; }
@@ -57,8 +60,10 @@ step "1/8 installing dependencies (apt-get, Debian 12)"
 deploy/install-deps.sh
 
 step "2/8 building"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target mpfailover mpfailoverd mpfailover_capture
+if [[ ! -f $MPF_BUILD_DIR/CMakeCache.txt ]]; then
+  cmake -S . -B "$MPF_BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+cmake --build "$MPF_BUILD_DIR" -j "$(nproc)" --target mpfailover mpfailoverd mpfailover_capture
 
 step "3/8 standing up the pair: two hosts and a witness on a switch, two PostgreSQL servers, two daemons"
 deploy/pair.sh up
