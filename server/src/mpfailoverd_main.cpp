@@ -201,9 +201,13 @@ int main(int argc, char** argv) {
         out.wire_bytes, in.connected ? "up" : "down", in.applied.to_string(), in.transactions,
         in.dropped_frames,
         out.last_error.empty() ? std::string() : " error=\"" + out.last_error + "\"");
-    notifier.status("node " + cfg->node.name + ": outbound " + (out.connected ? "up" : "down") +
-                    ", inbound " + (in.connected ? "up" : "down") + ", acked " +
-                    out.acked.to_string());
+    // What `systemctl status` shows: the role first, then the link.
+    const auto st = driver.status_json();
+    notifier.status("node " + cfg->node.name + ": " + st.value("role", std::string("?")) +
+                    " (epoch " + std::to_string(st.value("epoch", 0LL)) + "), peer " +
+                    cfg->peer.name + " " + st.value("peer_state", std::string("?")) +
+                    ", outbound " + (out.connected ? "up" : "down") + ", inbound " +
+                    (in.connected ? "up" : "down") + ", acked " + out.acked.to_string());
     timer.expires_after(cfg->heartbeat.interval);
     timer.async_wait([&](const boost::system::error_code& ec) {
       if (!ec) report();

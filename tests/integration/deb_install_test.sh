@@ -174,6 +174,10 @@ PY
   }
   wait_for 60 "READY=1" grep -qx READY=1 "$work/notify.log"
   echo "phase2: READY=1 after start; $(grep -m1 '^STATUS=' "$work/notify.log")"
+  # The periodic STATUS= (what `systemctl status` shows) leads with the role and epoch.
+  wait_for 10 "a STATUS= line with the role" \
+    grep -Eq '^STATUS=node [^:]+: (starting|standby|promoting|active) \(epoch [0-9]+\), peer ' \
+    "$work/notify.log"
   pings() { [[ $(grep -cx WATCHDOG=1 "$work/notify.log") -ge $1 ]]; }
   wait_for 10 "two WATCHDOG=1 pings" pings 2
   sock=$root/run/mpfailover/mpfailover.sock
