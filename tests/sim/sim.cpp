@@ -843,6 +843,11 @@ void World::replicate() {
 // --- invariants -------------------------------------------------------------------------------
 
 void World::violation(const std::string& what) {
+  // Once per kind of breakage: a state that stays broken is checked after every event.
+  if (std::find(violation_kinds_.begin(), violation_kinds_.end(), what) != violation_kinds_.end()) {
+    return;
+  }
+  violation_kinds_.push_back(what);
   const std::string line = "VIOLATION at " + time_text(now_) + ": " + what;
   trace(line);
   violations_.push_back(line);

@@ -350,6 +350,7 @@ class World {
   std::array<Duration, 2> wall_offset_{};
   Counters counters_;
   std::vector<std::string> violations_;
+  std::vector<std::string> violation_kinds_;
   std::deque<std::string> trace_;
   bool trace_all_ = false;
 };
