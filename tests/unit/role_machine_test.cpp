@@ -398,6 +398,23 @@ TEST_CASE("a handover the peer never takes leaves no active, and says so") {
   CHECK(a.operation().empty());
 }
 
+TEST_CASE("a failover after a handover goes above the handed epoch, heard of or not") {
+  // Found by the deterministic simulation (tests/sim): the peer took epoch 6, this node never
+  // heard; a failover at 6 made two actives in one epoch.
+  ManualClock clock;
+  auto a = settled(Role::kActive, 5, clock, opts("a", "b"));
+  (void)a.on_peer(peer(Role::kStandby, 5, "b"), monitor(PeerState::kUp), clock.now());
+  (void)a.switchover(monitor(PeerState::kUp), clock.now());
+  (void)a.on_backlog_drained(Position{1, 1}, clock.now());
+  clock.advance(10s);
+  (void)a.tick(clock.now());
+  REQUIRE(a.role() == Role::kStandby);
+  auto d = a.failover(CommandContext{}, monitor(PeerState::kUnreachable), clock.now());
+  REQUIRE(d.accepted);
+  REQUIRE(find(d, Kind::kPersist) != nullptr);
+  CHECK(find(d, Kind::kPersist)->persist.epoch == 7);
+}
+
 TEST_CASE("switchover guards") {
   ManualClock clock;
   SUBCASE("active with an unreachable peer refuses") {

@@ -34,7 +34,8 @@
 // Fencing rank: (epoch, node name) — the higher epoch wins; on a tie the node whose name sorts
 // last wins (as last-writer-wins breaks timestamp ties). Both nodes compute the same answer from
 // the same two pairs, so exactly one stays active once they talk. A standby adopts a higher epoch
-// it sees, so its next promotion goes above every epoch the pair has used.
+// it sees, so its next promotion goes above every epoch the pair has used; a node that handed
+// over at epoch e promotes above e too, even if it never heard that the peer took it.
 #include <algorithm>
 #include <array>
 
@@ -276,8 +277,11 @@ Decision RoleMachine::failover(const CommandContext& ctx, const MonitorSnapshot&
     return refuse("this node's catalog or replicated tables differ from peer \"" + options_.peer +
                   "\"'s last known definitions: run `mpfailover check`, or --force");
   }
+  // Above the epoch this node last handed over too: after a switchover whose end it never heard
+  // of, the peer may be active at handover_epoch_ (two actives in one epoch otherwise).
   const Epoch peer_epoch = peer_ ? peer_->epoch : 0;
-  return begin_promotion(std::max(persisted_.epoch, peer_epoch) + 1, "operator_failover", now);
+  return begin_promotion(std::max({persisted_.epoch, peer_epoch, handover_epoch_}) + 1,
+                         "operator_failover", now);
 }
 
 Decision RoleMachine::switchover(const MonitorSnapshot& monitor, TimePoint now) {
@@ -387,7 +391,8 @@ Decision RoleMachine::on_monitor(const MonitorSnapshot& monitor, TimePoint now) 
       peer_->role == Role::kActive && monitor.missed >= options_.missed_heartbeats &&
       monitor.peer_state == PeerState::kUnreachable &&
       monitor.witness == WitnessState::kReachable) {
-    return begin_promotion(std::max(persisted_.epoch, peer_->epoch) + 1, "automatic_failover", now);
+    return begin_promotion(std::max({persisted_.epoch, peer_->epoch, handover_epoch_}) + 1,
+                           "automatic_failover", now);
   }
   return Decision{};
 }
