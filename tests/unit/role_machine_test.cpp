@@ -117,6 +117,22 @@ TEST_CASE("a brand-new node with initial_role active persists epoch 1 before ope
   CHECK(m.epoch() == 1);
 }
 
+TEST_CASE("a brand-new node whose initial promotion cannot be persisted closes writes") {
+  // Found by the deterministic simulation (tests/sim): a new database's login is writable, and
+  // the failed initial promotion left it so on a standby.
+  ManualClock clock;
+  RoleOptions o = opts();
+  o.initial_role = Role::kActive;
+  RoleMachine m(o, PersistedRole{}, clock.now());
+  (void)m.start(clock.now());
+  auto d = m.on_persisted(false, "connection refused", clock.now());
+  CHECK(d.reason == "persist_failed_initial");
+  CHECK(m.role() == Role::kStandby);
+  CHECK(has(d, Kind::kCloseWrites));
+  CHECK(has(d, Kind::kRunDemoteHook));
+  CHECK_FALSE(has(d, Kind::kOpenWrites));
+}
+
 TEST_CASE("a persisted role rules over node.initial_role") {
   ManualClock clock;
   RoleOptions o = opts();

@@ -20,6 +20,7 @@
 //  standby     handover                  promoting   the active peer drained and handed over
 //  promoting   persisted                 active      new epoch durable: open writes, promote hook
 //  promoting   persist_failed            standby     nothing changed on disk: stay standby
+//  promoting   persist_failed_initial    standby     brand-new node: close writes, demote hook
 //  active      peer_active_higher_epoch  standby     fencing: close writes, demote hook, persist
 //  active      operator_switchover       demoting    close writes, wait for the drain
 //  active      switchover_request        demoting    same, asked by the standby peer
@@ -432,6 +433,12 @@ Decision RoleMachine::on_persisted(bool ok, const std::string& error, TimePoint 
     Decision d =
         change(Role::kStandby,
                promoting_from_ == Role::kStarting ? "persist_failed_initial" : "persist_failed");
+    if (promoting_from_ == Role::kStarting) {
+      // A brand-new database leaves the application's login writable: fence it as
+      // initial_role_standby does (a standby promoting had its writes closed already).
+      d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
+      d.actions.push_back(act(RoleAction::Kind::kRunDemoteHook));
+    }
     d.message = last_error_;
     return d;
   }
