@@ -167,6 +167,7 @@ Counters& Counters::operator+=(const Counters& o) {
   standalones += o.standalones;
   promoted_while_hearing_active += o.promoted_while_hearing_active;
   end_operator_failovers += o.end_operator_failovers;
+  blind_same_epoch += o.blind_same_epoch;
   frames += o.frames;
   simulated += o.simulated;
   return *this;
@@ -359,6 +360,7 @@ void SimNode::send_beat(uint64_t seq, Command command, Epoch epoch, Position pos
 void SimNode::on_peer_message(const HeartbeatMessage& m) {
   const auto now = w_.now();
   if (m.status.role == Role::kActive) heard_active_at_ = now;
+  store_.heard_peer = true;
   heartbeat::PeerView view{m.status.node, m.status.role, m.status.epoch};
   if (m.kind == HeartbeatMessage::Kind::kBeat && m.command == Command::kHandover) {
     const Position applied{store_.applied, 0};
@@ -442,6 +444,7 @@ void SimNode::apply(const Decision& d, const char* trigger) {
              " reason=" + d.reason + " trigger=" + trigger);
     if (*d.to == Role::kPromoting) {
       promoting_from_standby_ = *d.from == Role::kStandby;
+      store_.last_promotion_blind = !store_.heard_peer;
       w_.check_promotion(id_, d, forced_command_);
     }
     auto& c = w_.counters();
@@ -883,8 +886,21 @@ void World::check_now() {
   const auto ea = writable_epoch(*nodes_[0]);
   const auto eb = writable_epoch(*nodes_[1]);
   if (ea && eb && *ea == *eb) {
-    violation("two nodes take writes as active in the same epoch " + std::to_string(*ea) + "; " +
-              describe());
+    if (nodes_[0]->store().last_promotion_blind || nodes_[1]->store().last_promotion_blind) {
+      // A node that never heard its peer (a brand-new pair cut from the start, or `failover` on
+      // a node that never saw the other) cannot know the epoch the peer took: the tie is broken
+      // by name once they talk. Counted, not a violation; liveness still checks the heal.
+      if (!blind_tie_) {
+        blind_tie_ = true;
+        ++counters_.blind_same_epoch;
+        trace("SameEpochFromBlindPromotion epoch=" + std::to_string(*ea));
+      }
+    } else {
+      violation("two nodes take writes as active in the same epoch " + std::to_string(*ea) + "; " +
+                describe());
+    }
+  } else {
+    blind_tie_ = false;
   }
   for (auto& np : nodes_) {
     const SimNode& n = *np;
@@ -916,8 +932,14 @@ void World::check_promotion(int n, const Decision& d, bool forced) {
     };
     if (!in_silence(node.last_peer_ping_) || node.last_peer_ping_->replied) {
       violation(node.name() +
-                ": automatic failover without a failed ping of the peer in this "
-                "silence");
+                ": automatic failover without a failed ping of the peer in this silence "
+                "(last fresh answer at " +
+                (node.last_answer_at_ ? time_text(*node.last_answer_at_) : "never") +
+                ", last peer ping issued at " +
+                (node.last_peer_ping_ ? time_text(node.last_peer_ping_->issued) +
+                                            (node.last_peer_ping_->replied ? " replied" : " failed")
+                                      : "never") +
+                ", missed " + std::to_string(snap.missed) + ")");
     }
     if (!in_silence(node.last_witness_ping_) || !node.last_witness_ping_->replied) {
       violation(node.name() + ": automatic failover without a witness reply in this silence");

@@ -109,6 +109,10 @@ struct Store {
   bool writes_open = true;  // brand-new: the application's login is writable by default
   int64_t committed = 0;    // this node's own transactions (the replication model)
   int64_t applied = 0;      // how far the peer's transactions are applied here
+  // Ground truth kept with the node (not in PostgreSQL): did this node ever hear its peer, and
+  // was its last promotion made without ever having heard it (see World::check_now).
+  bool heard_peer = false;
+  bool last_promotion_blind = false;
   // Armed faults for the next persists.
   Duration next_persist_delay{0};
   int fail_persists = 0;
@@ -239,7 +243,9 @@ struct Counters {
   uint64_t step_downs = 0;
   uint64_t standalones = 0;
   uint64_t promoted_while_hearing_active = 0;
-  uint64_t end_operator_failovers = 0;  // liveness needed an operator (no active after heal)
+  uint64_t end_operator_failovers = 0;
+  uint64_t blind_same_epoch = 0;  // same-epoch actives from a promotion that never heard the peer
+                                  // // liveness needed an operator (no active after heal)
   uint64_t frames = 0;
   Duration simulated{0};
 
@@ -351,6 +357,7 @@ class World {
   Counters counters_;
   std::vector<std::string> violations_;
   std::vector<std::string> violation_kinds_;
+  bool blind_tie_ = false;
   std::deque<std::string> trace_;
   bool trace_all_ = false;
 };

@@ -36,14 +36,16 @@ void print_summary(uint64_t first, uint64_t last, const Counters& c) {
   std::printf(
       "\n  failovers: automatic=%llu operator=%llu (after heal, no active: %llu); "
       "switchover requests=%llu, handovers=%llu; step-downs=%llu; standalone=%llu; "
-      "promoted while still hearing the active peer=%llu\n",
+      "promoted while still hearing the active peer=%llu; same epoch after a promotion that "
+      "never heard the peer=%llu\n",
       static_cast<unsigned long long>(c.automatic_failovers),
       static_cast<unsigned long long>(c.operator_failovers),
       static_cast<unsigned long long>(c.end_operator_failovers),
       static_cast<unsigned long long>(c.switchover_requests),
       static_cast<unsigned long long>(c.handovers), static_cast<unsigned long long>(c.step_downs),
       static_cast<unsigned long long>(c.standalones),
-      static_cast<unsigned long long>(c.promoted_while_hearing_active));
+      static_cast<unsigned long long>(c.promoted_while_hearing_active),
+      static_cast<unsigned long long>(c.blind_same_epoch));
   std::fflush(stdout);
 }
 
