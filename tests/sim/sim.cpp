@@ -622,18 +622,23 @@ World::World(uint64_t seed, SimConfig config)
   at(now_ + config_.b_boot_delay, [this] {
     if (!nodes_[1]->running() && host_up_[1]) nodes_[1]->boot();
   });
-  auto app = std::make_shared<std::function<void()>>();
-  *app = [this, app] {
+  app_loop();
+  replication_loop();
+}
+
+// The application and the replication model run for ever, at a fixed pace.
+void World::app_loop() {
+  after(kAppWriteInterval, [this] {
     app_write();
-    after(kAppWriteInterval, *app);
-  };
-  after(kAppWriteInterval, *app);
-  auto repl = std::make_shared<std::function<void()>>();
-  *repl = [this, repl] {
+    app_loop();
+  });
+}
+
+void World::replication_loop() {
+  after(kReplicationStep, [this] {
     replicate();
-    after(kReplicationStep, *repl);
-  };
-  after(kReplicationStep, *repl);
+    replication_loop();
+  });
 }
 
 Duration World::uniform(Duration lo, Duration hi) {

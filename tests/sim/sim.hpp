@@ -342,6 +342,8 @@ class World {
   void arrive(const Wire& w);
   void release(int from, int to);
   bool icmp_path(int from, int to) const;
+  void app_loop();
+  void replication_loop();
 
   uint64_t seed_;
   SimConfig config_;
