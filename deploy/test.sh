@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's second command: install dependencies, build, and run the whole test suite
-# (unit tests also under ASan/UBSan; integration tests against real PostgreSQL 15 clusters).
+# (unit tests and the deterministic simulation also under ASan/UBSan; integration tests against
+# real PostgreSQL 15 clusters).
 # Usage: deploy/test.sh [extra ctest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,12 +15,12 @@ echo "== building (RelWithDebInfo) in build/"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$jobs"
 
-echo "== building unit tests with ASan/UBSan in build-asan/"
+echo "== building unit tests and the simulation with ASan/UBSan in build-asan/"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMPF_SANITIZE=ON >/dev/null
-cmake --build build-asan -j "$jobs" --target mpf_unit_tests
+cmake --build build-asan -j "$jobs" --target mpf_unit_tests mpf_sim_tests
 
-echo "== unit tests under ASan/UBSan"
-(cd build-asan && ctest -L unit --output-on-failure)
+echo "== unit tests and the simulation under ASan/UBSan"
+(cd build-asan && ctest -L "unit|sim" --output-on-failure)
 
 echo "== whole suite"
 cd "$root/build"

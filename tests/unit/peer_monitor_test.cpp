@@ -137,6 +137,35 @@ TEST_CASE("an answer that arrives while the ping is out wins over the ping's ver
   CHECK(m.snapshot().peer_state == PeerState::kUp);
 }
 
+TEST_CASE("a ping sent before the last answer is no verdict, even after a newer miss") {
+  // Found by the deterministic simulation (tests/sim): a driver that stalled handled, in order,
+  // a late answer, the next missed heartbeat and then the old ping's "no reply" and the old
+  // witness reply, and failed over on them.
+  ManualClock clock;
+  PeerMonitor m(options(true));
+  (void)m.tick(clock.now());  // heartbeat 1
+  clock.advance(5s);
+  (void)m.tick(clock.now());                  // missed: ping peer and witness
+  (void)m.on_answer(answer(1), clock.now());  // the silence is over
+  clock.advance(55s);
+  (void)m.tick(clock.now());  // heartbeat 2
+  clock.advance(5s);
+  auto missed = m.tick(clock.now());  // missed again; the old ping is still out: no new one
+  CHECK(has(missed, Kind::kHeartbeatMissed));
+  CHECK_FALSE(has(missed, Kind::kPingPeer));
+  CHECK_FALSE(has(m.on_ping_result(false, clock.now()), Kind::kPeerStateChanged));
+  CHECK(m.on_witness_result(true, clock.now()).empty());
+  CHECK(m.snapshot().peer_state == PeerState::kUp);
+  CHECK(m.snapshot().witness == WitnessState::kUnknown);
+  // The next miss pings again, and that verdict counts.
+  clock.advance(55s);
+  (void)m.tick(clock.now());
+  clock.advance(5s);
+  CHECK(has(m.tick(clock.now()), Kind::kPingPeer));
+  (void)m.on_ping_result(false, clock.now());
+  CHECK(m.snapshot().peer_state == PeerState::kUnreachable);
+}
+
 TEST_CASE("answers to heartbeats never sent, or replayed, are ignored") {
   ManualClock clock;
   PeerMonitor m(options());

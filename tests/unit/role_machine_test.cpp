@@ -117,6 +117,22 @@ TEST_CASE("a brand-new node with initial_role active persists epoch 1 before ope
   CHECK(m.epoch() == 1);
 }
 
+TEST_CASE("a brand-new node whose initial promotion cannot be persisted closes writes") {
+  // Found by the deterministic simulation (tests/sim): a new database's login is writable, and
+  // the failed initial promotion left it so on a standby.
+  ManualClock clock;
+  RoleOptions o = opts();
+  o.initial_role = Role::kActive;
+  RoleMachine m(o, PersistedRole{}, clock.now());
+  (void)m.start(clock.now());
+  auto d = m.on_persisted(false, "connection refused", clock.now());
+  CHECK(d.reason == "persist_failed_initial");
+  CHECK(m.role() == Role::kStandby);
+  CHECK(has(d, Kind::kCloseWrites));
+  CHECK(has(d, Kind::kRunDemoteHook));
+  CHECK_FALSE(has(d, Kind::kOpenWrites));
+}
+
 TEST_CASE("a persisted role rules over node.initial_role") {
   ManualClock clock;
   RoleOptions o = opts();
@@ -396,6 +412,23 @@ TEST_CASE("a handover the peer never takes leaves no active, and says so") {
   CHECK(a.role() == Role::kStandby);
   CHECK(a.last_error().find("no node is active") != std::string::npos);
   CHECK(a.operation().empty());
+}
+
+TEST_CASE("a failover after a handover goes above the handed epoch, heard of or not") {
+  // Found by the deterministic simulation (tests/sim): the peer took epoch 6, this node never
+  // heard; a failover at 6 made two actives in one epoch.
+  ManualClock clock;
+  auto a = settled(Role::kActive, 5, clock, opts("a", "b"));
+  (void)a.on_peer(peer(Role::kStandby, 5, "b"), monitor(PeerState::kUp), clock.now());
+  (void)a.switchover(monitor(PeerState::kUp), clock.now());
+  (void)a.on_backlog_drained(Position{1, 1}, clock.now());
+  clock.advance(10s);
+  (void)a.tick(clock.now());
+  REQUIRE(a.role() == Role::kStandby);
+  auto d = a.failover(CommandContext{}, monitor(PeerState::kUnreachable), clock.now());
+  REQUIRE(d.accepted);
+  REQUIRE(find(d, Kind::kPersist) != nullptr);
+  CHECK(find(d, Kind::kPersist)->persist.epoch == 7);
 }
 
 TEST_CASE("switchover guards") {

@@ -85,6 +85,7 @@ std::vector<MonitorAction> PeerMonitor::tick(TimePoint now) {
     out.push_back(m);
     if (!pinging_) {
       pinging_ = true;
+      answers_at_ping_ = answers_;
       out.push_back({MonitorAction::Kind::kPingPeer});
       if (options_.has_witness) out.push_back({MonitorAction::Kind::kPingWitness});
     }
@@ -112,6 +113,7 @@ std::vector<MonitorAction> PeerMonitor::on_answer(const HeartbeatAnswer& answer,
     return out;
   }
   last_answered_seq_ = answer.seq;
+  ++answers_;
   snap_.last_answer_at = now;
   snap_.missed = 0;
   // The witness's verdict belongs to the silence it was pinged in. Kept, a "reachable" from an
@@ -157,8 +159,11 @@ std::vector<MonitorAction> PeerMonitor::on_ping_result(bool replied, TimePoint n
   std::vector<MonitorAction> out;
   pinging_ = false;
   snap_.last_ping_reply = replied;
-  // An answer that arrived while the ping was out settles it: the service is up.
-  if (snap_.missed == 0) return out;
+  // An answer that arrived while the ping was out settles it: the service is up. Checked by
+  // count, not by `missed`: once the next heartbeat is missed too (the driver stalled, or the
+  // ping outlived a heartbeat round) the old result would pass for this silence's verdict
+  // (found by the deterministic simulation, tests/sim).
+  if (snap_.missed == 0 || answers_ != answers_at_ping_) return out;
   set_state(replied ? PeerState::kServiceDown : PeerState::kUnreachable, out);
   return out;
 }
@@ -169,7 +174,7 @@ std::vector<MonitorAction> PeerMonitor::on_witness_result(bool replied, TimePoin
   if (!options_.has_witness) return out;
   // The peer answered while the witness ping was out: that silence is over (as for the peer's
   // own ping); the reply must not carry into the next one.
-  if (snap_.missed == 0) return out;
+  if (snap_.missed == 0 || answers_ != answers_at_ping_) return out;
   change_witness(snap_, replied ? WitnessState::kReachable : WitnessState::kUnreachable, out);
   return out;
 }

@@ -20,6 +20,7 @@
 //  standby     handover                  promoting   the active peer drained and handed over
 //  promoting   persisted                 active      new epoch durable: open writes, promote hook
 //  promoting   persist_failed            standby     nothing changed on disk: stay standby
+//  promoting   persist_failed_initial    standby     brand-new node: close writes, demote hook
 //  active      peer_active_higher_epoch  standby     fencing: close writes, demote hook, persist
 //  active      operator_switchover       demoting    close writes, wait for the drain
 //  active      switchover_request        demoting    same, asked by the standby peer
@@ -34,7 +35,8 @@
 // Fencing rank: (epoch, node name) — the higher epoch wins; on a tie the node whose name sorts
 // last wins (as last-writer-wins breaks timestamp ties). Both nodes compute the same answer from
 // the same two pairs, so exactly one stays active once they talk. A standby adopts a higher epoch
-// it sees, so its next promotion goes above every epoch the pair has used.
+// it sees, so its next promotion goes above every epoch the pair has used; a node that handed
+// over at epoch e promotes above e too, even if it never heard that the peer took it.
 #include <algorithm>
 #include <array>
 
@@ -276,8 +278,11 @@ Decision RoleMachine::failover(const CommandContext& ctx, const MonitorSnapshot&
     return refuse("this node's catalog or replicated tables differ from peer \"" + options_.peer +
                   "\"'s last known definitions: run `mpfailover check`, or --force");
   }
+  // Above the epoch this node last handed over too: after a switchover whose end it never heard
+  // of, the peer may be active at handover_epoch_ (two actives in one epoch otherwise).
   const Epoch peer_epoch = peer_ ? peer_->epoch : 0;
-  return begin_promotion(std::max(persisted_.epoch, peer_epoch) + 1, "operator_failover", now);
+  return begin_promotion(std::max({persisted_.epoch, peer_epoch, handover_epoch_}) + 1,
+                         "operator_failover", now);
 }
 
 Decision RoleMachine::switchover(const MonitorSnapshot& monitor, TimePoint now) {
@@ -387,7 +392,8 @@ Decision RoleMachine::on_monitor(const MonitorSnapshot& monitor, TimePoint now) 
       peer_->role == Role::kActive && monitor.missed >= options_.missed_heartbeats &&
       monitor.peer_state == PeerState::kUnreachable &&
       monitor.witness == WitnessState::kReachable) {
-    return begin_promotion(std::max(persisted_.epoch, peer_->epoch) + 1, "automatic_failover", now);
+    return begin_promotion(std::max({persisted_.epoch, peer_->epoch, handover_epoch_}) + 1,
+                           "automatic_failover", now);
   }
   return Decision{};
 }
@@ -427,6 +433,12 @@ Decision RoleMachine::on_persisted(bool ok, const std::string& error, TimePoint 
     Decision d =
         change(Role::kStandby,
                promoting_from_ == Role::kStarting ? "persist_failed_initial" : "persist_failed");
+    if (promoting_from_ == Role::kStarting) {
+      // A brand-new database leaves the application's login writable: fence it as
+      // initial_role_standby does (a standby promoting had its writes closed already).
+      d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
+      d.actions.push_back(act(RoleAction::Kind::kRunDemoteHook));
+    }
     d.message = last_error_;
     return d;
   }

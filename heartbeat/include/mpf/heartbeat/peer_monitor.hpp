@@ -13,7 +13,8 @@
 //   again, so the verdict follows the peer.
 // - The witness's verdict holds for one silence: an answer from the peer sets it back to
 //   unknown, and a witness reply that comes after the peer answered is ignored, so a failover
-//   decision never rests on a witness pinged during an earlier partition.
+//   decision never rests on a witness pinged during an earlier partition. The same holds for
+//   the peer's ping: a result for a ping sent before the last answer is no verdict.
 // - Clock skew is estimated from each answer as peer_wall - (sent_wall + received_wall) / 2;
 //   of the last 8 estimates, the one with the shortest round trip is reported.
 //
@@ -118,6 +119,11 @@ class PeerMonitor {
   std::optional<TimePoint> next_send_at_;  // unset: at the first tick
   bool awaiting_ = false;                  // the newest heartbeat is still unanswered
   bool pinging_ = false;
+  // Answers accepted so far, and their count when the last pings went out: a ping (or witness)
+  // result from before an answer belongs to a silence that is over, even if a newer heartbeat
+  // has been missed by the time it is handled.
+  uint64_t answers_ = 0;
+  uint64_t answers_at_ping_ = 0;
   // (round trip µs, skew µs) of the last answers, for the skew filter.
   std::array<std::pair<int64_t, int64_t>, 8> skew_samples_{};
   size_t next_sample_ = 0;
