@@ -91,6 +91,7 @@ Status NodeDriver::start() {
   ro.automatic_failover = config_.failover.automatic;
   ro.missed_heartbeats = config_.failover.missed_heartbeats;
   ro.switchover_timeout = config_.failover.switchover_timeout;
+  ro.peer_heard_window = config_.heartbeat.interval + config_.heartbeat.timeout;
   // A node that was active waits for one heartbeat round and a ping before taking writes.
   ro.start_grace =
       config_.heartbeat.timeout + config_.heartbeat.ping_timeout + std::chrono::milliseconds(500);

@@ -197,6 +197,7 @@ void SimNode::boot() {
   ro.automatic_failover = c.automatic_failover;
   ro.missed_heartbeats = c.missed_heartbeats;
   ro.switchover_timeout = c.switchover_timeout;
+  ro.peer_heard_window = c.interval + c.timeout;
   ro.start_grace = c.timeout + c.ping_timeout + 500ms;
   ro.handover_timeout = std::max<Duration>(5s, 3 * c.timeout);
   role_ = std::make_unique<heartbeat::RoleMachine>(ro, store_.persisted, w_.now());
@@ -927,7 +928,7 @@ void World::check_promotion(int n, const Decision& d, bool forced) {
   const auto& snap = node.monitor()->snapshot();
   const auto& peer = node.role_machine()->last_peer();
   const bool heard_active =
-      node.heard_active_at_ && now_ - *node.heard_active_at_ <= config_.interval + config_.timeout;
+      node.heard_active_at_ && now_ - *node.heard_active_at_ < config_.interval + config_.timeout;
   if (d.reason == "automatic_failover") {
     ++counters_.automatic_failovers;
     // Ground truth, not the monitor's word: in this silence (since the last fresh answer) the
@@ -957,9 +958,12 @@ void World::check_promotion(int n, const Decision& d, bool forced) {
     if (heard_active) {
       ++counters_.promoted_while_hearing_active;
       trace(node.name() + " PromotedWhileHearingActive reason=" + d.reason);
-      if (config_.strict_hearing) {
+      // Only automatic failover must not promote over a heard active peer; an operator's
+      // `failover` is the operator's judgement (status shows the peer's state).
+      if (config_.strict_hearing && d.reason == "automatic_failover") {
         violation(node.name() + ": promoted (" + d.reason +
-                  ") while it still hears the active peer's frames");
+                  ") while it still hears the active peer's frames (last at " +
+                  time_text(*node.heard_active_at_) + ")");
       }
     }
   }
@@ -989,10 +993,16 @@ bool World::settle_and_check_liveness() {
     const SimNode& a = *nodes_[0];
     const SimNode& b = *nodes_[1];
     if (!a.quiescent() || !b.quiescent()) return false;
-    const bool one_active = (a.role() == Role::kActive && b.role() == Role::kStandby) ||
-                            (b.role() == Role::kActive && a.role() == Role::kStandby);
-    return one_active && a.epoch() == b.epoch() &&
-           a.monitor()->snapshot().peer_state == PeerState::kUp &&
+    const bool a_active = a.role() == Role::kActive && b.role() == Role::kStandby;
+    const bool b_active = b.role() == Role::kActive && a.role() == Role::kStandby;
+    // The standby adopts the active's epoch; it may hold a higher one it was handed but whose
+    // promotion never became durable (the old active persists the handed epoch before the
+    // handover; a failed persist on the other side leaves it there). Fencing only ranks actives,
+    // so that is safe; a standby below the active's epoch is not (its next failover could reuse
+    // an epoch).
+    const bool epochs_ok =
+        (a_active && b.epoch() >= a.epoch()) || (b_active && a.epoch() >= b.epoch());
+    return epochs_ok && a.monitor()->snapshot().peer_state == PeerState::kUp &&
            b.monitor()->snapshot().peer_state == PeerState::kUp &&
            a.store().writes_open == (a.role() == Role::kActive) &&
            b.store().writes_open == (b.role() == Role::kActive);
@@ -1014,7 +1024,8 @@ bool World::settle_and_check_liveness() {
   }
   if (!converged()) {
     violation(
-        "liveness: after the faults stopped, no single active and standby at one epoch "
+        "liveness: after the faults stopped, no single active and standby (standby at the active's "
+        "epoch or above) "
         "within the bound; " +
         describe());
     return false;

@@ -96,7 +96,7 @@ struct SimConfig {
   Duration base_delay = std::chrono::microseconds(300);
   Duration jitter = std::chrono::microseconds(200);
   // The stronger "hears an active peer" rule as a violation (see World::check_promotion).
-  bool strict_hearing = false;
+  bool strict_hearing = true;
   Break inject = Break::kNone;
 };
 

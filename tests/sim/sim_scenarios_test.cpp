@@ -356,13 +356,10 @@ TEST_CASE(
   expect_clean(w);
 }
 
-// Known gap, not fixed (see the report in README's "Deterministic simulation"): automatic
-// failover looks only at answers to this node's heartbeats, so under a one-way cut (b's frames
-// to a lost, a's to b arriving) b fails over while a's beats keep saying "active": two actives
-// (different epochs) for as long as the cut lasts. should_fail: when the core learns to count
-// the peer's beats as a sign of life, this test passes and the decorator must go.
-TEST_CASE("a standby that still hears the active peer's beats never fails over automatically" *
-          doctest::should_fail()) {
+// Under a one-way cut (b's frames to a lost, a's to b arriving) b's heartbeats go unanswered
+// while a's beats keep saying "active": promoting would make two actives (different epochs) for
+// as long as the cut lasts. RoleOptions::peer_heard_window keeps b standby.
+TEST_CASE("a standby that still hears the active peer's beats never fails over automatically") {
   SimConfig c = config();
   c.strict_hearing = true;
   World w(15, c);

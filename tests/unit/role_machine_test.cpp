@@ -320,7 +320,18 @@ TEST_CASE("automatic failover needs missed heartbeats, a failed ping and a reach
     (void)m.on_monitor(monitor(PeerState::kUnreachable, 5, WitnessState::kNone), clock.now());
     CHECK(m.role() == Role::kStandby);
   }
+  SUBCASE("the active peer's beats still arrive (a one-way cut): no promotion") {
+    // Found by the simulation (tests/sim): b's heartbeats to a were lost, a's beats to b arrived,
+    // and b promoted beside a live active.
+    clock.advance(o.peer_heard_window - 1ms);
+    (void)m.on_monitor(monitor(PeerState::kUnreachable, 5, WitnessState::kReachable), clock.now());
+    CHECK(m.role() == Role::kStandby);
+    clock.advance(1ms);
+    (void)m.on_monitor(monitor(PeerState::kUnreachable, 6, WitnessState::kReachable), clock.now());
+    CHECK(m.role() == Role::kPromoting);
+  }
   SUBCASE("all three: promote") {
+    clock.advance(o.peer_heard_window);
     auto d =
         m.on_monitor(monitor(PeerState::kUnreachable, 3, WitnessState::kReachable), clock.now());
     CHECK(d.reason == "automatic_failover");
@@ -355,6 +366,11 @@ TEST_CASE("switchover: demote, drain, hand over, and the peer promotes at epoch 
   auto e = a.on_backlog_drained(Position{40, 900}, clock.now());
   CHECK(a.role() == Role::kStandby);
   CHECK(has(e, Kind::kRunDemoteHook));
+  // The handed-over epoch is on disk before the handover goes out (a crash must not forget it).
+  REQUIRE(find(e, Kind::kPersist) != nullptr);
+  CHECK(find(e, Kind::kPersist)->persist.epoch == 6);
+  CHECK(find(e, Kind::kPersist)->persist.role == Role::kStandby);
+  CHECK(find(e, Kind::kPersist) < find(e, Kind::kSendHandover));
   const auto* handover = find(e, Kind::kSendHandover);
   REQUIRE(handover != nullptr);
   CHECK(handover->epoch == 6);
@@ -429,6 +445,41 @@ TEST_CASE("a failover after a handover goes above the handed epoch, heard of or 
   REQUIRE(d.accepted);
   REQUIRE(find(d, Kind::kPersist) != nullptr);
   CHECK(find(d, Kind::kPersist)->persist.epoch == 7);
+}
+
+TEST_CASE("a failover after a handover and a restart still goes above the handed epoch") {
+  // The simulation's crash variant: the old active restarts from what it persisted.
+  ManualClock clock;
+  auto a = settled(Role::kActive, 5, clock, opts("a", "b"));
+  (void)a.on_peer(peer(Role::kStandby, 5, "b"), monitor(PeerState::kUp), clock.now());
+  (void)a.switchover(monitor(PeerState::kUp), clock.now());
+  auto e = a.on_backlog_drained(Position{1, 1}, clock.now());
+  REQUIRE(find(e, Kind::kPersist) != nullptr);
+  auto restarted =
+      settled(Role::kStandby, find(e, Kind::kPersist)->persist.epoch, clock, opts("a", "b"));
+  auto d = restarted.failover(CommandContext{}, monitor(PeerState::kUnreachable), clock.now());
+  REQUIRE(d.accepted);
+  REQUIRE(find(d, Kind::kPersist) != nullptr);
+  CHECK(find(d, Kind::kPersist)->persist.epoch == 7);
+}
+
+TEST_CASE("a persist that fails outside a promotion is written again until it lands") {
+  ManualClock clock;
+  RoleOptions o = opts();
+  auto m = settled(Role::kStandby, 2, clock, o);
+  auto d = m.on_peer(peer(Role::kActive, 4), monitor(PeerState::kUp), clock.now());
+  REQUIRE(find(d, Kind::kPersist) != nullptr);
+  CHECK(find(d, Kind::kPersist)->persist.epoch == 4);
+  (void)m.on_persisted(false, "connection lost", clock.now());
+  CHECK(m.last_error().find("retrying") != std::string::npos);
+  CHECK(find(m.tick(clock.now()), Kind::kPersist) == nullptr);  // not at once
+  clock.advance(o.persist_retry);
+  auto retry = m.tick(clock.now());
+  REQUIRE(find(retry, Kind::kPersist) != nullptr);
+  CHECK(find(retry, Kind::kPersist)->persist.epoch == 4);
+  (void)m.on_persisted(true, "", clock.now());
+  clock.advance(o.persist_retry);
+  CHECK(find(m.tick(clock.now()), Kind::kPersist) == nullptr);  // landed: no more retries
 }
 
 TEST_CASE("switchover guards") {

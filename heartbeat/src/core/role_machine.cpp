@@ -35,8 +35,10 @@
 // Fencing rank: (epoch, node name) — the higher epoch wins; on a tie the node whose name sorts
 // last wins (as last-writer-wins breaks timestamp ties). Both nodes compute the same answer from
 // the same two pairs, so exactly one stays active once they talk. A standby adopts a higher epoch
-// it sees, so its next promotion goes above every epoch the pair has used; a node that handed
-// over at epoch e promotes above e too, even if it never heard that the peer took it.
+// it sees, so its next promotion goes above every epoch the pair has used; a node that hands over
+// at epoch e persists e as its own epoch first, so it promotes above e even if it never heard
+// that the peer took it, crash or not. Automatic failover also needs silence from the peer: a
+// standby still receiving the active peer's beats (a one-way cut) does not promote.
 #include <algorithm>
 #include <array>
 
@@ -319,6 +321,7 @@ Decision RoleMachine::switchover(const MonitorSnapshot& monitor, TimePoint now) 
 Decision RoleMachine::on_switchover_request(const PeerView& peer, const MonitorSnapshot& monitor,
                                             TimePoint now) {
   peer_ = peer;
+  peer_heard_at_ = now;
   if (role_ == Role::kDemoting) return Decision{};  // already under way
   Decision d = switchover(monitor, now);
   if (d.accepted && d.to) d.reason = "switchover_request";
@@ -362,6 +365,7 @@ Decision RoleMachine::join(TimePoint now) {
 
 Decision RoleMachine::on_peer(const PeerView& peer, const MonitorSnapshot& monitor, TimePoint now) {
   peer_ = peer;
+  peer_heard_at_ = now;
   if (role_ == Role::kStarting && persisted_.initialized) return settle_start(&monitor, now);
   Decision d;
   if (handover_deadline_ && peer.role == Role::kActive && peer.epoch >= handover_epoch_) {
@@ -388,10 +392,15 @@ Decision RoleMachine::on_monitor(const MonitorSnapshot& monitor, TimePoint now) 
        monitor.peer_state == PeerState::kUnreachable)) {
     return settle_start(&monitor, now);
   }
+  // The peer's own beats still arriving mean it is alive and active: only this node's frames to
+  // it are lost (a one-way cut). Promoting then would make two actives for as long as the cut
+  // lasts; found by the simulation (tests/sim, "still hears the active peer's beats").
+  const bool peer_heard_lately =
+      peer_heard_at_ && now - *peer_heard_at_ < options_.peer_heard_window;
   if (role_ == Role::kStandby && options_.automatic_failover && peer_ &&
       peer_->role == Role::kActive && monitor.missed >= options_.missed_heartbeats &&
       monitor.peer_state == PeerState::kUnreachable &&
-      monitor.witness == WitnessState::kReachable) {
+      monitor.witness == WitnessState::kReachable && !peer_heard_lately) {
     return begin_promotion(std::max({persisted_.epoch, peer_->epoch, handover_epoch_}) + 1,
                            "automatic_failover", now);
   }
@@ -401,6 +410,7 @@ Decision RoleMachine::on_monitor(const MonitorSnapshot& monitor, TimePoint now) 
 Decision RoleMachine::on_handover(const PeerView& peer, Epoch epoch, Position position,
                                   Position applied, TimePoint now) {
   peer_ = peer;
+  peer_heard_at_ = now;
   if ((role_ == Role::kPromoting && promoting_epoch_ == epoch) ||
       (role_ == Role::kActive && persisted_.epoch == epoch)) {
     return Decision{};  // a resend of the handover under way
@@ -421,9 +431,16 @@ Decision RoleMachine::on_handover(const PeerView& peer, Epoch epoch, Position po
 }
 
 Decision RoleMachine::on_persisted(bool ok, const std::string& error, TimePoint now) {
-  (void)now;
   if (!persist_in_flight_ || role_ != Role::kPromoting) {
-    if (!ok) last_error_ = "could not persist role: " + error;
+    if (ok) {
+      persist_retry_at_.reset();
+    } else {
+      // What the node knows (an adopted or handed-over epoch, a demotion) must reach the disk:
+      // a restart that forgot a higher epoch could reuse it in a later failover (found by the
+      // simulation). Retried from tick() until it lands; the newest state is what is written.
+      last_error_ = "could not persist role: " + error + " (retrying)";
+      persist_retry_at_ = now + options_.persist_retry;
+    }
     return Decision{};
   }
   persist_in_flight_ = false;
@@ -459,9 +476,13 @@ Decision RoleMachine::on_backlog_drained(Position last, TimePoint now) {
   Decision d = change(Role::kStandby, "backlog_drained");
   switchover_deadline_.reset();
   persisted_.role = Role::kStandby;
+  handover_epoch_ = persisted_.epoch + 1;
+  // The handed-over epoch is persisted before the handover goes out: a node that crashes before
+  // hearing the peer take it must still fail over above it, or two actives share one epoch
+  // (found by the simulation; the in-memory handover_epoch_ alone is lost in a crash).
+  persisted_.epoch = handover_epoch_;
   d.actions.push_back(act(RoleAction::Kind::kRunDemoteHook));
   d.actions.push_back(persist(persisted_));
-  handover_epoch_ = persisted_.epoch + 1;
   handover_position_ = last;
   handover_deadline_ = now + options_.handover_timeout;
   handover_sent_at_ = now;
@@ -472,6 +493,13 @@ Decision RoleMachine::on_backlog_drained(Position last, TimePoint now) {
 }
 
 Decision RoleMachine::tick(TimePoint now) {
+  if (persist_retry_at_ && now >= *persist_retry_at_ && role_ != Role::kPromoting &&
+      role_ != Role::kStarting) {
+    persist_retry_at_.reset();
+    Decision d;
+    d.actions.push_back(persist(persisted_));
+    return d;
+  }
   if (role_ == Role::kStarting && persisted_.initialized &&
       now - started_at_ >= options_.start_grace) {
     return settle_start(nullptr, now);

@@ -65,6 +65,13 @@ struct RoleOptions {
   Duration switchover_timeout = std::chrono::seconds(30);
   Duration handover_timeout = std::chrono::seconds(10);
   Duration handover_resend = std::chrono::milliseconds(100);
+  // A standby that heard from the peer within this window does not fail over automatically,
+  // whatever its own heartbeats' fate (one-way cut). The driver sets heartbeat.interval +
+  // heartbeat.timeout: under a full cut the last word is older than that by the time
+  // failover.missed_heartbeats have gone unanswered.
+  Duration peer_heard_window = std::chrono::seconds(70);
+  // A failed persist outside a promotion is written again after this long, until it lands.
+  Duration persist_retry = std::chrono::seconds(1);
 };
 
 struct RoleAction {
@@ -160,6 +167,8 @@ class RoleMachine {
   PersistedRole persisted_;
   Role role_ = Role::kStarting;
   std::optional<PeerView> peer_;
+  std::optional<TimePoint> peer_heard_at_;     // the peer's latest word of any kind
+  std::optional<TimePoint> persist_retry_at_;  // a failed persist is written again then
   std::string last_error_;
   TimePoint started_at_;
   // kPromoting: what is being persisted and why.
