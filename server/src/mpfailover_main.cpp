@@ -413,6 +413,9 @@ const std::map<std::string, Command>& commands() {
        {"compare both databases by key-range hashes; --repair on the standby",
         mpf::server::cli::cmd_verify}},
       {"check", {"configuration parity with the peer", mpf::server::cli::cmd_check}},
+      {"resync",
+       {"rebuild this standby from a snapshot of the active, then catch up",
+        mpf::server::cli::cmd_resync}},
   };
   return kCommands;
 }
