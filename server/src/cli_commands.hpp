@@ -32,4 +32,7 @@ int cmd_join(const std::string& config_path, const std::vector<std::string>& arg
 int cmd_verify(const std::string& config_path, const std::vector<std::string>& args);
 int cmd_check(const std::string& config_path, const std::vector<std::string>& args);
 
+// Started in this node's daemon through the control socket, followed from here (cli_resync.cpp).
+int cmd_resync(const std::string& config_path, const std::vector<std::string>& args);
+
 }  // namespace mpf::server::cli

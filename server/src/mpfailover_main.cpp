@@ -369,7 +369,8 @@ int cmd_conflicts(const std::string& config_path, const std::vector<std::string>
                  "Changes reconciliation overrode on this node (mpfailover.conflict), newest\n"
                  "first: when, which table and row (key), which side won, which change lost and\n"
                  "why. Kinds: lww (last writer wins between the peer's change and a row or delete\n"
-                 "made here), skip (an operator's mpfailover skip), repair (verify --repair).\n"
+                 "made here), skip (an operator's mpfailover skip), repair (verify --repair),\n"
+                 "resync (a change made here that resync --force discarded).\n"
                  "Read straight from the database (the daemon need not run); an index scan.\n"
                  "Exit codes: 0 ok, 1 the database could not be read, 2 usage or config error.\n\n"
               << desc;
@@ -413,6 +414,9 @@ const std::map<std::string, Command>& commands() {
        {"compare both databases by key-range hashes; --repair on the standby",
         mpf::server::cli::cmd_verify}},
       {"check", {"configuration parity with the peer", mpf::server::cli::cmd_check}},
+      {"resync",
+       {"rebuild this standby from a snapshot of the active, then catch up",
+        mpf::server::cli::cmd_resync}},
   };
   return kCommands;
 }

@@ -30,6 +30,7 @@
 #include <mpf/server/metrics_server.hpp>
 #include <mpf/server/node_driver.hpp>
 #include <mpf/server/queue_watch.hpp>
+#include <mpf/server/resync_runner.hpp>
 #include <mpf/server/systemd_notify.hpp>
 #include <mpf/server/verify_responder.hpp>
 
@@ -154,9 +155,14 @@ int main(int argc, char** argv) {
     return refuse_startup(s);
   }
   driver_ptr = &driver;
-  mpf::server::ControlServer control(
-      io, cfg->control.socket, cfg->control.group,
-      [&driver](const nlohmann::json& r) { return driver.handle(r); });
+  // `mpfailover resync` runs here, on a thread of its own (resync_runner.hpp says why).
+  mpf::server::ResyncRunner resync(*cfg, receiver, shipper);
+  mpf::server::ControlServer control(io, cfg->control.socket, cfg->control.group,
+                                     [&driver, &resync](const nlohmann::json& r) {
+                                       if (mpf::server::ResyncRunner::handles(r))
+                                         return resync.handle(r, driver.status_json());
+                                       return driver.handle(r);
+                                     });
   if (auto s = control.start(); !s) {
     return refuse_startup(s);
   }

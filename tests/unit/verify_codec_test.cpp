@@ -33,6 +33,23 @@ std::vector<VerifyMessage> samples() {
       {"k1"}, true, {std::string("x"), std::nullopt, std::string()}, 1'700'000'000'000'000};
   FetchedRow absent{{"k2"}, false, {}, 0};
   out.push_back({~0ull, FetchAnswer{{present, absent}}});
+  // Snapshot copy (resync).
+  out.push_back({12, SnapshotBegin{"b"}});
+  out.push_back({13, SnapshotFetch{0xfeedull, "public.users", 7, 2000}});
+  out.push_back({14, SnapshotEnd{0xfeedull}});
+  out.push_back({15, BacklogRequest{"b"}});
+  out.push_back(
+      {16, SnapshotBeginAnswer{0xfeedull,
+                               mpf::Position{812, 40'221},
+                               mpf::Position{-1, 0},
+                               {{"public.users", 12, 5000}, {"mpfailover.tombstone", 5, 0}}}});
+  out.push_back({17, SnapshotChunk{true,
+                                   3,
+                                   {{std::string("a"), std::nullopt, std::string()},
+                                    {std::string("b\0c", 3), std::string("x"), std::nullopt}}}});
+  out.push_back({18, SnapshotChunk{false, 1, {}}});
+  out.push_back({19, SnapshotEndAnswer{mpf::Position{3, 9}}});
+  out.push_back({20, BacklogAnswer{12, 30, 1500}});
   return out;
 }
 
@@ -111,6 +128,39 @@ TEST_SUITE("unit") {
     SUBCASE("a limit of 0 and an empty key are refused") {
       CHECK(!decode_verify(encode({1, RowsBatch{"t", {{Range{}, 0}}}})));
       CHECK(!decode_verify(encode({1, FetchRequest{"t", {Key{}}}})));
+    }
+  }
+
+  TEST_CASE("snapshot frames outside their limits are refused before anything is allocated") {
+    SUBCASE("a chunk claiming more rows than its octets could hold") {
+      SnapshotChunk c{
+          false, 4, {{std::string("a"), std::string("b"), std::string("c"), std::string("d")}}};
+      std::string bytes = encode({1, c});
+      // Row count 1 -> 127 (still a one-octet varint): 127 rows of 4 values need 508 octets.
+      const size_t at =
+          bytes.find(std::string("\x01\x02"
+                                 "a",
+                                 3));
+      REQUIRE(at != std::string::npos);
+      bytes[at] = 127;
+      bytes.resize(bytes.size() - 4);
+      const uint32_t crc = mpf::crc32c(bytes);
+      for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+      auto r = decode_verify(bytes);
+      REQUIRE_FALSE(r);
+      CHECK(r.status().message().find("row count 127 exceeds remaining") != std::string::npos);
+    }
+    SUBCASE("a fetch of 0 rows, or of more than the limit") {
+      for (uint64_t n : {uint64_t{0}, kMaxSnapshotRows + 1}) {
+        auto r = decode_verify(encode({1, SnapshotFetch{1, "public.users", 0, n}}));
+        REQUIRE_FALSE(r);
+        CHECK(r.status().message().find("max rows") != std::string::npos);
+      }
+    }
+    SUBCASE("a chunk of 0 columns") {
+      auto r = decode_verify(encode({1, SnapshotChunk{true, 0, {}}}));
+      REQUIRE_FALSE(r);
+      CHECK(r.status().message().find("column count 0") != std::string::npos);
     }
   }
 }

@@ -160,8 +160,23 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
 
   while (!stop.stop_requested()) {
     try {
+      if (held_) {  // resync: let go of the session and the database (set_held)
+        if (session) {
+          reply(session->routing_id, session->encoder,
+                wire::Refuse{session->session_id,
+                             "node \"" + options_.node + "\" is being resynced"});
+          session.reset();
+        }
+        if (applier) applier->reset();
+        applier.reset();
+        {
+          std::lock_guard lock(mu_);
+          stats_.connected = false;
+        }
+        quiet_ = true;
+      }
       zmq::pollitem_t items[] = {{port.handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 1, std::chrono::milliseconds(100));
+      zmq::poll(items, 1, std::chrono::milliseconds(held_ ? 20 : 100));
       if (!(items[0].revents & ZMQ_POLLIN)) continue;
       zmq::message_t id_frame;
       zmq::message_t body;
@@ -196,6 +211,8 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
           refusal = version.status().message();
         } else if (paused_) {
           refusal = "node \"" + options_.node + "\" is standalone: replication is paused";
+        } else if (held_) {
+          refusal = "node \"" + options_.node + "\" is being resynced: replication is paused";
         }
         if (!refusal.empty()) {
           spdlog::error("HelloRefused from={} reason=\"{}\"", hello->origin, one_line(refusal));

@@ -12,7 +12,9 @@ namespace {
 // Message type octets.
 constexpr uint8_t kFactsReq = 'F', kFactsAns = 'f', kSumReq = 'S', kSumAns = 's', kRowsReq = 'L',
                   kRowsAns = 'l', kFetchReq = 'G', kFetchAns = 'g', kPoll = 'P', kPending = 'p',
-                  kError = 'E';
+                  kError = 'E', kSnapBegin = 'B', kSnapBeginAns = 'b', kSnapFetch = 'C',
+                  kSnapChunk = 'c', kSnapEnd = 'D', kSnapEndAns = 'd', kBacklogReq = 'Q',
+                  kBacklogAns = 'q';
 
 class Writer {
  public:
@@ -33,6 +35,13 @@ class Writer {
   void str(std::string_view s) {
     varint(s.size());
     out_ += s;
+  }
+  void zigzag(int64_t v) {
+    varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+  }
+  void position(const Position& p) {
+    zigzag(p.tick);
+    zigzag(p.seq);
   }
   void key(const Key& k) {
     varint(k.size());
@@ -168,6 +177,15 @@ class Reader {
     pos_ += n - 1;
     return true;
   }
+  bool zigzag(int64_t* v, const char* what) {
+    uint64_t u = 0;
+    if (!varint(&u, what)) return false;
+    *v = static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
+    return true;
+  }
+  bool position(Position* p, const char* what) {
+    return zigzag(&p->tick, what) && zigzag(&p->seq, what);
+  }
   bool limit(uint64_t* v) {
     if (!varint(v, "limit")) return false;
     if (*v == 0 || *v > kMaxLimit) return fail("limit " + std::to_string(*v) + " out of range");
@@ -209,6 +227,56 @@ bool read_summary(Reader& r, Summary* s) {
 
 struct EncodeBody {
   Writer& w;
+  void operator()(const SnapshotBegin& m) {
+    w.u8(kSnapBegin);
+    w.str(m.node);
+  }
+  void operator()(const SnapshotFetch& m) {
+    w.u8(kSnapFetch);
+    w.varint(m.snapshot_id);
+    w.str(m.relation);
+    w.varint(m.chunk);
+    w.varint(m.max_rows);
+  }
+  void operator()(const SnapshotEnd& m) {
+    w.u8(kSnapEnd);
+    w.varint(m.snapshot_id);
+  }
+  void operator()(const BacklogRequest& m) {
+    w.u8(kBacklogReq);
+    w.str(m.node);
+  }
+  void operator()(const SnapshotBeginAnswer& m) {
+    w.u8(kSnapBeginAns);
+    w.varint(m.snapshot_id);
+    w.position(m.position);
+    w.position(m.peer_applied);
+    w.varint(m.tables.size());
+    for (const auto& t : m.tables) {
+      w.str(t.relation);
+      w.varint(t.columns);
+      w.varint(t.estimated_rows);
+    }
+  }
+  void operator()(const SnapshotChunk& m) {
+    w.u8(kSnapChunk);
+    w.u8(m.last ? 1 : 0);
+    w.varint(m.columns);
+    w.varint(m.rows.size());
+    for (const auto& row : m.rows) {
+      for (const auto& v : row) w.value(v);
+    }
+  }
+  void operator()(const SnapshotEndAnswer& m) {
+    w.u8(kSnapEndAns);
+    w.position(m.peer_applied);
+  }
+  void operator()(const BacklogAnswer& m) {
+    w.u8(kBacklogAns);
+    w.varint(m.transactions);
+    w.varint(m.rows);
+    w.varint(m.oldest_age_ms);
+  }
   void operator()(const FactsRequest&) { w.u8(kFactsReq); }
   void operator()(const PollRequest&) { w.u8(kPoll); }
   void operator()(const PendingAnswer&) { w.u8(kPending); }
@@ -405,6 +473,94 @@ bool decode_body(Reader& r, uint8_t type, VerifyBody* body) {
         }
       }
       *body = std::move(m);
+      return true;
+    }
+    case kSnapBegin: {
+      SnapshotBegin m;
+      if (!r.str(&m.node, "node")) return false;
+      *body = std::move(m);
+      return true;
+    }
+    case kSnapFetch: {
+      SnapshotFetch m;
+      if (!r.varint(&m.snapshot_id, "snapshot id") || !r.str(&m.relation, "relation") ||
+          !r.varint(&m.chunk, "chunk number") || !r.varint(&m.max_rows, "max rows")) {
+        return false;
+      }
+      if (m.max_rows == 0 || m.max_rows > kMaxSnapshotRows) {
+        return r.fail("max rows " + std::to_string(m.max_rows) + " out of range");
+      }
+      *body = std::move(m);
+      return true;
+    }
+    case kSnapEnd: {
+      SnapshotEnd m;
+      if (!r.varint(&m.snapshot_id, "snapshot id")) return false;
+      *body = m;
+      return true;
+    }
+    case kBacklogReq: {
+      BacklogRequest m;
+      if (!r.str(&m.node, "node")) return false;
+      *body = std::move(m);
+      return true;
+    }
+    case kSnapBeginAns: {
+      SnapshotBeginAnswer m;
+      size_t n = 0;
+      if (!r.varint(&m.snapshot_id, "snapshot id") ||
+          !r.position(&m.position, "snapshot position") ||
+          !r.position(&m.peer_applied, "peer applied position") ||
+          !r.count(&n, "table count", 3, kMaxSnapshotTables)) {
+        return false;
+      }
+      m.tables.resize(n);
+      for (auto& t : m.tables) {
+        if (!r.str(&t.relation, "relation") || !r.varint(&t.columns, "column count") ||
+            !r.varint(&t.estimated_rows, "estimated rows")) {
+          return false;
+        }
+        if (t.columns == 0 || t.columns > kMaxSnapshotColumns) {
+          return r.fail("column count " + std::to_string(t.columns) + " out of range");
+        }
+      }
+      *body = std::move(m);
+      return true;
+    }
+    case kSnapChunk: {
+      SnapshotChunk m;
+      size_t rows = 0;
+      if (!r.flag(&m.last, "last flag") || !r.varint(&m.columns, "column count")) return false;
+      if (m.columns == 0 || m.columns > kMaxSnapshotColumns) {
+        return r.fail("column count " + std::to_string(m.columns) + " out of range");
+      }
+      // Every value takes at least one octet: a row at least `columns`.
+      if (!r.count(&rows, "row count", static_cast<size_t>(m.columns), kMaxSnapshotRows)) {
+        return false;
+      }
+      m.rows.resize(rows);
+      for (auto& row : m.rows) {
+        row.resize(static_cast<size_t>(m.columns));
+        for (auto& v : row) {
+          if (!r.value(&v, "row value")) return false;
+        }
+      }
+      *body = std::move(m);
+      return true;
+    }
+    case kSnapEndAns: {
+      SnapshotEndAnswer m;
+      if (!r.position(&m.peer_applied, "peer applied position")) return false;
+      *body = m;
+      return true;
+    }
+    case kBacklogAns: {
+      BacklogAnswer m;
+      if (!r.varint(&m.transactions, "transactions") || !r.varint(&m.rows, "rows") ||
+          !r.varint(&m.oldest_age_ms, "oldest age")) {
+        return false;
+      }
+      *body = m;
       return true;
     }
     default:

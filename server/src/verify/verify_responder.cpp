@@ -1,9 +1,13 @@
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include <mpf/core/text.hpp>
+#include <mpf/server/backlog.hpp>
 #include <mpf/server/verify/verify_codec.hpp>
 #include <mpf/server/verify_responder.hpp>
 
+#include "pg_snapshot_source.hpp"
 #include "pg_verify_source.hpp"
 
 namespace mpf::server {
@@ -27,6 +31,10 @@ std::string encoded(uint64_t id, VerifyBody body) {
 VerifyResponder::VerifyResponder(Config config)
     : config_(std::move(config)),
       source_(std::make_unique<PgVerifySource>(config_.node.database)),
+      snapshots_(std::make_unique<PgSnapshotSource>(config_.node.database, config_.node.name,
+                                                    config_.peer.name)),
+      backlog_(std::make_unique<BacklogReader>(config_.node.database, config_.node.name,
+                                               config_.peer.name)),
       worker_([this](std::stop_token st) { work(st); }) {}
 
 VerifyResponder::~VerifyResponder() {
@@ -47,11 +55,15 @@ std::optional<std::string> VerifyResponder::on_port_frame(std::string_view frame
     return encoded(0, ErrorAnswer{m.status().message()});
   }
   const uint64_t id = m->request_id;
-  const bool is_request =
-      !std::holds_alternative<PollRequest>(m->body) &&
-      (std::holds_alternative<FactsRequest>(m->body) ||
-       std::holds_alternative<SummarizeBatch>(m->body) ||
-       std::holds_alternative<RowsBatch>(m->body) || std::holds_alternative<FetchRequest>(m->body));
+  const bool is_request = !std::holds_alternative<PollRequest>(m->body) &&
+                          (std::holds_alternative<FactsRequest>(m->body) ||
+                           std::holds_alternative<SummarizeBatch>(m->body) ||
+                           std::holds_alternative<RowsBatch>(m->body) ||
+                           std::holds_alternative<FetchRequest>(m->body) ||
+                           std::holds_alternative<SnapshotBegin>(m->body) ||
+                           std::holds_alternative<SnapshotFetch>(m->body) ||
+                           std::holds_alternative<SnapshotEnd>(m->body) ||
+                           std::holds_alternative<BacklogRequest>(m->body));
   if (!is_request && !std::holds_alternative<PollRequest>(m->body)) {
     return encoded(id, ErrorAnswer{"not a verify request"});
   }
@@ -84,8 +96,14 @@ void VerifyResponder::work(std::stop_token stop) {
     std::unique_ptr<Job> job;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, stop, [&] { return !queue_.empty(); });
+      // Woken at least every few seconds to end a snapshot its standby abandoned.
+      cv_.wait_for(lock, stop, std::chrono::seconds(5), [&] { return !queue_.empty(); });
       if (stop.stop_requested()) return;
+      if (queue_.empty()) {
+        lock.unlock();
+        snapshots_->expire(std::chrono::steady_clock::now());
+        continue;
+      }
       job = std::move(queue_.front());
       queue_.pop_front();
     }
@@ -125,6 +143,33 @@ std::string VerifyResponder::answer(const VerifyMessage& request) {
     if (!r) return error(r.status());
     spdlog::info("VerifyRowsFetched relation={} rows={}", q->relation, r->size());
     return encoded(id, FetchAnswer{std::move(*r)});
+  }
+  if (const auto* q = std::get_if<SnapshotBegin>(&request.body)) {
+    auto r = snapshots_->begin(q->node);
+    if (!r) return error(r.status());
+    return encoded(id, std::move(*r));
+  }
+  if (const auto* q = std::get_if<SnapshotFetch>(&request.body)) {
+    auto r = snapshots_->fetch(*q);
+    if (!r) return error(r.status());
+    return encoded(id, std::move(*r));
+  }
+  if (const auto* q = std::get_if<SnapshotEnd>(&request.body)) {
+    auto r = snapshots_->end(q->snapshot_id);
+    if (!r) return error(r.status());
+    return encoded(id, *r);
+  }
+  if (const auto* q = std::get_if<BacklogRequest>(&request.body)) {
+    if (q->node != config_.peer.name) {
+      return error(failed_precondition("node \"" + q->node + "\" is not this node's peer"));
+    }
+    auto b = backlog_->read();
+    if (!b) return error(b.status());
+    BacklogAnswer a;
+    a.transactions = static_cast<uint64_t>(std::max<int64_t>(0, b->transactions));
+    a.rows = static_cast<uint64_t>(std::max<int64_t>(0, b->rows));
+    a.oldest_age_ms = b->oldest ? static_cast<uint64_t>(b->oldest->age_s * 1000) : 0;
+    return encoded(id, a);
   }
   return encoded(id, ErrorAnswer{"not a verify request"});
 }

@@ -56,6 +56,16 @@ class Receiver {
   // While paused (this node is standalone) sessions are refused; from any thread.
   void set_paused(bool paused) { paused_ = paused; }
 
+  // While held (`mpfailover resync` is replacing this node's data) sessions are refused, and
+  // the apply thread ends the current one and closes its applier's connection (which frees the
+  // peer's replication origin): the next session binds afresh and reads the applied position the
+  // resync stored. quiet() is true once the apply thread has done so. From any thread.
+  void set_held(bool held) {
+    quiet_ = false;
+    held_ = held;
+  }
+  bool quiet() const { return quiet_; }
+
  private:
   class Sessions;
   void apply_loop(std::stop_token stop, const std::string& inproc);
@@ -66,6 +76,8 @@ class Receiver {
   mutable std::mutex mu_;
   LinkStats stats_;
   std::atomic<bool> paused_{false};
+  std::atomic<bool> held_{false};
+  std::atomic<bool> quiet_{false};
 };
 
 }  // namespace mpf::replicator

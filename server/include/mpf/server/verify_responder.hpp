@@ -1,6 +1,7 @@
 // The daemon's answerer for verify frames ("MPV") arriving on port 2008: the peer's
 // `mpfailover verify` and `mpfailover check` ask it for range hashes, key lists, rows (repair)
-// and configuration facts.
+// and configuration facts; the peer's `mpfailover resync` copies a snapshot of this node's data
+// through it (PROTOCOL.md "Snapshot copy").
 //
 // on_port_frame() runs on the receiver's port thread, which also answers heartbeats, so it never
 // touches the database: it queues the request for a worker thread of its own (its own
@@ -26,7 +27,10 @@
 
 namespace mpf::server {
 
+class BacklogReader;
+
 namespace verify {
+class PgSnapshotSource;
 class PgVerifySource;
 struct VerifyMessage;
 }  // namespace verify
@@ -51,6 +55,9 @@ class VerifyResponder {
 
   Config config_;
   std::unique_ptr<verify::PgVerifySource> source_;
+  // `mpfailover resync` on the peer: the snapshot it copies, and its catch-up backlog.
+  std::unique_ptr<verify::PgSnapshotSource> snapshots_;
+  std::unique_ptr<BacklogReader> backlog_;
   std::mutex mu_;
   std::condition_variable_any cv_;
   std::deque<std::unique_ptr<Job>> queue_;

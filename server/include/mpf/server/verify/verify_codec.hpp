@@ -18,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include <mpf/core/position.hpp>
 #include <mpf/core/status.hpp>
 #include <mpf/server/verify/narrower.hpp>
 
@@ -31,6 +32,10 @@ inline constexpr size_t kMaxKeysPerFetch = 1024;
 inline constexpr size_t kMaxKeyColumns = 32;
 inline constexpr uint64_t kMaxLimit = 1'000'000;
 inline constexpr uint32_t kMaxParts = 1024;
+// Snapshot copy (`mpfailover resync`): rows per chunk, columns per row, tables per snapshot.
+inline constexpr uint64_t kMaxSnapshotRows = 100'000;
+inline constexpr size_t kMaxSnapshotColumns = 1600;
+inline constexpr size_t kMaxSnapshotTables = 4096;
 
 // Requests (client -> peer daemon).
 struct FactsRequest {
@@ -53,6 +58,31 @@ struct FetchRequest {
 };
 struct PollRequest {
   bool operator==(const PollRequest&) const = default;
+};
+// Snapshot copy (`mpfailover resync`, run on the standby `node`): open one consistent snapshot
+// of the replicated tables on the active and tell where it lies in the active's change stream.
+struct SnapshotBegin {
+  std::string node;  // the node asking: it must be the answering node's peer
+  bool operator==(const SnapshotBegin&) const = default;
+};
+// The next chunk of `relation`'s rows in the snapshot: chunk 0, 1, 2, ... in turn (a repeated or
+// skipped number is an error, so a lost answer cannot silently drop or repeat rows).
+struct SnapshotFetch {
+  uint64_t snapshot_id = 0;
+  std::string relation;
+  uint64_t chunk = 0;
+  uint64_t max_rows = 0;  // 1..kMaxSnapshotRows; the answer may hold fewer (a byte budget)
+  bool operator==(const SnapshotFetch&) const = default;
+};
+// Releases the snapshot (its transaction ends on the active).
+struct SnapshotEnd {
+  uint64_t snapshot_id = 0;
+  bool operator==(const SnapshotEnd&) const = default;
+};
+// The answering node's backlog for `node` (what `mpfailover queue` counts there).
+struct BacklogRequest {
+  std::string node;
+  bool operator==(const BacklogRequest&) const = default;
 };
 
 // Answers (peer daemon -> client).
@@ -81,6 +111,38 @@ struct FetchAnswer {
   std::vector<FetchedRow> rows;  // one per requested key, in order
   bool operator==(const FetchAnswer&) const = default;
 };
+struct SnapshotTable {
+  std::string relation;         // schema-qualified; "mpfailover.tombstone" for the tombstones
+  uint64_t columns = 0;         // values per row
+  uint64_t estimated_rows = 0;  // pg_class.reltuples, for progress only
+  bool operator==(const SnapshotTable&) const = default;
+};
+struct SnapshotBeginAnswer {
+  uint64_t snapshot_id = 0;
+  // The snapshot holds exactly the active's transactions at or before this position of its
+  // change stream (a tick recorded with the snapshot itself; PROTOCOL.md "Snapshot copy").
+  Position position;
+  // The active's applied position for the asking node as origin, as of the snapshot.
+  Position peer_applied;
+  std::vector<SnapshotTable> tables;  // parents first, then the tombstones
+  bool operator==(const SnapshotBeginAnswer&) const = default;
+};
+struct SnapshotChunk {
+  bool last = false;     // the relation has no more rows after these
+  uint64_t columns = 0;  // values per row
+  std::vector<std::vector<std::optional<std::string>>> rows;  // text forms; nullopt = NULL
+  bool operator==(const SnapshotChunk&) const = default;
+};
+struct SnapshotEndAnswer {
+  Position peer_applied;  // the active's applied position for the asking node, now
+  bool operator==(const SnapshotEndAnswer&) const = default;
+};
+struct BacklogAnswer {
+  uint64_t transactions = 0;
+  uint64_t rows = 0;
+  uint64_t oldest_age_ms = 0;  // of the oldest waiting change; 0 when nothing waits
+  bool operator==(const BacklogAnswer&) const = default;
+};
 struct PendingAnswer {
   bool operator==(const PendingAnswer&) const = default;
 };
@@ -91,7 +153,9 @@ struct ErrorAnswer {
 
 using VerifyBody =
     std::variant<FactsRequest, SummarizeBatch, RowsBatch, FetchRequest, PollRequest, FactsAnswer,
-                 SummarizeAnswer, RowsAnswer, FetchAnswer, PendingAnswer, ErrorAnswer>;
+                 SummarizeAnswer, RowsAnswer, FetchAnswer, PendingAnswer, ErrorAnswer,
+                 SnapshotBegin, SnapshotFetch, SnapshotEnd, BacklogRequest, SnapshotBeginAnswer,
+                 SnapshotChunk, SnapshotEndAnswer, BacklogAnswer>;
 
 struct VerifyMessage {
   uint64_t request_id = 0;
