@@ -215,7 +215,10 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
           refusal = "node \"" + options_.node + "\" is being resynced: replication is paused";
         }
         if (!refusal.empty()) {
-          spdlog::error("HelloRefused from={} reason=\"{}\"", hello->origin, one_line(refusal));
+          // Standalone and resync refuse on purpose, once a second while the peer retries: the
+          // state itself is logged where it starts, so those refusals stay out of the error log.
+          spdlog::log(paused_ || held_ ? spdlog::level::debug : spdlog::level::err,
+                      "HelloRefused from={} reason=\"{}\"", hello->origin, one_line(refusal));
           reply(routing_id, enc, wire::Refuse{hello->session_id, refusal});
           continue;
         }
