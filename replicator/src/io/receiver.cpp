@@ -16,6 +16,7 @@
 #include <mpf/core/text.hpp>
 #include <mpf/replicator/pg_applier.hpp>
 #include <mpf/replicator/receiver.hpp>
+#include <mpf/replicator/versions.hpp>
 #include <mpf/replicator/wire.hpp>
 
 namespace mpf::replicator {
@@ -185,7 +186,12 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
 
       if (auto* hello = std::get_if<wire::Hello>(&*msg)) {
         wire::Encoder enc;
-        auto version = wire::negotiate_version(*hello);
+        const uint32_t max_version = options_.max_protocol_version != 0
+                                         ? options_.max_protocol_version
+                                         : wire::kProtocolVersion;
+        auto version = wire::negotiate_version(*hello, max_version);
+        const Status catalog = check_catalog_versions(options_.node, options_.catalog_version,
+                                                      hello->origin, hello->catalog_version);
         std::string refusal;
         if (hello->origin != options_.peer) {
           refusal =
@@ -194,13 +200,34 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
           refusal = "this is node \"" + options_.node + "\", not \"" + hello->target + "\"";
         } else if (!version) {
           refusal = version.status().message();
+        } else if (!catalog) {
+          refusal = catalog.message();
         } else if (paused_) {
           refusal = "node \"" + options_.node + "\" is standalone: replication is paused";
         }
+        if (hello->origin == options_.peer) {  // what the peer says of itself, for status
+          std::lock_guard lock(mu_);
+          stats_.peer_min_version = hello->min_version;
+          stats_.peer_max_version = hello->max_version;
+          stats_.peer_software = hello->software;
+          stats_.peer_catalog_version = hello->catalog_version;
+          if (!version || !catalog) stats_.last_error = refusal;
+        }
         if (!refusal.empty()) {
-          spdlog::error("HelloRefused from={} reason=\"{}\"", hello->origin, one_line(refusal));
+          spdlog::error(
+              "HelloRefused from={} peer_versions={}-{} peer_software={} "
+              "peer_catalog_version={} reason=\"{}\"",
+              hello->origin, hello->min_version, hello->max_version,
+              hello->software.empty() ? "unknown" : hello->software, hello->catalog_version,
+              one_line(refusal));
           reply(routing_id, enc, wire::Refuse{hello->session_id, refusal});
           continue;
+        }
+        if (hello->catalog_version != options_.catalog_version) {
+          spdlog::warn(
+              "CatalogVersionDiffers peer={} peer_catalog_version={} catalog_version={} "
+              "note=\"compatible during a rolling upgrade; upgrade the older node\"",
+              hello->origin, hello->catalog_version, options_.catalog_version);
         }
         if (!applier) {
           auto a = PgApplier::open(options_.conninfo);
@@ -240,10 +267,15 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
         session->tables = tables;
         reply(routing_id, session->encoder,
               wire::Welcome{*version, options_.node, hello->session_id, *applied});
-        spdlog::info("SessionAccepted origin={} session={:x} applied={}", hello->origin,
-                     hello->session_id, applied->to_string());
+        spdlog::info(
+            "SessionAccepted origin={} session={:x} applied={} protocol_version={} "
+            "peer_versions={}-{} peer_software={}",
+            hello->origin, hello->session_id, applied->to_string(), *version, hello->min_version,
+            hello->max_version, hello->software.empty() ? "unknown" : hello->software);
         std::lock_guard lock(mu_);
         stats_.connected = true;
+        stats_.protocol_version = *version;
+        stats_.last_error.clear();
         ++stats_.sessions;
         stats_.applied = *applied;
         continue;

@@ -114,6 +114,19 @@ class NodeDriver {
   std::mutex mu_;
   heartbeat::NodeStatus published_;  // what answers carry
   std::string command_note_;         // the outcome of the peer's last command, for its answer
+  // The latest heartbeat of a protocol this node does not speak (a peer of another release):
+  // its protocol, when, the message, and when it was last logged.
+  uint8_t foreign_heartbeat_protocol_ = 0;
+  std::optional<TimePoint> foreign_heartbeat_at_;
+  std::string foreign_heartbeat_error_;
+  std::optional<TimePoint> foreign_heartbeat_logged_at_;
+
+  // Answers a heartbeat of another protocol (port thread): see on_port_frame.
+  std::string answer_foreign_heartbeat(std::string_view frame);
+  // The peer's catalog as heartbeats report it, judged by the pair's catalog rule.
+  void check_peer_catalog(int32_t peer_catalog_version);
+  std::string catalog_error_;
+  int32_t catalog_checked_ = 0;  // the peer catalog version last judged (and logged)
 };
 
 }  // namespace mpf::server
