@@ -201,6 +201,7 @@ int main(int argc, char** argv) {
   mpf::server::QueueWatch queue_watch(cfg->node.database, cfg->queue.warn_bytes);
   std::function<void()> report = [&] {
     queue_watch.check();
+    driver.recheck_catalog();
     const auto out = shipper.stats();
     const auto in = receiver.stats();
     spdlog::info(

@@ -278,6 +278,26 @@ void NodeDriver::check_peer_catalog(int32_t peer_catalog_version) {
   }
 }
 
+void NodeDriver::recheck_catalog() {
+  auto now = db_.catalog_version();
+  if (!now) return;  // a read failure shows elsewhere
+  if (*now == catalog_version_) {
+    catalog_moved_error_.clear();
+    return;
+  }
+  const std::string error =
+      "database catalog is at version " + std::to_string(*now) + ", but mpfailoverd started at " +
+      std::to_string(catalog_version_) +
+      ": mpfailover init-db ran while this daemon was running\nhint: restart mpfailoverd "
+      "(systemctl restart mpfailoverd) so the daemon of the release that migrated the catalog "
+      "runs; stop the daemon before init-db during an upgrade";
+  if (error != catalog_moved_error_) {
+    spdlog::error("CatalogMigratedUnderDaemon catalog_version={} started_at={} reason=\"{}\"", *now,
+                  catalog_version_, one_line(error));
+  }
+  catalog_moved_error_ = error;
+}
+
 void NodeDriver::arm_heartbeat_wakeup() {
   // ZMQ_FD signals edges, not levels: read until empty on every wake-up (and the 10 ms tick
   // polls too, in case an edge was consumed by a send).
@@ -666,6 +686,7 @@ json NodeDriver::status_json() {
                                                   : json(nullptr);
     if (foreign) version_errors.push_back(foreign_heartbeat_error_);
   }
+  if (!catalog_moved_error_.empty()) version_errors.push_back(catalog_moved_error_);
   if (!catalog_error_.empty()) version_errors.push_back(catalog_error_);
   for (const auto& e : {out.last_error, in.last_error}) {
     if (e.find("no protocol version in common") != std::string::npos ||

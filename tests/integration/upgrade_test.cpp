@@ -4,6 +4,7 @@
 //   of the version-1 release) and node b at version 2: replication both ways at version 1, both
 //   statuses say so, check passes with notes, a switchover across versions; then a is "upgraded"
 //   (restarted without the pin) while b takes writes: version 2 both ways, no loss, no duplicate;
+//   a catalog migrated under a's running daemon is reported;
 // - what a pinned node sends, seen by a fake target: a Hello offering 1 only, version-1 batch
 //   frames, and a Welcome naming a version it did not offer refused;
 // - a raw ZeroMQ client with a's keys sending a Hello of protocol 99, Hellos with catalog versions
@@ -305,6 +306,27 @@ TEST_SUITE("upgrade") {
     auto check2 = p.cli("a", "check");
     CHECK_MESSAGE(check2.rc == 0, check2.output);
     CHECK_FALSE(contains(check2.output, "note:"));
+
+    // init-db of a newer release run under a's running daemon (the catalog migrated first): the
+    // daemon notices within a heartbeat interval and says to restart it.
+    {
+      pqxx::connection c(p.db_a.conninfo());
+      pqxx::work tx(c);
+      tx.exec(
+          "INSERT INTO mpfailover.schema_migrations (stream, version, name) SELECT 'catalog', "
+          "max(version) + 1, 'from_a_newer_release' FROM mpfailover.schema_migrations "
+          "WHERE stream = 'catalog'");
+      tx.commit();
+    }
+    CHECK(eventually(
+        [&] {
+          auto s = p.status("a");
+          return !s.is_null() && s["version_error"].is_string() &&
+                 contains(s["version_error"].get<std::string>(),
+                          "init-db ran while this daemon was running\nhint: restart mpfailoverd");
+        },
+        10s));
+    CHECK(contains(p.a->log_text(), "CatalogMigratedUnderDaemon"));
   }
 
   TEST_CASE(

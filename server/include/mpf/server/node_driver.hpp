@@ -63,6 +63,11 @@ class NodeDriver {
   nlohmann::json handle(const nlohmann::json& request);
   nlohmann::json status_json();
 
+  // Reads this node's catalog version again (every heartbeat.interval, from the daemon's report
+  // timer): init-db of a newer release run while this daemon runs leaves it older than its
+  // catalog, which status and the log then say (CatalogMigratedUnderDaemon), until a restart.
+  void recheck_catalog();
+
  private:
   void tick();
   void schedule_tick();
@@ -126,7 +131,8 @@ class NodeDriver {
   // The peer's catalog as heartbeats report it, judged by the pair's catalog rule.
   void check_peer_catalog(int32_t peer_catalog_version);
   std::string catalog_error_;
-  int32_t catalog_checked_ = 0;  // the peer catalog version last judged (and logged)
+  std::string catalog_moved_error_;  // recheck_catalog's finding
+  int32_t catalog_checked_ = 0;      // the peer catalog version last judged (and logged)
 };
 
 }  // namespace mpf::server
