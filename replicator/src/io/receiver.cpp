@@ -139,6 +139,7 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
   std::unique_ptr<PgApplier> applier;
   std::unique_ptr<Sessions> session;
   Clock::time_point last_drop_log{};
+  std::string version_refusal;  // the last Hello refused for its versions, as last_error says it
   uint64_t drops_since_log = 0;
 
   auto drop = [&](const std::string& why) {
@@ -211,7 +212,7 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
           stats_.peer_max_version = hello->max_version;
           stats_.peer_software = hello->software;
           stats_.peer_catalog_version = hello->catalog_version;
-          if (!version || !catalog) stats_.last_error = refusal;
+          if (!version || !catalog) stats_.last_error = version_refusal = refusal;
         }
         if (!refusal.empty()) {
           spdlog::error(
@@ -275,7 +276,7 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
         std::lock_guard lock(mu_);
         stats_.connected = true;
         stats_.protocol_version = *version;
-        stats_.last_error.clear();
+        if (stats_.last_error == version_refusal) stats_.last_error.clear();  // the peer moved on
         ++stats_.sessions;
         stats_.applied = *applied;
         continue;
