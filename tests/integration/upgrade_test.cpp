@@ -8,9 +8,10 @@
 // - what a pinned node sends, seen by a fake target: a Hello offering 1 only, version-1 batch
 //   frames, and a Welcome naming a version it did not offer refused;
 // - a raw ZeroMQ client with a's keys sending a Hello of protocol 99, Hellos with catalog versions
-//   one and two apart, and heartbeats of protocol 99 and of a far catalog: each refused (or
-//   accepted) as the rules say, naming both versions and the node to upgrade; a verify request of
-//   protocol 99 answered with an Error naming both; and the daemon keeps serving its real peer.
+//   one and two apart, a version-2 batch in a version-1 session, and heartbeats of protocol 99
+//   and of a far catalog: each refused (or accepted) as the rules say, naming both versions and
+//   the node to upgrade; a verify request of protocol 99 answered with an Error naming both; and
+//   the daemon keeps serving its real peer.
 #include <filesystem>
 #include <thread>
 
@@ -494,6 +495,23 @@ TEST_SUITE("upgrade") {
                                 std::to_string(catalog - 2));
           },
           5s));
+    }
+    SUBCASE("a version-2 batch frame in a session that agreed on version 1") {
+      // What a node of the version-1 release (or one pinned to 1) must never be sent: b refuses
+      // it, as such a node would, and the session ends.
+      auto m = raw.hello(1, 1, catalog, 4545);
+      auto* w = std::get_if<wire::Welcome>(&m);
+      REQUIRE_MESSAGE(w != nullptr, wire::message_name(m));
+      CHECK(w->version == 1);
+      wire::Encoder enc;
+      REQUIRE(enc.use_version(2));
+      const std::string frame = enc.encode(wire::Batch{4545, 1, {}});
+      REQUIRE(frame[3] == 'C');
+      auto r = wire::Decoder().decode(raw.ask(frame));
+      REQUIRE(r);
+      auto* refuse = std::get_if<wire::Refuse>(&*r);
+      REQUIRE_MESSAGE(refuse != nullptr, wire::message_name(*r));
+      CHECK(refuse->reason == "batch frame of protocol version 2 in a session that agreed on 1");
     }
     SUBCASE("verify protocol 99 (mpfailover check or verify of a future release)") {
       std::string facts = "MPVF";

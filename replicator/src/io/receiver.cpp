@@ -31,7 +31,8 @@ class Receiver::Sessions {
   std::string routing_id;  // of the current session's sender
   uint64_t session_id = 0;
   uint64_t expected_seq = 1;
-  bool stuck = false;  // apply stopped with an error
+  uint32_t version = 0;  // the protocol version agreed in the Welcome
+  bool stuck = false;    // apply stopped with an error
   std::string origin;
   std::vector<TableDef> tables;  // as the Hello described them, for re-binding
   wire::Decoder decoder;
@@ -264,6 +265,7 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
         session = std::make_unique<Sessions>();
         session->routing_id = routing_id;
         session->session_id = hello->session_id;
+        session->version = *version;
         session->origin = hello->origin;
         session->tables = tables;
         reply(routing_id, session->encoder,
@@ -295,6 +297,18 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
         reply(routing_id, session->encoder,
               wire::Refuse{session->session_id, "node \"" + options_.node + "\" is standalone"});
         if (applier) applier->reset();
+        session.reset();
+        continue;
+      }
+      // A batch must be in the version the session agreed on (PROTOCOL.md §6): a node pinned to
+      // version 1 refuses a version-2 frame, as a node of the version-1 release does.
+      if (const uint32_t frame_version = bytes[3] == 'C' ? 2 : 1;
+          frame_version != session->version) {
+        const std::string why = "batch frame of protocol version " + std::to_string(frame_version) +
+                                " in a session that agreed on " + std::to_string(session->version);
+        drop(why);
+        reply(routing_id, session->encoder, wire::Refuse{session->session_id, why});
+        applier->reset();
         session.reset();
         continue;
       }
