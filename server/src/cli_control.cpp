@@ -101,6 +101,24 @@ void print_status(const json& s, std::ostream& out) {
   if (!s["operation"].get<std::string>().empty()) {
     out << "operation: " << s["operation"].get<std::string>() << "\n";
   }
+  // Versions (absent from a daemon of a release before them: the CLI may be newer than the
+  // daemon between a package install and the daemon's restart).
+  if (s.contains("software_version")) {
+    const json& neg = s["negotiated_protocol_version"];
+    out << "versions: software " << text_or_dash(s["software_version"]) << ", protocol "
+        << text_or_dash(s["protocol_versions"])
+        << (s["max_protocol_version"].is_null() ? "" : " (pinned by max_protocol_version)")
+        << " (outbound " << text_or_dash(neg["outbound"]) << ", inbound "
+        << text_or_dash(neg["inbound"]) << "), heartbeat " << text_or_dash(s["heartbeat_protocol"])
+        << ", catalog " << text_or_dash(s["catalog_version"]) << "\n";
+    out << "peer versions: software " << text_or_dash(s["peer_software_version"]) << ", protocol "
+        << text_or_dash(s["peer_protocol_versions"]) << ", heartbeat "
+        << text_or_dash(s["peer_heartbeat_protocol"]) << ", catalog "
+        << text_or_dash(s["peer_catalog_version"]) << "\n";
+    if (!s["version_error"].is_null()) {
+      out << "version error: " << s["version_error"].get<std::string>() << "\n";
+    }
+  }
   out << "last error: " << text_or_dash(s["last_error"]) << "\n";
 }
 

@@ -609,19 +609,24 @@ int cmd_check(const std::string& config_path, const std::vector<std::string>& ar
     if (k == "peer.address") in.peer_view_of_here = resolve(v);
   }
   const auto mismatches = compare_facts(in);
+  const auto notes = compatible_differences(in);
   if (json_output) {
     json ms = json::array();
     for (const auto& m : mismatches) ms.push_back({{"fact", m.fact}, {"message", m.message}});
+    json ns = json::array();
+    for (const auto& n : notes) ns.push_back({{"fact", n.fact}, {"message", n.message}});
     json here = json::object(), there = json::object();
     for (const auto& [k, v] : in.local) here[k] = v;
     for (const auto& [k, v] : in.peer) there[k] = v;
     std::cout << json{{"ok", mismatches.empty()},
                       {"mismatches", ms},
+                      {"notes", ns},
                       {"here", here},
                       {"peer", there}}
                      .dump(2)
               << "\n";
   } else {
+    for (const auto& n : notes) std::cout << "note: " << n.fact << ": " << n.message << "\n";
     for (const auto& m : mismatches)
       std::cout << "mismatch: " << m.fact << ": " << m.message << "\n";
     if (mismatches.empty()) {

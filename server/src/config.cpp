@@ -12,6 +12,7 @@
 #include <boost/program_options.hpp>
 
 #include <mpf/core/duration.hpp>
+#include <mpf/replicator/wire.hpp>
 #include <mpf/server/config.hpp>
 
 namespace mpf::server {
@@ -181,7 +182,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   cfg.path = path;
 
   std::string port_text, peer_port_text, tables_text, interval_text, warn_bytes_text;
-  std::string retention_text, tombstone_retention_text;
+  std::string retention_text, tombstone_retention_text, max_protocol_text;
   std::string hb_timeout_text, ping_timeout_text, max_skew_text, witness_text;
   std::string automatic_text, missed_text, switchover_timeout_text, hook_timeout_text;
   po::options_description desc;
@@ -198,6 +199,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
       ("replication.tables", po::value(&tables_text))
       ("replication.retention", po::value(&retention_text))
       ("replication.tombstone_retention", po::value(&tombstone_retention_text))
+      ("replication.max_protocol_version", po::value(&max_protocol_text))
       ("node.initial_role", po::value(&cfg.node.initial_role))
       ("node.app_role", po::value(&cfg.node.app_role))
       ("heartbeat.interval", po::value(&interval_text))
@@ -294,6 +296,27 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
         return err.key("replication.tables", "table \"" + t + "\" is listed twice");
       }
     }
+  }
+
+  if (vm.count("replication.max_protocol_version")) {
+    // A pin for rolling upgrades (README "Rolling upgrade"): this node offers and accepts only
+    // versions up to it, as a node of the older release would.
+    const std::string v = trim(max_protocol_text);
+    const bool digits =
+        !v.empty() && v.size() <= 3 &&
+        std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); });
+    const int n = digits ? std::stoi(v) : 0;
+    if (n < static_cast<int>(replicator::wire::kMinProtocolVersion) ||
+        n > static_cast<int>(replicator::wire::kProtocolVersion)) {
+      return err.key("replication.max_protocol_version",
+                     "invalid replication.max_protocol_version \"" + max_protocol_text +
+                         "\": this release speaks replication protocol versions " +
+                         std::to_string(replicator::wire::kMinProtocolVersion) + " to " +
+                         std::to_string(replicator::wire::kProtocolVersion) +
+                         "\nhint: pin to the version the older node speaks (mpfailover status "
+                         "on it shows protocol_versions), or leave the key out");
+    }
+    cfg.replication.max_protocol_version = static_cast<uint32_t>(n);
   }
 
   if (vm.count("heartbeat.interval")) {
@@ -426,6 +449,15 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   }
   return cfg;
 }
+
+const char* software_version() { return MPF_SOFTWARE_VERSION; }
+
+uint32_t Config::protocol_max() const {
+  return replication.max_protocol_version != 0 ? replication.max_protocol_version
+                                               : replicator::wire::kProtocolVersion;
+}
+
+bool Config::protocol_pinned() const { return protocol_max() < replicator::wire::kProtocolVersion; }
 
 std::string Config::listen_endpoint() const {
   return "tcp://" + replication.listen + ":" + std::to_string(replication.port);

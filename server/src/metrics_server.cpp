@@ -199,6 +199,8 @@ MetricsValues gather_metrics(NodeDriver& driver, const replicator::Shipper& ship
   const auto in = receiver.stats();
   v.outbound_up = out.connected;
   v.inbound_up = in.connected;
+  if (out.connected && out.protocol_version) v.outbound_protocol_version = out.protocol_version;
+  if (in.connected && in.protocol_version) v.inbound_protocol_version = in.protocol_version;
   v.sent_bytes = out.wire_bytes;
   v.received_bytes = in.wire_bytes;
   v.sent_transactions = out.transactions;

@@ -131,6 +131,15 @@ std::string render_metrics(const MetricsValues& v) {
          "1 while a replication session is established, per direction.");
   w.sample("mpfailover_link_up", v.outbound_up ? 1.0 : 0.0, "direction=\"outbound\"");
   w.sample("mpfailover_link_up", v.inbound_up ? 1.0 : 0.0, "direction=\"inbound\"");
+  w.head("mpfailover_protocol_version", "gauge",
+         "The replication protocol version the session agreed on, per direction (no sample while "
+         "it is down); a rolling upgrade is over when both show the new release's version.");
+  if (v.outbound_protocol_version) {
+    w.sample("mpfailover_protocol_version", *v.outbound_protocol_version, "direction=\"outbound\"");
+  }
+  if (v.inbound_protocol_version) {
+    w.sample("mpfailover_protocol_version", *v.inbound_protocol_version, "direction=\"inbound\"");
+  }
   w.counter("mpfailover_sent_bytes_total", "Frame bytes sent to the peer by the shipper.",
             v.sent_bytes);
   w.counter("mpfailover_received_bytes_total",

@@ -21,6 +21,7 @@
 #include <mpf/heartbeat/heartbeat_message.hpp>
 #include <mpf/replicator/receiver.hpp>
 #include <mpf/replicator/shipper.hpp>
+#include <mpf/replicator/wire.hpp>
 #include <mpf/schema/migrations.hpp>
 #include <mpf/server/config.hpp>
 #include <mpf/server/control_server.hpp>
@@ -117,6 +118,8 @@ int main(int argc, char** argv) {
   ropt.endpoint = cfg->listen_endpoint();
   ropt.conninfo = cfg->node.database;
   ropt.catalog_version = catalog_version;
+  ropt.max_protocol_version = cfg->protocol_max();
+  ropt.software_version = mpf::server::software_version();
   ropt.security = security;
   // Heartbeats share port 2008: the receiver's port thread hands them to the node driver.
   std::atomic<mpf::server::NodeDriver*> driver_ptr{nullptr};
@@ -141,14 +144,20 @@ int main(int argc, char** argv) {
   sopt.endpoint = cfg->peer_endpoint();
   sopt.conninfo = cfg->node.database;
   sopt.catalog_version = catalog_version;
+  sopt.max_protocol_version = cfg->protocol_max();
+  sopt.software_version = mpf::server::software_version();
   sopt.security = security;
   sopt.retention = cfg->replication.retention;
   sopt.tombstone_retention = cfg->replication.tombstone_retention;
   mpf::replicator::Shipper shipper(zmq_context, sopt);
 
-  spdlog::info("DaemonStarted node={} peer={} listen={} peer_endpoint={} security={} tables={}",
-               cfg->node.name, cfg->peer.name, ropt.endpoint, sopt.endpoint, cfg->security.mode,
-               cfg->replication.tables.size());
+  spdlog::info(
+      "DaemonStarted node={} peer={} listen={} peer_endpoint={} security={} tables={} "
+      "software_version={} protocol_versions={}-{}{} catalog_version={}",
+      cfg->node.name, cfg->peer.name, ropt.endpoint, sopt.endpoint, cfg->security.mode,
+      cfg->replication.tables.size(), mpf::server::software_version(),
+      mpf::replicator::wire::kMinProtocolVersion, cfg->protocol_max(),
+      cfg->protocol_pinned() ? " pinned_by=replication.max_protocol_version" : "", catalog_version);
   boost::asio::io_context io;
   mpf::server::NodeDriver driver(io, zmq_context, *cfg, security, shipper, receiver);
   if (auto s = driver.start(); !s) {
@@ -198,6 +207,7 @@ int main(int argc, char** argv) {
   mpf::server::QueueWatch queue_watch(cfg->node.database, cfg->queue.warn_bytes);
   std::function<void()> report = [&] {
     queue_watch.check();
+    driver.recheck_catalog();
     const auto out = shipper.stats();
     const auto in = receiver.stats();
     spdlog::info(

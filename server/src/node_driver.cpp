@@ -23,6 +23,8 @@
 #include <mpf/heartbeat/icmp_pinger.hpp>
 #include <mpf/replicator/receiver.hpp>
 #include <mpf/replicator/shipper.hpp>
+#include <mpf/replicator/versions.hpp>
+#include <mpf/replicator/wire.hpp>
 #include <mpf/server/node_driver.hpp>
 
 namespace mpf::server {
@@ -37,6 +39,8 @@ using heartbeat::RoleAction;
 using json = nlohmann::json;
 
 namespace {
+
+using namespace std::chrono_literals;
 
 constexpr auto kTickInterval = std::chrono::milliseconds(10);
 
@@ -191,6 +195,7 @@ std::optional<std::string> NodeDriver::on_port_frame(std::string_view frame) {
   if (!heartbeat::is_heartbeat_frame(frame)) return std::nullopt;
   const int64_t received = wall_us();
   auto m = heartbeat::decode_heartbeat(frame);
+  if (!m && m.status().code() == Code::kFailedPrecondition) return answer_foreign_heartbeat(frame);
   if (!m) {
     spdlog::warn("HeartbeatDropped reason=\"{}\"", one_line(m.status().message()));
     return std::string();
@@ -214,6 +219,84 @@ std::optional<std::string> NodeDriver::on_port_frame(std::string_view frame) {
   boost::asio::post(
       io_, [this, msg = std::move(m.value()), received] { on_peer_message(msg, received); });
   return heartbeat::encode(answer);
+}
+
+// A well-formed heartbeat of a protocol this node does not speak: the peer runs another
+// release. It is answered with an Answer in this node's protocol, seq 0 (no monitor counts it),
+// whose note says which protocol this node speaks, so a newer peer can fall back to it
+// (PROTOCOL.md, heartbeat frames); the error is logged (at most every 10 s) and shown in status.
+std::string NodeDriver::answer_foreign_heartbeat(std::string_view frame) {
+  const unsigned protocol = heartbeat::heartbeat_protocol_of(frame);
+  const unsigned mine = heartbeat::kHeartbeatProtocol;
+  const std::string error =
+      "peer \"" + config_.peer.name + "\" sent heartbeat protocol " + std::to_string(protocol) +
+      ", node \"" + config_.node.name + "\" speaks heartbeat protocol " + std::to_string(mine) +
+      "\nhint: upgrade node \"" + (protocol > mine ? config_.node.name : config_.peer.name) +
+      "\"; until then the newer node must send heartbeat protocol " +
+      std::to_string(std::min(protocol, mine));
+  HeartbeatMessage answer;
+  answer.kind = HeartbeatMessage::Kind::kAnswer;
+  answer.seq = 0;
+  answer.note = "heartbeat protocol " + std::to_string(protocol) + " is not supported: node \"" +
+                config_.node.name + "\" speaks heartbeat protocol " + std::to_string(mine);
+  const auto now = clock_.now();
+  bool log = false;
+  {
+    std::lock_guard lock(mu_);
+    answer.status = published_;
+    foreign_heartbeat_protocol_ = static_cast<uint8_t>(protocol);
+    foreign_heartbeat_at_ = now;
+    foreign_heartbeat_error_ = error;
+    if (!foreign_heartbeat_logged_at_ || now - *foreign_heartbeat_logged_at_ > 10s) {
+      foreign_heartbeat_logged_at_ = now;
+      log = true;
+    }
+  }
+  if (log) {
+    spdlog::error("HeartbeatProtocolUnsupported peer={} protocol={} supported={} reason=\"{}\"",
+                  config_.peer.name, protocol, mine, one_line(error));
+  }
+  answer.status.wall_us = wall_us();
+  return heartbeat::encode(answer);
+}
+
+void NodeDriver::check_peer_catalog(int32_t peer_catalog_version) {
+  if (peer_catalog_version == catalog_checked_) return;
+  catalog_checked_ = peer_catalog_version;
+  auto s = replicator::check_catalog_versions(config_.node.name, catalog_version_,
+                                              config_.peer.name, peer_catalog_version);
+  catalog_error_ = s ? "" : s.message();
+  if (!s) {
+    spdlog::error(
+        "CatalogVersionIncompatible peer={} peer_catalog_version={} catalog_version={} "
+        "reason=\"{}\"",
+        config_.peer.name, peer_catalog_version, catalog_version_, one_line(s.message()));
+  } else if (peer_catalog_version != catalog_version_) {
+    spdlog::warn(
+        "CatalogVersionDiffers peer={} peer_catalog_version={} catalog_version={} "
+        "note=\"compatible during a rolling upgrade; upgrade the older node\"",
+        config_.peer.name, peer_catalog_version, catalog_version_);
+  }
+}
+
+void NodeDriver::recheck_catalog() {
+  auto now = db_.catalog_version();
+  if (!now) return;  // a read failure shows elsewhere
+  if (*now == catalog_version_) {
+    catalog_moved_error_.clear();
+    return;
+  }
+  const std::string error =
+      "database catalog is at version " + std::to_string(*now) + ", but mpfailoverd started at " +
+      std::to_string(catalog_version_) +
+      ": mpfailover init-db ran while this daemon was running\nhint: restart mpfailoverd "
+      "(systemctl restart mpfailoverd) so the daemon of the release that migrated the catalog "
+      "runs; stop the daemon before init-db during an upgrade";
+  if (error != catalog_moved_error_) {
+    spdlog::error("CatalogMigratedUnderDaemon catalog_version={} started_at={} reason=\"{}\"", *now,
+                  catalog_version_, one_line(error));
+  }
+  catalog_moved_error_ = error;
 }
 
 void NodeDriver::arm_heartbeat_wakeup() {
@@ -276,6 +359,7 @@ void NodeDriver::on_peer_message(const HeartbeatMessage& m, int64_t received_wal
   const auto now = clock_.now();
   peer_status_ = m.status;
   peer_status_at_ = now;
+  check_peer_catalog(m.status.catalog_version);
   heartbeat::PeerView view{m.status.node, m.status.role, m.status.epoch};
   if (m.kind == HeartbeatMessage::Kind::kBeat && m.command == Command::kHandover) {
     Position applied = receiver_.stats().applied;
@@ -489,7 +573,10 @@ void NodeDriver::watch_drain() {
 
 bool NodeDriver::definitions_match() const {
   if (!peer_status_) return true;  // nothing known to differ from
-  return peer_status_->catalog_version == catalog_version_ &&
+  // Catalogs one version apart pair (a rolling upgrade in progress): replicator/versions.hpp.
+  return replicator::check_catalog_versions(config_.node.name, catalog_version_, config_.peer.name,
+                                            peer_status_->catalog_version)
+             .is_ok() &&
          peer_status_->definitions_digest == definitions_digest_;
 }
 
@@ -568,6 +655,47 @@ json NodeDriver::status_json() {
   j["last_error"] = err.empty() ? json(nullptr) : json(err);
   j["catalog_version"] = catalog_version_;
   j["definitions_match_peer"] = definitions_match();
+  // Versions (README "Rolling upgrade"): what this node speaks, what each session agreed on, and
+  // what the peer says it runs (its Hello; its heartbeats).
+  const replicator::VersionRange offered{replicator::wire::kMinProtocolVersion,
+                                         config_.protocol_max()};
+  j["software_version"] = software_version();
+  j["protocol_versions"] = offered.to_string();
+  j["max_protocol_version"] = config_.replication.max_protocol_version != 0
+                                  ? json(config_.replication.max_protocol_version)
+                                  : json(nullptr);
+  j["negotiated_protocol_version"] = {
+      {"outbound", out.connected && out.protocol_version ? json(out.protocol_version) : json()},
+      {"inbound", in.connected && in.protocol_version ? json(in.protocol_version) : json()}};
+  j["heartbeat_protocol"] = heartbeat::kHeartbeatProtocol;
+  j["peer_software_version"] = in.peer_software.empty() ? json(nullptr) : json(in.peer_software);
+  j["peer_protocol_versions"] =
+      in.peer_max_version != 0
+          ? json(replicator::VersionRange{in.peer_min_version, in.peer_max_version}.to_string())
+          : json(nullptr);
+  j["peer_catalog_version"] = peer_status_                   ? json(peer_status_->catalog_version)
+                              : in.peer_catalog_version != 0 ? json(in.peer_catalog_version)
+                                                             : json(nullptr);
+  std::vector<std::string> version_errors;
+  {
+    std::lock_guard lock(mu_);
+    // A foreign heartbeat counts while the peer keeps sending them (three intervals).
+    const bool foreign =
+        foreign_heartbeat_at_ && now - *foreign_heartbeat_at_ < 3 * config_.heartbeat.interval + 1s;
+    j["peer_heartbeat_protocol"] = foreign        ? json(foreign_heartbeat_protocol_)
+                                   : peer_status_ ? json(heartbeat::kHeartbeatProtocol)
+                                                  : json(nullptr);
+    if (foreign) version_errors.push_back(foreign_heartbeat_error_);
+  }
+  if (!catalog_moved_error_.empty()) version_errors.push_back(catalog_moved_error_);
+  if (!catalog_error_.empty()) version_errors.push_back(catalog_error_);
+  for (const auto& e : {out.last_error, in.last_error}) {
+    if (e.find("no protocol version in common") != std::string::npos ||
+        e.find("catalog version") != std::string::npos) {
+      version_errors.push_back(e);
+    }
+  }
+  j["version_error"] = version_errors.empty() ? json(nullptr) : json(version_errors.front());
   return j;
 }
 

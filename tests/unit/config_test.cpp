@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <mpf/replicator/wire.hpp>
 #include <mpf/server/config.hpp>
 
 namespace {
@@ -236,7 +237,8 @@ TEST_CASE("the example config in deploy/ parses and documents every key the pars
                           "on_promote =",
                           "on_demote =",
                           "group =",
-                          "[metrics]"}) {
+                          "[metrics]",
+                          "max_protocol_version ="}) {
     CAPTURE(key);
     CHECK(text.str().find(key) != std::string::npos);
   }
@@ -255,6 +257,29 @@ TEST_CASE("queue.warn_bytes takes a size with a unit, and refuses garbage by nam
   REQUIRE_FALSE(bad);
   CHECK(bad.status().message().find("line 10: queue.warn_bytes: invalid size \"lots\"") !=
         std::string::npos);
+}
+
+TEST_CASE("replication.max_protocol_version pins the protocol within this release's range") {
+  const std::string base =
+      "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n[security]\nmode=plain\n";
+  auto dflt = parse_config(base, kPath);
+  REQUIRE(dflt);
+  CHECK(dflt->replication.max_protocol_version == 0);
+  CHECK(dflt->protocol_max() == mpf::replicator::wire::kProtocolVersion);
+  CHECK_FALSE(dflt->protocol_pinned());
+  auto pinned = parse_config(base + "[replication]\nmax_protocol_version = 1\n", kPath);
+  REQUIRE_MESSAGE(pinned, pinned.status().message());
+  CHECK(pinned->protocol_max() == 1);
+  CHECK(pinned->protocol_pinned());
+  for (const char* bad : {"0", "3", "99", "two", "-1", ""}) {
+    CAPTURE(bad);
+    auto r = parse_config(base + "[replication]\nmax_protocol_version = " + bad + "\n", kPath);
+    REQUIRE_FALSE(r);
+    CHECK(r.status().message().find("line 10: invalid replication.max_protocol_version") !=
+          std::string::npos);
+    CHECK(r.status().message().find("this release speaks replication protocol versions 1 to 2") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("log and tombstone retention are durations, named on error") {

@@ -85,6 +85,25 @@ TEST_CASE("trailing bytes inside a valid CRC are refused") {
   CHECK(r.status().message().find("trailing") != std::string::npos);
 }
 
+TEST_CASE("a sealed heartbeat of another protocol is told apart from garbage") {
+  // PROTOCOL.md §6: the node answers the first (a peer of another release), drops the second.
+  auto frame = mpf::heartbeat::encode(sample());
+  CHECK(mpf::heartbeat::heartbeat_protocol_of(frame) == 1);
+  frame[4] = 2;
+  CHECK(mpf::heartbeat::heartbeat_protocol_of(frame) == 2);
+  auto unsealed = decode_heartbeat(frame);  // the CRC no longer matches: garbage
+  REQUIRE_FALSE(unsealed);
+  CHECK(unsealed.status().code() == mpf::Code::kInvalidArgument);
+  std::string body = frame.substr(0, frame.size() - 4);
+  const uint32_t crc = mpf::crc32c(body);
+  for (int i = 0; i < 4; ++i) body.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+  auto foreign = decode_heartbeat(body);
+  REQUIRE_FALSE(foreign);
+  CHECK(foreign.status().code() == mpf::Code::kFailedPrecondition);
+  CHECK(foreign.status().message() == "heartbeat protocol 2 is not supported (this node speaks 1)");
+  CHECK(mpf::heartbeat::heartbeat_protocol_of("MPH") == 0);
+}
+
 TEST_CASE("the definitions digest tells different definitions apart") {
   using mpf::heartbeat::definitions_digest;
   CHECK(definitions_digest("users(id uuid)") == definitions_digest("users(id uuid)"));

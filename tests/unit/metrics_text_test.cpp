@@ -22,6 +22,7 @@ MetricsValues sample_values() {
   v.last_heartbeat_age_s = 1.5;
   v.lag_s = 0.25;
   v.outbound_up = true;
+  v.outbound_protocol_version = 2;  // inbound down: no sample
   v.sent_bytes = 123456789012ull;
   v.received_bytes = 42;
   v.sent_transactions = 9;
@@ -113,6 +114,7 @@ TEST_CASE("the values land in their metrics") {
       {"mpfailover_replication_lag_seconds", "0.25"},
       {"mpfailover_link_up{direction=\"outbound\"}", "1"},
       {"mpfailover_link_up{direction=\"inbound\"}", "0"},
+      {"mpfailover_protocol_version{direction=\"outbound\"}", "2"},
       {"mpfailover_sent_bytes_total", "123456789012"},
       {"mpfailover_received_bytes_total", "42"},
       {"mpfailover_sent_transactions_total", "9"},
@@ -135,6 +137,7 @@ TEST_CASE("the values land in their metrics") {
   }
   CHECK(p.type.at("mpfailover_applied_transactions_total") == "counter");
   CHECK(p.type.at("mpfailover_backlog_transactions") == "gauge");
+  CHECK(p.samples.count("mpfailover_protocol_version{direction=\"inbound\"}") == 0);
 }
 
 TEST_CASE("role and peer state are one gauge per label, 1 for the current one only") {

@@ -95,6 +95,10 @@ bool valid_wire_role(uint8_t r) { return r <= static_cast<uint8_t>(Role::kStanda
 
 }  // namespace
 
+uint8_t heartbeat_protocol_of(std::string_view frame) {
+  return frame.size() >= 5 && is_heartbeat_frame(frame) ? static_cast<uint8_t>(frame[4]) : 0;
+}
+
 bool is_heartbeat_frame(std::string_view frame) {
   return frame.size() >= kHeartbeatMagic.size() && frame.substr(0, 3) == kHeartbeatMagic;
 }
@@ -142,9 +146,11 @@ Result<HeartbeatMessage> decode_heartbeat(std::string_view frame) {
   m.kind = static_cast<HeartbeatMessage::Kind>(kind);
   const uint8_t protocol = r.u8();
   if (r.ok() && protocol != kHeartbeatProtocol) {
-    return invalid_argument("heartbeat protocol " + std::to_string(protocol) +
-                            " is not supported (this node speaks " +
-                            std::to_string(kHeartbeatProtocol) + ")");
+    // Well-formed (the CRC matched) but of another release: kFailedPrecondition, so the port
+    // answers it (PROTOCOL.md, heartbeat frames) instead of dropping it as garbage.
+    return failed_precondition("heartbeat protocol " + std::to_string(protocol) +
+                               " is not supported (this node speaks " +
+                               std::to_string(kHeartbeatProtocol) + ")");
   }
   m.seq = r.u64();
   m.echo_wall_us = r.i64();

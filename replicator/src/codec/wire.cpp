@@ -557,7 +557,14 @@ void write_hello(Writer& w, const Hello& h) {
     w.varint(t.key_columns.size());
     for (const auto& c : t.key_columns) w.string(c);
   }
-  w.varint(0);  // extensions: none in version 1
+  // Extensions (§4.1): only the sender's software version so far, for the operator (status).
+  if (h.software.empty()) {
+    w.varint(0);
+  } else {
+    w.varint(1);
+    w.varint(kHelloExtensionSoftware);
+    w.string(h.software);
+  }
 }
 
 size_t hello_names(const Hello& h) {
@@ -597,7 +604,8 @@ bool read_hello(Reader& r, Hello* h) {
     }
   }
   // Extensions let a later version add to the hello, which must stay readable by every version
-  // (it carries the version range). This version knows none and skips them all.
+  // (it carries the version range). Unknown tags are skipped, and so is a software version too
+  // long to be one (it is for the operator's eyes only).
   uint64_t next;
   if (!r.count(&next, kMinExtensionBytes, UINT32_MAX, "extension count")) return false;
   for (uint64_t i = 0; i < next; ++i) {
@@ -605,6 +613,9 @@ bool read_hello(Reader& r, Hello* h) {
     std::string_view data;
     if (!r.varint(&tag, "extension tag") || !r.string_view(&data, "extension")) {
       return r.context("extension " + std::to_string(i));
+    }
+    if (tag == kHelloExtensionSoftware && data.size() <= kMaxSoftwareVersionBytes) {
+      h->software = std::string(data);
     }
   }
   return true;
@@ -666,17 +677,11 @@ const char* message_name(const Message& m) {
   return type_name(kTypes[m.index()]);
 }
 
-Result<uint32_t> negotiate_version(const Hello& hello) {
-  const uint32_t lo = std::max(hello.min_version, kMinProtocolVersion);
-  const uint32_t hi = std::min(hello.max_version, kProtocolVersion);
-  if (lo > hi) {
-    return failed_precondition("no protocol version in common with node \"" + hello.origin + "\"" +
-                               ": it speaks " + std::to_string(hello.min_version) + " to " +
-                               std::to_string(hello.max_version) + ", this node speaks " +
-                               std::to_string(kMinProtocolVersion) + " to " +
-                               std::to_string(kProtocolVersion));
-  }
-  return hi;
+Result<uint32_t> negotiate_version(const Hello& hello, uint32_t max_version) {
+  MPF_ASSERT(max_version >= kMinProtocolVersion && max_version <= kProtocolVersion,
+             "max_version out of this build's range");
+  return negotiate(VersionSide{hello.origin, {hello.min_version, hello.max_version}, 0},
+                   VersionSide{hello.target, {kMinProtocolVersion, max_version}, kProtocolVersion});
 }
 
 std::string encode_batch_payload(const std::vector<TxChunk>& chunks, uint32_t version) {

@@ -16,6 +16,7 @@
 #include <mpf/core/text.hpp>
 #include <mpf/replicator/pg_applier.hpp>
 #include <mpf/replicator/receiver.hpp>
+#include <mpf/replicator/versions.hpp>
 #include <mpf/replicator/wire.hpp>
 
 namespace mpf::replicator {
@@ -30,7 +31,8 @@ class Receiver::Sessions {
   std::string routing_id;  // of the current session's sender
   uint64_t session_id = 0;
   uint64_t expected_seq = 1;
-  bool stuck = false;  // apply stopped with an error
+  uint32_t version = 0;  // the protocol version agreed in the Welcome
+  bool stuck = false;    // apply stopped with an error
   std::string origin;
   std::vector<TableDef> tables;  // as the Hello described them, for re-binding
   wire::Decoder decoder;
@@ -138,6 +140,7 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
   std::unique_ptr<PgApplier> applier;
   std::unique_ptr<Sessions> session;
   Clock::time_point last_drop_log{};
+  std::string version_refusal;  // the last Hello refused for its versions, as last_error says it
   uint64_t drops_since_log = 0;
 
   auto drop = [&](const std::string& why) {
@@ -200,8 +203,14 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
 
       if (auto* hello = std::get_if<wire::Hello>(&*msg)) {
         wire::Encoder enc;
-        auto version = wire::negotiate_version(*hello);
+        const uint32_t max_version = options_.max_protocol_version != 0
+                                         ? options_.max_protocol_version
+                                         : wire::kProtocolVersion;
+        auto version = wire::negotiate_version(*hello, max_version);
+        const Status catalog = check_catalog_versions(options_.node, options_.catalog_version,
+                                                      hello->origin, hello->catalog_version);
         std::string refusal;
+        bool on_purpose = false;  // standalone or resync: expected, not an error
         if (hello->origin != options_.peer) {
           refusal =
               "node \"" + hello->origin + "\" is not this node's peer (\"" + options_.peer + "\")";
@@ -209,18 +218,40 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
           refusal = "this is node \"" + options_.node + "\", not \"" + hello->target + "\"";
         } else if (!version) {
           refusal = version.status().message();
+        } else if (!catalog) {
+          refusal = catalog.message();
         } else if (paused_) {
           refusal = "node \"" + options_.node + "\" is standalone: replication is paused";
+          on_purpose = true;
         } else if (held_) {
           refusal = "node \"" + options_.node + "\" is being resynced: replication is paused";
+          on_purpose = true;
+        }
+        if (hello->origin == options_.peer) {  // what the peer says of itself, for status
+          std::lock_guard lock(mu_);
+          stats_.peer_min_version = hello->min_version;
+          stats_.peer_max_version = hello->max_version;
+          stats_.peer_software = hello->software;
+          stats_.peer_catalog_version = hello->catalog_version;
+          if (!version || !catalog) stats_.last_error = version_refusal = refusal;
         }
         if (!refusal.empty()) {
           // Standalone and resync refuse on purpose, once a second while the peer retries: the
           // state itself is logged where it starts, so those refusals stay out of the error log.
-          spdlog::log(paused_ || held_ ? spdlog::level::debug : spdlog::level::err,
-                      "HelloRefused from={} reason=\"{}\"", hello->origin, one_line(refusal));
+          spdlog::log(on_purpose ? spdlog::level::debug : spdlog::level::err,
+                      "HelloRefused from={} peer_versions={}-{} peer_software={} "
+                      "peer_catalog_version={} reason=\"{}\"",
+                      hello->origin, hello->min_version, hello->max_version,
+                      hello->software.empty() ? "unknown" : hello->software, hello->catalog_version,
+                      one_line(refusal));
           reply(routing_id, enc, wire::Refuse{hello->session_id, refusal});
           continue;
+        }
+        if (hello->catalog_version != options_.catalog_version) {
+          spdlog::warn(
+              "CatalogVersionDiffers peer={} peer_catalog_version={} catalog_version={} "
+              "note=\"compatible during a rolling upgrade; upgrade the older node\"",
+              hello->origin, hello->catalog_version, options_.catalog_version);
         }
         if (!applier) {
           auto a = PgApplier::open(options_.conninfo);
@@ -256,14 +287,20 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
         session = std::make_unique<Sessions>();
         session->routing_id = routing_id;
         session->session_id = hello->session_id;
+        session->version = *version;
         session->origin = hello->origin;
         session->tables = tables;
         reply(routing_id, session->encoder,
               wire::Welcome{*version, options_.node, hello->session_id, *applied});
-        spdlog::info("SessionAccepted origin={} session={:x} applied={}", hello->origin,
-                     hello->session_id, applied->to_string());
+        spdlog::info(
+            "SessionAccepted origin={} session={:x} applied={} protocol_version={} "
+            "peer_versions={}-{} peer_software={}",
+            hello->origin, hello->session_id, applied->to_string(), *version, hello->min_version,
+            hello->max_version, hello->software.empty() ? "unknown" : hello->software);
         std::lock_guard lock(mu_);
         stats_.connected = true;
+        stats_.protocol_version = *version;
+        if (stats_.last_error == version_refusal) stats_.last_error.clear();  // the peer moved on
         ++stats_.sessions;
         stats_.applied = *applied;
         continue;
@@ -282,6 +319,18 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
         reply(routing_id, session->encoder,
               wire::Refuse{session->session_id, "node \"" + options_.node + "\" is standalone"});
         if (applier) applier->reset();
+        session.reset();
+        continue;
+      }
+      // A batch must be in the version the session agreed on (PROTOCOL.md §6): a node pinned to
+      // version 1 refuses a version-2 frame, as a node of the version-1 release does.
+      if (const uint32_t frame_version = bytes[3] == 'C' ? 2 : 1;
+          frame_version != session->version) {
+        const std::string why = "batch frame of protocol version " + std::to_string(frame_version) +
+                                " in a session that agreed on " + std::to_string(session->version);
+        drop(why);
+        reply(routing_id, session->encoder, wire::Refuse{session->session_id, why});
+        applier->reset();
         session.reset();
         continue;
       }

@@ -243,6 +243,8 @@ void Shipper::run(std::stop_token stop) {
   Trimmer trimmer(o);
   std::jthread trim_thread([&](std::stop_token st) { trimmer.run(st); });
   uint64_t acked_txs = 0;  // acknowledged transactions not yet added to peer_ack's total
+  const uint32_t max_version =
+      o.max_protocol_version != 0 ? o.max_protocol_version : wire::kProtocolVersion;
 
   // The event log's drains: from a session's first batch to the first moment everything is
   // acknowledged (a backlog after an outage, or just the traffic of a fresh session).
@@ -312,6 +314,8 @@ void Shipper::run(std::stop_token stop) {
         hello.target = o.peer;
         hello.catalog_version = o.catalog_version;
         hello.session_id = session->id();
+        hello.max_version = max_version;  // the pin: offer what the older release offers
+        hello.software = o.software_version;
         for (size_t i = 0; i < tables->size(); ++i) {
           const auto& t = (*tables)[i];
           hello.tables.push_back({t.relation, t.columns, t.key_columns});
@@ -372,10 +376,18 @@ void Shipper::run(std::stop_token stop) {
             if (w->session_id != session->id() || session->state == Session::State::kStreaming) {
               continue;  // a stale reply of an earlier session
             }
-            if (auto s = session->encoder().use_version(w->version); !s) {
-              spdlog::error("WelcomeRefused peer={} reason=\"{}\"", o.peer, one_line(s.message()));
-              set_error(s.message());
-              end_session(s.message(), std::chrono::seconds(2));
+            Status chosen =
+                w->version > max_version
+                    ? failed_precondition("protocol version " + std::to_string(w->version) +
+                                          " chosen by the peer was not offered (" +
+                                          std::to_string(wire::kMinProtocolVersion) + " to " +
+                                          std::to_string(max_version) + ")")
+                    : session->encoder().use_version(w->version);
+            if (!chosen) {
+              spdlog::error("WelcomeRefused peer={} reason=\"{}\"", o.peer,
+                            one_line(chosen.message()));
+              set_error(chosen.message());
+              end_session(chosen.message(), std::chrono::seconds(2));
               break;
             }
             if (auto s = reader->seek(w->applied); !s) {
@@ -390,13 +402,14 @@ void Shipper::run(std::stop_token stop) {
             seen_counter = -1;
             session->state = Session::State::kStreaming;
             session->last_ack = Clock::now();
-            spdlog::info("LinkUp peer={} session={:x} resume_from={}", o.peer, session->id(),
-                         acked.to_string());
+            spdlog::info("LinkUp peer={} session={:x} resume_from={} protocol_version={}", o.peer,
+                         session->id(), acked.to_string(), w->version);
             draining = true;
             drain_since.reset();
             drain_txs = 0;
             std::lock_guard lock(mu_);
             stats_.connected = true;
+            stats_.protocol_version = w->version;
             stats_.acked = acked;
             stats_.last_error.clear();
           } else if (auto* a = std::get_if<wire::Ack>(&*msg)) {

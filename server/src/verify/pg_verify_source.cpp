@@ -354,8 +354,11 @@ Result<Facts> local_facts(const Config& config, PgVerifySource& source) {
   f["security.mode"] = config.security.mode;
   f["heartbeat.interval_ms"] = std::to_string(
       std::chrono::duration_cast<std::chrono::milliseconds>(config.heartbeat.interval).count());
+  // What this node offers (replication.max_protocol_version included) and runs: check compares
+  // them by compatibility, not equality, so a rolling upgrade passes (check_facts.hpp).
   f["protocol.replication"] = std::to_string(replicator::wire::kMinProtocolVersion) + "-" +
-                              std::to_string(replicator::wire::kProtocolVersion);
+                              std::to_string(config.protocol_max());
+  f["software.version"] = software_version();
   f["protocol.verify"] = std::to_string(kVerifyProtocol);
   // Public keys only, as fingerprints; a key file that cannot be read is a fact too.
   auto fp = [](const std::string& path) -> std::string {

@@ -61,7 +61,13 @@ struct HeartbeatMessage {
 // True when a frame starts with the heartbeat magic: the port's dispatcher routes it here.
 bool is_heartbeat_frame(std::string_view frame);
 
+// The protocol octet of a heartbeat frame (its 5th: magic, kind, protocol are the same in every
+// version), 0 when the frame is too short to have one.
+uint8_t heartbeat_protocol_of(std::string_view frame);
+
 std::string encode(const HeartbeatMessage& m);
+// kInvalidArgument for garbage; kFailedPrecondition for a well-formed frame (its CRC matches) of
+// a heartbeat protocol this node does not speak: the peer runs another release.
 Result<HeartbeatMessage> decode_heartbeat(std::string_view frame);
 
 // FNV-1a 64 of the replicated tables' definitions, for the failover/check parity tests.

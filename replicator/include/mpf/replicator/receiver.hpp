@@ -32,6 +32,10 @@ struct ReceiverOptions {
   std::string endpoint;  // "tcp://0.0.0.0:2008"
   std::string conninfo;  // this node's database
   int32_t catalog_version = 0;
+  // replication.max_protocol_version: the highest version offered and accepted (the pin);
+  // 0: this build's highest.
+  uint32_t max_protocol_version = 0;
+  std::string software_version;  // this node's release, sent in the Hello (informational)
   Security security;
   // Frames for another protocol on the same port (heartbeats): called on the port's thread for
   // every frame; returns nullopt when the frame is not its own (it then goes to apply), else the

@@ -34,8 +34,12 @@ struct ShipperOptions {
   std::string endpoint;  // "tcp://198.18.0.12:2008"
   std::string conninfo;  // this node's database
   int32_t catalog_version = 0;
-  size_t batch_changes = 1000;  // changes per batch at most: a few seconds at 128 kbit/s
-  int window = 4;               // batches in flight at most
+  // replication.max_protocol_version: the highest version offered and accepted (the pin);
+  // 0: this build's highest.
+  uint32_t max_protocol_version = 0;
+  std::string software_version;  // this node's release, sent in the Hello (informational)
+  size_t batch_changes = 1000;   // changes per batch at most: a few seconds at 128 kbit/s
+  int window = 4;                // batches in flight at most
   Duration poll_interval = std::chrono::milliseconds(1);
   Duration safety_poll = std::chrono::milliseconds(100);
   Duration handshake_timeout = std::chrono::seconds(3);  // from TCP connect to Welcome

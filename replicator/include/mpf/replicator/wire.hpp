@@ -31,6 +31,7 @@
 #include <mpf/core/position.hpp>
 #include <mpf/core/status.hpp>
 #include <mpf/replicator/change.hpp>
+#include <mpf/replicator/versions.hpp>
 
 struct ZSTD_CCtx_s;
 struct ZSTD_DCtx_s;
@@ -49,6 +50,9 @@ inline constexpr size_t kMaxPayloadBytes = 64 << 20;  // a batch payload, decomp
 inline constexpr size_t kMaxBatchChunks = 1 << 18;
 inline constexpr size_t kMaxBatchChanges = 1 << 20;
 inline constexpr size_t kMaxBatchValues = 1 << 22;  // key and image values, NULLs included
+// Hello extension tags (PROTOCOL.md §4.1); a decoder skips the ones it does not know.
+inline constexpr uint64_t kHelloExtensionSoftware = 1;  // the sender's software version
+inline constexpr size_t kMaxSoftwareVersionBytes = 64;  // a longer one is skipped
 // Bound on the names (relations and columns) one Hello may carry.
 inline constexpr size_t kMaxHelloNames = 1 << 20;
 // zstd window: encoders must not use a larger one; decoders refuse a stream that asks for more.
@@ -70,6 +74,8 @@ struct Hello {
   int32_t catalog_version = 0;
   uint64_t session_id = 0;        // random per connection attempt
   std::vector<TableSpec> tables;  // RowChange::table_id in Batch = index into this list
+  // The sender's release ("0.1.0"), an extension: empty when not sent (releases before it).
+  std::string software;
 
   bool operator==(const Hello&) const = default;
 };
@@ -126,9 +132,12 @@ using Message = std::variant<Hello, Welcome, Refuse, Batch, Ack, ApplyError>;
 // "hello", "welcome", "refuse", "batch", "ack", "apply error": for logs and messages.
 const char* message_name(const Message& m);
 
-// The version a target speaking [kMinProtocolVersion, kProtocolVersion] uses for this Hello: the
-// highest both speak. Error (kFailedPrecondition) naming both ranges when there is none.
-Result<uint32_t> negotiate_version(const Hello& hello);
+// The version a target speaking [kMinProtocolVersion, max_version] uses for this Hello: the
+// highest both speak. Error (kFailedPrecondition) naming both ranges, with a hint naming the node
+// to upgrade or unpin, when there is none (replicator::negotiate). `max_version` is this node's
+// replication.max_protocol_version. REQUIRES: kMinProtocolVersion <= max_version <=
+// kProtocolVersion.
+Result<uint32_t> negotiate_version(const Hello& hello, uint32_t max_version = kProtocolVersion);
 
 // Encodes messages of one session and direction.
 class Encoder {

@@ -16,6 +16,9 @@ namespace mpf::server {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/mpfailover/mpfailover.conf";
 
+// This release ("0.1.0", the package's version).
+const char* software_version();
+
 struct Config {
   std::string path;  // the file it was read from
 
@@ -39,6 +42,9 @@ struct Config {
                                        "meeting_participants"};
     Duration retention = Duration::zero();  // keep acknowledged log entries this long
     Duration tombstone_retention = std::chrono::hours(24 * 7);
+    // The highest replication protocol version this node offers and accepts (a pin for rolling
+    // upgrades); 0 (the key is absent): this release's highest. Read it through protocol_max().
+    uint32_t max_protocol_version = 0;
   } replication;
 
   struct Heartbeat {
@@ -74,6 +80,9 @@ struct Config {
 
   // The endpoints the transport uses.
   std::string listen_endpoint() const;
+  // replication.max_protocol_version, or this release's highest version when it is not set.
+  uint32_t protocol_max() const;
+  bool protocol_pinned() const;
   std::string peer_endpoint() const;
 
   struct Log {

@@ -22,6 +22,9 @@ struct MetricsValues {
   // Links (since the daemon started).
   bool outbound_up = false;
   bool inbound_up = false;
+  // The replication protocol version each session agreed on; none while it is down.
+  std::optional<double> outbound_protocol_version;
+  std::optional<double> inbound_protocol_version;
   uint64_t sent_bytes = 0;            // frame bytes the shipper sent
   uint64_t received_bytes = 0;        // frame bytes the receiver received
   uint64_t sent_transactions = 0;     // whole transactions shipped to the peer

@@ -63,6 +63,11 @@ class NodeDriver {
   nlohmann::json handle(const nlohmann::json& request);
   nlohmann::json status_json();
 
+  // Reads this node's catalog version again (every heartbeat.interval, from the daemon's report
+  // timer): init-db of a newer release run while this daemon runs leaves it older than its
+  // catalog, which status and the log then say (CatalogMigratedUnderDaemon), until a restart.
+  void recheck_catalog();
+
  private:
   void tick();
   void schedule_tick();
@@ -114,6 +119,20 @@ class NodeDriver {
   std::mutex mu_;
   heartbeat::NodeStatus published_;  // what answers carry
   std::string command_note_;         // the outcome of the peer's last command, for its answer
+  // The latest heartbeat of a protocol this node does not speak (a peer of another release):
+  // its protocol, when, the message, and when it was last logged.
+  uint8_t foreign_heartbeat_protocol_ = 0;
+  std::optional<TimePoint> foreign_heartbeat_at_;
+  std::string foreign_heartbeat_error_;
+  std::optional<TimePoint> foreign_heartbeat_logged_at_;
+
+  // Answers a heartbeat of another protocol (port thread): see on_port_frame.
+  std::string answer_foreign_heartbeat(std::string_view frame);
+  // The peer's catalog as heartbeats report it, judged by the pair's catalog rule.
+  void check_peer_catalog(int32_t peer_catalog_version);
+  std::string catalog_error_;
+  std::string catalog_moved_error_;  // recheck_catalog's finding
+  int32_t catalog_checked_ = 0;      // the peer catalog version last judged (and logged)
 };
 
 }  // namespace mpf::server

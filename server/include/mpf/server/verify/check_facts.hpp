@@ -4,7 +4,10 @@
 // Mirrored facts: this node's node.name is the peer's peer.name and the other way round; this
 // node's peer.port is the peer's replication.port and back; this node's public key fingerprint
 // is the peer's peer key fingerprint and back; the peer's peer.address is an address of this
-// node. Every other fact (versions, security mode, heartbeat, collation, tables and their
+// node. Versions are compared by compatibility, so a rolling upgrade in progress passes:
+// `protocol.replication` ranges ("1-2") must share a version, `catalog.version`s must pair under
+// the catalog rule (replicator/versions.hpp), `software.version` is for information only (absent
+// on releases before it). Every other fact (security mode, heartbeat, collation, tables and their
 // columns) must be equal on both nodes.
 #pragma once
 
@@ -31,6 +34,10 @@ struct Mismatch {
 };
 
 std::vector<Mismatch> compare_facts(const CheckInput& in);
+
+// Differences that do not fail the check: versions that differ but are compatible (a rolling
+// upgrade in progress), each with a one-line note.
+std::vector<Mismatch> compatible_differences(const CheckInput& in);
 
 // The number of facts compared (for "N facts match").
 size_t compared_facts(const CheckInput& in);
