@@ -13,11 +13,17 @@
 // The position is written in the same transaction as the rows and the commit is synchronous,
 // so an acknowledgement sent after apply() returns is durable (NOTES.md §2).
 //
-// Round trips per group (they bound the lag): one opens it (BEGIN, session settings, savepoint),
-// then per table touched one version lookup, one DELETE and/or one upsert (plus the tombstones
-// of applied deletes), and one closes it (position and COMMIT): four for a single-table group.
-// BEGIN and COMMIT therefore go by hand through a pqxx::nontransaction; every error path ends
-// in reset(), which sends ROLLBACK, so the session never carries an aborted transaction on.
+// Round trips per group (they bound the lag): two for a single-table group. The first opens it
+// (BEGIN, session settings, savepoint) and looks up the current versions of the first table's
+// keys (one more round trip per further table touched); the second carries every write (DELETE,
+// upsert, tombstones, conflict records), the deferred foreign-key checks, the position and
+// COMMIT. Prepared statements travel as EXECUTE with quoted literals inside one multi-statement
+// string, the last statement's result being the one returned; PostgreSQL runs nothing after a
+// failing statement, so a failed write never reaches the COMMIT (it finds the transaction
+// aborted, rolls back to the savepoint and replays change by change). BEGIN and COMMIT go by
+// hand through a pqxx::nontransaction; every error path ends in reset(), which sends ROLLBACK,
+// so the session never carries an aborted transaction on. (Measured on the drain: 4 round trips
+// per group before, see the commit message.)
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -283,6 +289,12 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
       conn_->prepare(t->upsert_name, t->upsert_sql);
       conn_->prepare(t->versions_name, t->versions_sql);
       conn_->prepare(t->tombstone_name, t->tombstone_sql);
+      // Run by EXECUTE inside multi-statement strings, which libpqxx does not see: registered
+      // with the server now, not lazily at a first exec_prepared.
+      for (const auto* name :
+           {&t->delete_name, &t->upsert_name, &t->versions_name, &t->tombstone_name}) {
+        conn_->prepare_now(*name);
+      }
     }
   } catch (const std::exception& e) {
     return unavailable(std::string("could not prepare apply statements: ") + e.what());
@@ -330,7 +342,24 @@ void PgApplier::begin_if_needed() {
   if (!sql.empty()) tx_->exec(sql);
 }
 
-void PgApplier::flush(const NetEffect& net) {
+std::string PgApplier::execute_sql(const std::string& statement,
+                                   const std::vector<std::string>& params) const {
+  std::string sql = "EXECUTE " + statement + "(";
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (i) sql += ", ";
+    sql += conn_->quote(params[i]);
+  }
+  return sql + "); ";
+}
+
+std::string PgApplier::position_sql(Position pos) const {
+  return "INSERT INTO mpfailover.applied_position (origin, tick, seq) VALUES (" +
+         conn_->quote(origin_) + ", " + std::to_string(pos.tick) + ", " + std::to_string(pos.seq) +
+         ") ON CONFLICT (origin) DO UPDATE SET tick = EXCLUDED.tick, seq = EXCLUDED.seq, "
+         "applied_at = now(); COMMIT";
+}
+
+std::string PgApplier::flush(const NetEffect& net) const {
   auto column_arrays = [](const std::vector<const NetChange*>& rows,
                           const std::vector<size_t>& pick, bool from_key) {
     std::vector<std::string> params;
@@ -343,6 +372,7 @@ void PgApplier::flush(const NetEffect& net) {
     }
     return params;
   };
+  std::string sql;
   // Children first for deletes, parents first for upserts.
   for (auto it = tables_.rbegin(); it != tables_.rend(); ++it) {
     const auto found = net.tables().find((*it)->origin_table_id);
@@ -352,8 +382,7 @@ void PgApplier::flush(const NetEffect& net) {
       if (c.op == Op::kDelete) deletes.push_back(&c);
     if (deletes.empty()) continue;
     std::vector<size_t> pick((*it)->key_in_image.size());
-    auto params = column_arrays(deletes, pick, /*from_key=*/true);
-    tx_->exec_prepared((*it)->delete_name, pqxx::prepare::make_dynamic_params(params));
+    sql += execute_sql((*it)->delete_name, column_arrays(deletes, pick, /*from_key=*/true));
   }
   for (const auto& t : tables_) {
     const auto found = net.tables().find(t->origin_table_id);
@@ -371,9 +400,9 @@ void PgApplier::flush(const NetEffect& net) {
     }
     std::vector<size_t> pick(width);
     for (size_t i = 0; i < width; ++i) pick[i] = i;
-    auto params = column_arrays(upserts, pick, /*from_key=*/false);
-    tx_->exec_prepared(t->upsert_name, pqxx::prepare::make_dynamic_params(params));
+    sql += execute_sql(t->upsert_name, column_arrays(upserts, pick, /*from_key=*/false));
   }
+  return sql;
 }
 
 Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
@@ -385,9 +414,7 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
       NetEffect one;
       one.add(change);
       try {
-        tx_->exec("SAVEPOINT mpf_one");
-        apply_group(one);
-        tx_->exec("RELEASE SAVEPOINT mpf_one");
+        tx_->exec(apply_group(one, "SAVEPOINT mpf_one; ") + "RELEASE SAVEPOINT mpf_one");
       } catch (const pqxx::broken_connection&) {
         throw;
       } catch (const std::exception& e) {
@@ -460,22 +487,41 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
   }
   const bool last = chunks.back().last;
   const Position pos = chunks.back().position;
+  // Two round trips for a group: the first opens it (BEGIN, unless a split transaction or a skip
+  // opened it, and the savepoint the change-by-change replay rolls back to) and reads the
+  // current versions of its keys; the second carries every write, the deferred foreign-key
+  // checks, the origin's position and COMMIT. Savepoints by hand: libpqxx 6.4's subtransaction
+  // left the transaction aborted after a failed statement.
+  bool sent_commit = false;
   try {
-    // One round trip opens the group: BEGIN (unless a split transaction or a skip opened it)
-    // and the savepoint the change-by-change replay rolls back to. Savepoints by hand:
-    // libpqxx 6.4's subtransaction left the transaction aborted after a failed statement.
-    const std::string open = begin_sql() + "SAVEPOINT mpf_group";  // begin_sql() sets tx_
-    tx_->exec(open);
+    const std::string open = begin_sql() + "SAVEPOINT mpf_group; ";  // begin_sql() sets tx_
     try {
-      apply_group(net);
-      // Deferred foreign keys checked now, inside the savepoint, not at COMMIT: an orphan (a
-      // child whose parent the other node deleted) must stop apply naming its transaction, not
-      // fail the COMMIT as if the database had gone away and be resent for ever.
-      if (last) tx_->exec("SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED");
+      std::string writes = apply_group(net, open);
+      if (last) {
+        // Deferred foreign keys checked inside the savepoint, not by COMMIT: an orphan (a child
+        // whose parent the other node deleted) must stop apply naming its transaction, not fail
+        // the COMMIT as if the database had gone away and be resent for ever.
+        writes += "SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED; ";
+        commit_wait(net);
+        writes += position_sql(pos);
+        sent_commit = true;
+      } else {
+        // A split transaction goes on; released so its parts do not nest subtransactions.
+        writes += "RELEASE SAVEPOINT mpf_group";
+      }
+      // Statements after a failing one are not run: a failed write never reaches the COMMIT.
+      tx_->exec(writes);
+      if (!last) return committed_;
+      tx_->commit();  // libpqxx's bookkeeping only: a nontransaction sends nothing
+      tx_.reset();
+      committed_ = pos;
+      return committed_;
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const pqxx::sql_error&) {
-      // Back to the savepoint; find out whether only the order inside the group mattered.
+      // Back to the savepoint; find out whether only the order inside the group mattered. (Had
+      // the COMMIT itself failed, the transaction is over and this fails: apply failed.)
+      sent_commit = false;
       tx_->exec("ROLLBACK TO SAVEPOINT mpf_group");
       if (auto s = apply_one_by_one(chunks, skips); !s) {
         reset();
@@ -483,26 +529,21 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
       }
     }
     if (!last) {
-      // A split transaction goes on; released so its parts do not nest subtransactions.
       tx_->exec("RELEASE SAVEPOINT mpf_group");
       return committed_;
     }
     commit_wait(net);
+  } catch (const pqxx::broken_connection& e) {
+    tx_.reset();
+    if (sent_commit) return unknown_outcome(std::string("commit outcome unknown: ") + e.what());
+    return unavailable(std::string("apply failed: ") + e.what());
   } catch (const std::exception& e) {
     reset();
     return unavailable(std::string("apply failed: ") + e.what());
   }
-  // One round trip closes it: the origin's position, in the same transaction as the rows
-  // (NOTES.md §2), and COMMIT, which releases the savepoint with the transaction. The position
-  // write also guards the COMMIT: in a transaction that had failed, it raises an error where a
-  // bare COMMIT would roll back silently. The acknowledgement follows this return, so only a
-  // commit that PostgreSQL confirmed counts (synchronous_commit stays on).
+  // After a replay: one round trip closes the group, as above.
   try {
-    tx_->exec("INSERT INTO mpfailover.applied_position (origin, tick, seq) VALUES (" +
-              conn_->quote(origin_) + ", " + std::to_string(pos.tick) + ", " +
-              std::to_string(pos.seq) +
-              ") ON CONFLICT (origin) DO UPDATE SET tick = EXCLUDED.tick, seq = EXCLUDED.seq, "
-              "applied_at = now(); COMMIT");
+    tx_->exec(position_sql(pos));
     tx_->commit();  // libpqxx's bookkeeping only: a nontransaction sends nothing
     tx_.reset();
   } catch (const pqxx::broken_connection& e) {
@@ -518,7 +559,9 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
   return committed_;
 }
 
-void PgApplier::apply_group(const NetEffect& net) {
+std::string PgApplier::apply_group(const NetEffect& net, const std::string& open) {
+  // `open` travels with the first version lookup (or with the writes when there is none).
+  std::string pending_open = open;
   NetEffect winners;
   struct Lost {
     std::string relation;
@@ -540,7 +583,8 @@ void PgApplier::apply_group(const NetEffect& net) {
       for (const auto& c : changes) column.push_back(c.key[k]);
       params.push_back(pg::array_literal(column));
     }
-    auto rows = tx_->exec_prepared(t->versions_name, pqxx::prepare::make_dynamic_params(params));
+    // The last statement's result is the lookup's.
+    auto rows = tx_->exec(std::exchange(pending_open, "") + execute_sql(t->versions_name, params));
     MPF_ASSERT(rows.size() == changes.size(), "one version row per key");
     for (size_t i = 0; i < changes.size(); ++i) {
       const NetChange& c = changes[i];
@@ -592,7 +636,7 @@ void PgApplier::apply_group(const NetEffect& net) {
       winners.add(rc);
     }
   }
-  flush(winners);
+  std::string sql = std::move(pending_open) + flush(winners);
 
   // Tombstones of the deletes applied, with the origin's timestamp.
   for (const auto& t : tables_) {
@@ -608,22 +652,26 @@ void PgApplier::apply_group(const NetEffect& net) {
     if (hlcs.empty()) continue;
     std::vector<std::string> params{t->relation, origin_, pg::array_literal(hlcs)};
     for (const auto& k : keys) params.push_back(pg::array_literal(k));
-    tx_->exec_prepared(t->tombstone_name, pqxx::prepare::make_dynamic_params(params));
+    sql += execute_sql(t->tombstone_name, params);
   }
 
   for (const auto& l : conflicts) {
     const bool remote_lost = l.loser.origin == origin_;
-    tx_->exec_params(
+    sql +=
         "INSERT INTO mpfailover.conflict (relation, key, kind, winner_origin, winner_hlc, "
-        "loser_origin, loser_hlc, loser_op, loser_image, loser_row, reason) "
-        "VALUES ($1, $2::text[], 'lww', $3, $4, $5, $6, $7, $8::text[], $9::jsonb, $10)",
-        l.relation, pg::array_literal(l.change->key), l.winner.origin, l.winner.hlc, l.loser.origin,
-        l.loser.hlc,
-        remote_lost ? std::string(1, static_cast<char>(l.change->op)) : std::string("U"),
-        remote_lost ? std::optional<std::string>(pg::array_literal(l.change->image))
-                    : std::optional<std::string>(),
-        l.loser_row, l.reason);
+        "loser_origin, loser_hlc, loser_op, loser_image, loser_row, reason) VALUES (" +
+        conn_->quote(l.relation) + ", " + conn_->quote(pg::array_literal(l.change->key)) +
+        "::text[], 'lww', " + conn_->quote(l.winner.origin) + ", " + std::to_string(l.winner.hlc) +
+        ", " + conn_->quote(l.loser.origin) + ", " + std::to_string(l.loser.hlc) + ", " +
+        conn_->quote(remote_lost ? std::string(1, static_cast<char>(l.change->op))
+                                 : std::string("U")) +
+        ", " +
+        (remote_lost ? conn_->quote(pg::array_literal(l.change->image)) + "::text[]"
+                     : std::string("NULL")) +
+        ", " + (l.loser_row ? conn_->quote(*l.loser_row) + "::jsonb" : std::string("NULL")) + ", " +
+        conn_->quote(l.reason) + "); ";
   }
+  return sql;
 }
 
 void PgApplier::commit_wait(const NetEffect& net) {
