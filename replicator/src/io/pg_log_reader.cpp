@@ -433,6 +433,20 @@ Result<int64_t> PgLogReader::change_counter() {
   }
 }
 
+Result<std::string> PgLogReader::wake_name() {
+  try {
+    pqxx::nontransaction q(*conn_);
+    auto r = q.exec(
+        "SELECT 'mpfailover-wake/' || s.system_identifier || '/' || d.oid "
+        "FROM pg_control_system() s, pg_database d WHERE d.datname = current_database()");
+    return r[0][0].as<std::string>();
+  } catch (const std::exception& e) {
+    broken_ = true;
+    cursor_open_ = false;
+    return db_error("reading the database's identity", e);
+  }
+}
+
 Status PgLogReader::store_peer_ack(const std::string& peer, Position acked, uint64_t transactions) {
   try {
     pqxx::nontransaction q(*conn_);
