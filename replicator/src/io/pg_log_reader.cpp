@@ -212,11 +212,19 @@ std::string PgLogReader::window_query(int64_t t) const {
 Result<bool> PgLogReader::open_window() {
   const int64_t t = next_window_;
   try {
+    // After a seek, the window may hold an outage's backlog. Reading a large window first as
+    // a small one (one statement, at most fetch_rows + 1 rows) ran the whole window query once
+    // for nothing before the cursor ran it again: ~0.8 s of a 100,000-transaction drain's
+    // start-up. So when the change counter is more than a fetch ahead of the resume point, the
+    // first window goes straight to the cursor.
+    bool likely_large = false;
     if (!start_checked_) {
       // After a seek: the window's starting tick must still exist (not trimmed away).
       pqxx::nontransaction q(*conn_);
       auto ticks = q.exec("SELECT count(*) FILTER (WHERE tick_id = " + std::to_string(t - 1) +
-                          "), coalesce(max(tick_id), 0) FROM mpfailover.tick WHERE tick_id >= " +
+                          "), coalesce(max(tick_id), 0), (SELECT CASE WHEN is_called THEN "
+                          "last_value ELSE 0 END FROM mpfailover.change_seq) "
+                          "FROM mpfailover.tick WHERE tick_id >= " +
                           std::to_string(t - 1));
       if (ticks[0][0].as<int64_t>() == 0) {
         return failed_precondition("log position " + std::to_string(t) + "/" +
@@ -224,12 +232,19 @@ Result<bool> PgLogReader::open_window() {
                                    " is no longer in the change log (trimmed)");
       }
       newest_tick_ = std::max(newest_tick_, ticks[0][1].as<int64_t>());
+      likely_large =
+          ticks[0][2].as<int64_t>() - resume_seq_ > static_cast<int64_t>(options_.fetch_rows);
       start_checked_ = true;
     }
     // Most windows are small: read one whole in a single round trip, and fall back to a cursor
     // only when it holds more rows than a fetch.
     bool large = false;
-    if (newest_tick_ == t - 1) {
+    if (newest_tick_ == t - 1 && likely_large) {
+      auto newest = tick();
+      if (!newest) return newest.status();
+      if (*newest < t) return false;
+      large = true;
+    } else if (newest_tick_ == t - 1) {
       // At the head: close window t and read it in the same statement.
       pqxx::nontransaction q(*conn_);
       auto rows =
@@ -251,6 +266,8 @@ Result<bool> PgLogReader::open_window() {
       auto newest = tick();
       if (!newest) return newest.status();
       if (*newest < t) return false;
+    } else {
+      large = likely_large;
     }
     if (!large) {
       pqxx::nontransaction q(*conn_);
