@@ -76,7 +76,9 @@ class PgApplier {
   // Last writer wins per row against this node's own writes (NOTES.md §4): runs `open` and the
   // version lookups, and returns the statements that write the winners, their tombstones and
   // the conflicts, to be sent by the caller (with what closes the group, in one round trip).
-  std::string apply_group(const NetEffect& net, const std::string& open);
+  // `fast`: upserts are not looked up but written by the upsert that fails unless none of them
+  // had anything for last-writer-wins to decide (the caller then retries with fast = false).
+  std::string apply_group(const NetEffect& net, const std::string& open, bool fast);
   void commit_wait(const NetEffect& net);
   Status apply_one_by_one(const std::vector<TxChunk>& chunks,
                           const std::map<Position, std::string>& skips);
