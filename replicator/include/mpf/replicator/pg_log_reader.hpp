@@ -97,6 +97,7 @@ class PgLogReader final : public LogSource {
   pqxx::result small_window_;
   int small_offset_ = 0;        // the column small_window_'s window rows start at
   bool start_checked_ = false;  // the tick before next_window_ exists (checked after a seek)
+  bool backlog_ahead_ = false;  // after a seek: more than a fetch of changes ahead (open_window)
   int64_t newest_tick_ = 0;     // newest tick this reader knows of
   bool broken_ = false;
 };
