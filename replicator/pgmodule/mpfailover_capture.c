@@ -234,16 +234,22 @@ wake_at_commit(XactEvent event, void *arg)
 
 static MemoryContext plan_context = NULL;
 static TriggerPlan *plans = NULL;
+static bool plans_stale = false;
 static SPIPlanPtr tombstone_plan = NULL;
 
+/*
+ * Only marks the plans stale: they are freed at the next plan_for(), never here. Invalidations
+ * are processed whenever a lock is first taken in a transaction (change_log's in open_log, the
+ * sequence's in nextval_internal, SPI's), that is, while a plan is in use; freeing it then left
+ * log_change reading freed memory (a backend crashed with signal 11 under the replication
+ * benchmark, the trimmer's VACUUM of change_log sending a relcache invalidation every second).
+ */
 static void
 forget_plans(Datum arg, Oid relid)
 {
 	(void) arg;
 	(void) relid;
-	if (plan_context != NULL)
-		MemoryContextReset(plan_context);
-	plans = NULL;
+	plans_stale = true;
 }
 
 static void
@@ -279,6 +285,14 @@ plan_for(Trigger *tg, Relation rel, TupleDesc desc, const char *relname)
 	TriggerPlan *plan;
 	MemoryContext old;
 
+	if (plans_stale)
+	{
+		/* No plan is in use here: plan_for runs before anything else of a trigger call. */
+		if (plan_context != NULL)
+			MemoryContextReset(plan_context);
+		plans = NULL;
+		plans_stale = false;
+	}
 	for (plan = plans; plan != NULL; plan = plan->next)
 		if (plan->trigger_oid == tg->tgoid)
 			return plan;
