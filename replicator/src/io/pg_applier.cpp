@@ -13,11 +13,27 @@
 // The position is written in the same transaction as the rows and the commit is synchronous,
 // so an acknowledgement sent after apply() returns is durable (NOTES.md §2).
 //
-// Round trips per group (they bound the lag): one opens it (BEGIN, session settings, savepoint),
-// then per table touched one version lookup, one DELETE and/or one upsert (plus the tombstones
-// of applied deletes), and one closes it (position and COMMIT): four for a single-table group.
-// BEGIN and COMMIT therefore go by hand through a pqxx::nontransaction; every error path ends
-// in reset(), which sends ROLLBACK, so the session never carries an aborted transaction on.
+// Last-writer-wins without lookups, the common case. Only a row written here (or by a third
+// origin) or a tombstone of a delete made elsewhere than the origin gives LWW something to decide
+// (NOTES.md §4); otherwise the change simply applies. So upserts first go without version
+// lookups, through an upsert that writes a row only when that holds (no such tombstone; the
+// existing row, if any, last written by the origin per its commit record, or of unknown commit
+// time) and fails the statement unless it wrote every row. The common case costs no lookup
+// statement at all (version lookups were ~25% of the apply's statement time while draining); a
+// group where LWW has something to decide is redone from the savepoint with every key looked up,
+// as before. Deletes are always looked up (a delete of a missing row still decides its tombstone).
+//
+// Round trips per group (they bound the lag): one for a group without deletes, which carries
+// BEGIN, the upserts, the deferred foreign-key checks, the position and COMMIT. With deletes, the
+// first opens the group (BEGIN, session settings, savepoint) and looks up the current versions of
+// the first table's deleted keys (one more round trip per further table with deletes); the last
+// carries every write (DELETE, upsert, tombstones, conflict records), the deferred foreign-key
+// checks, the position and COMMIT. Prepared statements travel as EXECUTE with quoted literals
+// inside one multi-statement string, the last statement's result being the one returned;
+// PostgreSQL runs nothing after a failing statement, so a failed write never reaches the COMMIT
+// (the group is rolled back to the savepoint and redone as above). BEGIN and COMMIT go by hand
+// through a pqxx::nontransaction; every error path ends in reset(), which sends ROLLBACK, so the
+// session never carries an aborted transaction on. (Four round trips per group before.)
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -58,6 +74,11 @@ struct PgApplier::BoundTable {
   std::string upsert_sql;            // $1..$n: image columns as text[]
   std::string versions_sql;          // $1..$k: key columns as text[]; one row per key, in order
   std::string tombstone_sql;         // see bind
+  // The upsert without version lookups (see apply_group): $1..$n image columns as text[],
+  // $n+1 the row count; fails (division by zero) unless every row was applied. Empty for a
+  // table whose columns are all key columns (its upsert does nothing on a conflict).
+  std::string fast_upsert_sql;
+  std::string fast_upsert_name;
   // Prepared once per bind (planning these per group cost more than running them).
   std::string delete_name, upsert_name, versions_name, tombstone_name;
 };
@@ -238,6 +259,29 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
                      " FROM unnest(" + join(uparams) + ") AS u(" + join(ualiases) +
                      ") ON CONFLICT (" + join(keys) + ") DO " +
                      (sets.empty() ? std::string("NOTHING") : "UPDATE SET " + join(sets));
+    // The same upsert, applying each row only where last-writer-wins has nothing to decide: no
+    // tombstone of a delete made elsewhere than the origin, and a row, if any, last written by
+    // the origin (or of unknown commit time). The tombstone probe is a scalar subquery so that
+    // it stays an index probe per row (NOT EXISTS became an anti-join scanning every tombstone of
+    // the table per row in the generic plan).
+    if (!sets.empty()) {
+      std::vector<std::string> tomb_key;
+      for (size_t k : bt->key_in_image) tomb_key.push_back("u.c" + std::to_string(k));
+      bt->fast_upsert_sql =
+          "WITH ins AS (INSERT INTO " + rel + " AS mpf_row (" + join(cols) + ") SELECT " +
+          join(selects) + " FROM unnest(" + join(uparams) + ") AS u(" + join(ualiases) +
+          ") WHERE (SELECT true FROM mpfailover.tombstone s WHERE s.relation = " +
+          conn_->quote(here.relation) + " AND s.key = ARRAY[" + join(tomb_key) +
+          "]::text[] AND s.origin <> " + conn_->quote(origin) + ") IS NULL ON CONFLICT (" +
+          join(keys) + ") DO UPDATE SET " + join(sets) +
+          " WHERE (SELECT coalesce(x.roident = (SELECT roident FROM pg_replication_origin "
+          "WHERE roname = " +
+          conn_->quote("mpfailover_" + origin) +
+          "), true) OR x.\"timestamp\" IS NULL "
+          "FROM pg_xact_commit_timestamp_origin(mpf_row.xmin) x) RETURNING 1) "
+          "SELECT 1 / (SELECT (count(*) = $" +
+          std::to_string(remote.columns.size() + 1) + "::bigint)::int FROM ins)";
+    }
     tables_.push_back(std::move(bt));
   }
   std::stable_sort(tables_.begin(), tables_.end(), [&](const auto& a, const auto& b) {
@@ -283,6 +327,17 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
       conn_->prepare(t->upsert_name, t->upsert_sql);
       conn_->prepare(t->versions_name, t->versions_sql);
       conn_->prepare(t->tombstone_name, t->tombstone_sql);
+      // Run by EXECUTE inside multi-statement strings, which libpqxx does not see: registered
+      // with the server now, not lazily at a first exec_prepared.
+      for (const auto* name :
+           {&t->delete_name, &t->upsert_name, &t->versions_name, &t->tombstone_name}) {
+        conn_->prepare_now(*name);
+      }
+      if (!t->fast_upsert_sql.empty()) {
+        t->fast_upsert_name = "mpf_fast_" + id;
+        conn_->prepare(t->fast_upsert_name, t->fast_upsert_sql);
+        conn_->prepare_now(t->fast_upsert_name);
+      }
     }
   } catch (const std::exception& e) {
     return unavailable(std::string("could not prepare apply statements: ") + e.what());
@@ -330,7 +385,24 @@ void PgApplier::begin_if_needed() {
   if (!sql.empty()) tx_->exec(sql);
 }
 
-void PgApplier::flush(const NetEffect& net) {
+std::string PgApplier::execute_sql(const std::string& statement,
+                                   const std::vector<std::string>& params) const {
+  std::string sql = "EXECUTE " + statement + "(";
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (i) sql += ", ";
+    sql += conn_->quote(params[i]);
+  }
+  return sql + "); ";
+}
+
+std::string PgApplier::position_sql(Position pos) const {
+  return "INSERT INTO mpfailover.applied_position (origin, tick, seq) VALUES (" +
+         conn_->quote(origin_) + ", " + std::to_string(pos.tick) + ", " + std::to_string(pos.seq) +
+         ") ON CONFLICT (origin) DO UPDATE SET tick = EXCLUDED.tick, seq = EXCLUDED.seq, "
+         "applied_at = now(); COMMIT";
+}
+
+std::string PgApplier::flush(const NetEffect& net) const {
   auto column_arrays = [](const std::vector<const NetChange*>& rows,
                           const std::vector<size_t>& pick, bool from_key) {
     std::vector<std::string> params;
@@ -343,6 +415,7 @@ void PgApplier::flush(const NetEffect& net) {
     }
     return params;
   };
+  std::string sql;
   // Children first for deletes, parents first for upserts.
   for (auto it = tables_.rbegin(); it != tables_.rend(); ++it) {
     const auto found = net.tables().find((*it)->origin_table_id);
@@ -352,8 +425,7 @@ void PgApplier::flush(const NetEffect& net) {
       if (c.op == Op::kDelete) deletes.push_back(&c);
     if (deletes.empty()) continue;
     std::vector<size_t> pick((*it)->key_in_image.size());
-    auto params = column_arrays(deletes, pick, /*from_key=*/true);
-    tx_->exec_prepared((*it)->delete_name, pqxx::prepare::make_dynamic_params(params));
+    sql += execute_sql((*it)->delete_name, column_arrays(deletes, pick, /*from_key=*/true));
   }
   for (const auto& t : tables_) {
     const auto found = net.tables().find(t->origin_table_id);
@@ -371,9 +443,9 @@ void PgApplier::flush(const NetEffect& net) {
     }
     std::vector<size_t> pick(width);
     for (size_t i = 0; i < width; ++i) pick[i] = i;
-    auto params = column_arrays(upserts, pick, /*from_key=*/false);
-    tx_->exec_prepared(t->upsert_name, pqxx::prepare::make_dynamic_params(params));
+    sql += execute_sql(t->upsert_name, column_arrays(upserts, pick, /*from_key=*/false));
   }
+  return sql;
 }
 
 Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
@@ -385,9 +457,8 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
       NetEffect one;
       one.add(change);
       try {
-        tx_->exec("SAVEPOINT mpf_one");
-        apply_group(one);
-        tx_->exec("RELEASE SAVEPOINT mpf_one");
+        tx_->exec(apply_group(one, "SAVEPOINT mpf_one; ", /*fast=*/false) +
+                  "RELEASE SAVEPOINT mpf_one");
       } catch (const pqxx::broken_connection&) {
         throw;
       } catch (const std::exception& e) {
@@ -460,49 +531,69 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
   }
   const bool last = chunks.back().last;
   const Position pos = chunks.back().position;
+  // One round trip for a group without deletes, two with: the first opens it (BEGIN, unless a
+  // split transaction or a skip opened it, and the savepoint every fallback rolls back to) and
+  // reads the current versions of the deleted keys; the last carries every write, the deferred
+  // foreign-key checks, the origin's position and COMMIT. When the fast upserts find something
+  // for last-writer-wins to decide (a row written here, a tombstone), the group is redone from
+  // the savepoint with every key looked up; when that fails too (a unique value moved between
+  // rows inside the group), change by change. Savepoints by hand: libpqxx 6.4's subtransaction
+  // left the transaction aborted after a failed statement.
+  bool sent_commit = false;
   try {
-    // One round trip opens the group: BEGIN (unless a split transaction or a skip opened it)
-    // and the savepoint the change-by-change replay rolls back to. Savepoints by hand:
-    // libpqxx 6.4's subtransaction left the transaction aborted after a failed statement.
-    const std::string open = begin_sql() + "SAVEPOINT mpf_group";  // begin_sql() sets tx_
-    tx_->exec(open);
-    try {
-      apply_group(net);
-      // Deferred foreign keys checked now, inside the savepoint, not at COMMIT: an orphan (a
-      // child whose parent the other node deleted) must stop apply naming its transaction, not
-      // fail the COMMIT as if the database had gone away and be resent for ever.
-      if (last) tx_->exec("SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED");
-    } catch (const pqxx::broken_connection&) {
-      throw;
-    } catch (const pqxx::sql_error&) {
-      // Back to the savepoint; find out whether only the order inside the group mattered.
-      tx_->exec("ROLLBACK TO SAVEPOINT mpf_group");
-      if (auto s = apply_one_by_one(chunks, skips); !s) {
-        reset();
-        return s;
+    const std::string open = begin_sql() + "SAVEPOINT mpf_group; ";  // begin_sql() sets tx_
+    for (const bool fast : {true, false}) {
+      try {
+        std::string writes = apply_group(net, fast ? open : std::string(), fast);
+        if (last) {
+          // Deferred foreign keys checked inside the savepoint, not by COMMIT: an orphan (a
+          // child whose parent the other node deleted) must stop apply naming its transaction,
+          // not fail the COMMIT as if the database had gone away and be resent for ever.
+          writes += "SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED; ";
+          commit_wait(net);
+          writes += position_sql(pos);
+          sent_commit = true;
+        } else {
+          // A split transaction goes on; released so its parts do not nest subtransactions.
+          writes += "RELEASE SAVEPOINT mpf_group";
+        }
+        // Statements after a failing one are not run: a failed write never reaches the COMMIT.
+        tx_->exec(writes);
+        if (!last) return committed_;
+        tx_->commit();  // libpqxx's bookkeeping only: a nontransaction sends nothing
+        tx_.reset();
+        committed_ = pos;
+        return committed_;
+      } catch (const pqxx::broken_connection&) {
+        throw;
+      } catch (const pqxx::sql_error&) {
+        // Back to the savepoint. (Had the COMMIT itself failed, the transaction is over and
+        // this fails: apply failed.)
+        sent_commit = false;
+        tx_->exec("ROLLBACK TO SAVEPOINT mpf_group");
       }
     }
+    // Find out whether only the order inside the group mattered.
+    if (auto s = apply_one_by_one(chunks, skips); !s) {
+      reset();
+      return s;
+    }
     if (!last) {
-      // A split transaction goes on; released so its parts do not nest subtransactions.
       tx_->exec("RELEASE SAVEPOINT mpf_group");
       return committed_;
     }
     commit_wait(net);
+  } catch (const pqxx::broken_connection& e) {
+    tx_.reset();
+    if (sent_commit) return unknown_outcome(std::string("commit outcome unknown: ") + e.what());
+    return unavailable(std::string("apply failed: ") + e.what());
   } catch (const std::exception& e) {
     reset();
     return unavailable(std::string("apply failed: ") + e.what());
   }
-  // One round trip closes it: the origin's position, in the same transaction as the rows
-  // (NOTES.md §2), and COMMIT, which releases the savepoint with the transaction. The position
-  // write also guards the COMMIT: in a transaction that had failed, it raises an error where a
-  // bare COMMIT would roll back silently. The acknowledgement follows this return, so only a
-  // commit that PostgreSQL confirmed counts (synchronous_commit stays on).
+  // After a replay: one round trip closes the group, as above.
   try {
-    tx_->exec("INSERT INTO mpfailover.applied_position (origin, tick, seq) VALUES (" +
-              conn_->quote(origin_) + ", " + std::to_string(pos.tick) + ", " +
-              std::to_string(pos.seq) +
-              ") ON CONFLICT (origin) DO UPDATE SET tick = EXCLUDED.tick, seq = EXCLUDED.seq, "
-              "applied_at = now(); COMMIT");
+    tx_->exec(position_sql(pos));
     tx_->commit();  // libpqxx's bookkeeping only: a nontransaction sends nothing
     tx_.reset();
   } catch (const pqxx::broken_connection& e) {
@@ -518,7 +609,10 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
   return committed_;
 }
 
-void PgApplier::apply_group(const NetEffect& net) {
+std::string PgApplier::apply_group(const NetEffect& net, const std::string& open, bool fast) {
+  // `open` travels with the first version lookup (or with the writes when there is none).
+  std::string pending_open = open;
+  std::string fast_sql;  // the fast upserts, after every delete
   NetEffect winners;
   struct Lost {
     std::string relation;
@@ -532,18 +626,43 @@ void PgApplier::apply_group(const NetEffect& net) {
   for (const auto& t : tables_) {
     const auto found = net.tables().find(t->origin_table_id);
     if (found == net.tables().end()) continue;
-    const auto& changes = found->second;
+    // Fast: the table's upserts go without a version lookup, through the upsert that fails
+    // unless last-writer-wins had nothing to decide for any of them; deletes (their tombstones
+    // and local rows) are looked up.
+    std::vector<const NetChange*> changes;
+    std::vector<const NetChange*> fast_rows;
+    for (const auto& c : found->second) {
+      (fast && c.op != Op::kDelete && !t->fast_upsert_name.empty() ? fast_rows : changes)
+          .push_back(&c);
+    }
+    if (!fast_rows.empty()) {
+      const size_t width = fast_rows.front()->image.size();
+      std::vector<std::string> params;
+      for (size_t col = 0; col < width; ++col) {
+        std::vector<Value> column;
+        column.reserve(fast_rows.size());
+        for (const auto* r : fast_rows) {
+          MPF_ASSERT(r->image.size() == width, "row images of one table differ in width");
+          column.push_back(r->image[col]);
+        }
+        params.push_back(pg::array_literal(column));
+      }
+      params.push_back(std::to_string(fast_rows.size()));
+      fast_sql += execute_sql(t->fast_upsert_name, params);
+    }
+    if (changes.empty()) continue;
     std::vector<std::string> params;
     for (size_t k = 0; k < t->key_in_image.size(); ++k) {
       std::vector<Value> column;
       column.reserve(changes.size());
-      for (const auto& c : changes) column.push_back(c.key[k]);
+      for (const auto* c : changes) column.push_back(c->key[k]);
       params.push_back(pg::array_literal(column));
     }
-    auto rows = tx_->exec_prepared(t->versions_name, pqxx::prepare::make_dynamic_params(params));
+    // The last statement's result is the lookup's.
+    auto rows = tx_->exec(std::exchange(pending_open, "") + execute_sql(t->versions_name, params));
     MPF_ASSERT(rows.size() == changes.size(), "one version row per key");
     for (size_t i = 0; i < changes.size(); ++i) {
-      const NetChange& c = changes[i];
+      const NetChange& c = *changes[i];
       const auto& r = rows[static_cast<pqxx::result::size_type>(i)];
       const RowVersion incoming{c.hlc, origin_};
       bool apply = true;
@@ -592,7 +711,7 @@ void PgApplier::apply_group(const NetEffect& net) {
       winners.add(rc);
     }
   }
-  flush(winners);
+  std::string sql = std::move(pending_open) + flush(winners) + fast_sql;
 
   // Tombstones of the deletes applied, with the origin's timestamp.
   for (const auto& t : tables_) {
@@ -608,22 +727,26 @@ void PgApplier::apply_group(const NetEffect& net) {
     if (hlcs.empty()) continue;
     std::vector<std::string> params{t->relation, origin_, pg::array_literal(hlcs)};
     for (const auto& k : keys) params.push_back(pg::array_literal(k));
-    tx_->exec_prepared(t->tombstone_name, pqxx::prepare::make_dynamic_params(params));
+    sql += execute_sql(t->tombstone_name, params);
   }
 
   for (const auto& l : conflicts) {
     const bool remote_lost = l.loser.origin == origin_;
-    tx_->exec_params(
+    sql +=
         "INSERT INTO mpfailover.conflict (relation, key, kind, winner_origin, winner_hlc, "
-        "loser_origin, loser_hlc, loser_op, loser_image, loser_row, reason) "
-        "VALUES ($1, $2::text[], 'lww', $3, $4, $5, $6, $7, $8::text[], $9::jsonb, $10)",
-        l.relation, pg::array_literal(l.change->key), l.winner.origin, l.winner.hlc, l.loser.origin,
-        l.loser.hlc,
-        remote_lost ? std::string(1, static_cast<char>(l.change->op)) : std::string("U"),
-        remote_lost ? std::optional<std::string>(pg::array_literal(l.change->image))
-                    : std::optional<std::string>(),
-        l.loser_row, l.reason);
+        "loser_origin, loser_hlc, loser_op, loser_image, loser_row, reason) VALUES (" +
+        conn_->quote(l.relation) + ", " + conn_->quote(pg::array_literal(l.change->key)) +
+        "::text[], 'lww', " + conn_->quote(l.winner.origin) + ", " + std::to_string(l.winner.hlc) +
+        ", " + conn_->quote(l.loser.origin) + ", " + std::to_string(l.loser.hlc) + ", " +
+        conn_->quote(remote_lost ? std::string(1, static_cast<char>(l.change->op))
+                                 : std::string("U")) +
+        ", " +
+        (remote_lost ? conn_->quote(pg::array_literal(l.change->image)) + "::text[]"
+                     : std::string("NULL")) +
+        ", " + (l.loser_row ? conn_->quote(*l.loser_row) + "::jsonb" : std::string("NULL")) + ", " +
+        conn_->quote(l.reason) + "); ";
   }
+  return sql;
 }
 
 void PgApplier::commit_wait(const NetEffect& net) {

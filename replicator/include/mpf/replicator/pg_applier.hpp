@@ -65,9 +65,20 @@ class PgApplier {
   // open already), to be sent in the same round trip as what follows.
   std::string begin_sql();
   void begin_if_needed();
-  void flush(const NetEffect& net);
-  // Last writer wins per row against this node's own writes, then flush (NOTES.md §4).
-  void apply_group(const NetEffect& net);
+  // "EXECUTE statement('param', ...); ": a prepared statement inside a multi-statement string,
+  // so that several travel in one round trip.
+  std::string execute_sql(const std::string& statement,
+                          const std::vector<std::string>& params) const;
+  // The origin's position and COMMIT.
+  std::string position_sql(Position pos) const;
+  // The deletes and upserts of `net`, as statements to send.
+  std::string flush(const NetEffect& net) const;
+  // Last writer wins per row against this node's own writes (NOTES.md §4): runs `open` and the
+  // version lookups, and returns the statements that write the winners, their tombstones and
+  // the conflicts, to be sent by the caller (with what closes the group, in one round trip).
+  // `fast`: upserts are not looked up but written by the upsert that fails unless none of them
+  // had anything for last-writer-wins to decide (the caller then retries with fast = false).
+  std::string apply_group(const NetEffect& net, const std::string& open, bool fast);
   void commit_wait(const NetEffect& net);
   Status apply_one_by_one(const std::vector<TxChunk>& chunks,
                           const std::map<Position, std::string>& skips);

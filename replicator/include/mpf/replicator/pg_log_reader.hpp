@@ -56,6 +56,17 @@ class PgLogReader final : public LogSource {
   // changes without NOTIFY, which would serialise the application's commits.
   Result<int64_t> change_counter();
 
+  // True when the next next_batch() has rows to return without a new tick: a window is being
+  // read, or windows already closed are not read yet.
+  bool has_pending() const {
+    return cursor_open_ || small_open_ || assembler_.has_ready() || newest_tick_ >= next_window_;
+  }
+
+  // The name of the abstract Unix socket the capture module sends its commit wake-ups to for
+  // this database ("mpfailover-wake/<system identifier>/<database oid>", see
+  // replicator/pgmodule/mpfailover_capture.c).
+  Result<std::string> wake_name();
+
   // Records the peer's acknowledged position (source side), for status and restarts, and adds
   // `transactions` (those the acknowledgement covers) to the running total that `mpfailover
   // queue`'s drain rate is computed from (sampled into ack_history at most once a second).
@@ -86,6 +97,7 @@ class PgLogReader final : public LogSource {
   pqxx::result small_window_;
   int small_offset_ = 0;        // the column small_window_'s window rows start at
   bool start_checked_ = false;  // the tick before next_window_ exists (checked after a seek)
+  bool backlog_ahead_ = false;  // after a seek: more than a fetch of changes ahead (open_window)
   int64_t newest_tick_ = 0;     // newest tick this reader knows of
   bool broken_ = false;
 };
