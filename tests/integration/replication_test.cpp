@@ -11,6 +11,7 @@
 
 #include "support/compare.hpp"
 #include "support/daemon.hpp"
+#include "support/loopback_pair.hpp"
 #include "support/test_db.hpp"
 #include "support/workload.hpp"
 
@@ -21,86 +22,16 @@ using mpf::test::scalar;
 
 namespace {
 
-struct LoopbackPair {
-  mpf::test::TestDatabase db_a;
-  mpf::test::TestDatabase db_b;
-  int port_a;
-  int port_b;
-  std::string conf_a;
-  std::string conf_b;
-  std::unique_ptr<Daemon> a;
-  std::unique_ptr<Daemon> b;
-
-  std::string key_dir;
-
-  // CURVE keys made with `mpfailover keygen`, unless plain.
-  explicit LoopbackPair(bool curve = true) {
-    db_a.init("a");
-    db_b.init("b");
-    port_a = 40000 + (::getpid() % 5000) * 2;
-    port_b = port_a + 1;
-    key_dir = "/tmp/mpft_keys_pair_" + std::to_string(::getpid());
-    std::filesystem::remove_all(key_dir);
-    std::filesystem::create_directories(key_dir);
-    std::string sec_a, sec_b;
-    if (curve) {
-      for (const std::string n : {"a", "b", "stranger"}) {
-        const std::string cmd = std::string(MPF_CLI_PATH) + " keygen --secret-key-file " + key_dir +
-                                "/" + n + ".key --public-key-file " + key_dir + "/" + n +
-                                ".pub > /dev/null";
-        REQUIRE(std::system(cmd.c_str()) == 0);
-      }
-      sec_a = security("a", "b");
-      sec_b = security("b", "a");
-    } else {
-      sec_a = sec_b = "[security]\nmode = plain\n";
-    }
-    conf_a = write_conf("a", "b", db_a.conninfo(), port_a, port_b, sec_a);
-    conf_b = write_conf("b", "a", db_b.conninfo(), port_b, port_a, sec_b);
-    a = std::make_unique<Daemon>(MPF_DAEMON_PATH, conf_a, conf_a + ".log");
-    b = std::make_unique<Daemon>(MPF_DAEMON_PATH, conf_b, conf_b + ".log");
-  }
-
-  ~LoopbackPair() {
-    a.reset();  // stop the daemons before their files go
-    b.reset();
-    std::filesystem::remove_all(key_dir);
-    for (const auto& f : {conf_a, conf_b}) {
-      std::remove(f.c_str());
-      std::remove((f + ".log").c_str());
-    }
-  }
-
-  std::string security(const std::string& self, const std::string& peer) const {
-    return "[security]\nmode = curve\nsecret_key_file = " + key_dir + "/" + self +
-           ".key\npublic_key_file = " + key_dir + "/" + self +
-           ".pub\npeer_public_key_file = " + key_dir + "/" + peer + ".pub\n";
-  }
-
-  static std::string write_conf(const std::string& node, const std::string& peer,
-                                const std::string& conninfo, int listen, int peer_port,
-                                const std::string& security) {
-    const std::string path = "/tmp/mpft_" + std::to_string(::getpid()) + "_" + node + ".conf";
-    std::ofstream out(path);
-    out << "[node]\nname = " << node << "\ndatabase = " << conninfo << "\n[peer]\nname = " << peer
-        << "\naddress = 127.0.0.1\nport = " << peer_port
-        << "\n[replication]\nlisten = 127.0.0.1\nport = " << listen
-        << "\n[heartbeat]\ninterval = 1s\n[log]\nlevel = debug\n[control]\nsocket = " << path
-        << ".sock\n"
-        << security;
-    std::remove((path + ".log").c_str());
-    return path;
-  }
-
-  // True once b holds exactly a's content (and vice versa for anything b wrote).
-  bool converged() const {
-    for (const auto& t : mpf::test::meetingplace_tables()) {
-      if (mpf::test::table_digest(db_a.conninfo(), t) !=
-          mpf::test::table_digest(db_b.conninfo(), t))
-        return false;
-    }
-    return true;
-  }
+// Heartbeats every second, no initial roles: the daemons' defaults otherwise.
+struct Pair : mpf::test::LoopbackPair {
+  explicit Pair(bool curve = true)
+      : LoopbackPair([&] {
+          mpf::test::LoopbackPairOptions o;
+          o.name = "pair";
+          o.curve = curve;
+          o.extra_keys = {"stranger"};
+          return o;
+        }()) {}
 
   void require_converged(std::chrono::milliseconds timeout = 30s) {
     const bool ok = eventually([&] { return converged(); }, timeout);
@@ -117,7 +48,7 @@ struct LoopbackPair {
 
 TEST_SUITE("replication") {
   TEST_CASE("a steady stream from a reaches b with identical content, and b's writes reach a") {
-    LoopbackPair p;
+    Pair p;
     p.a->start();
     p.b->start();
     mpf::test::Workload wa(p.db_a.conninfo(), 1, "a");
@@ -134,7 +65,7 @@ TEST_SUITE("replication") {
   }
 
   TEST_CASE("changes queue while the target daemon is down and drain when it returns") {
-    LoopbackPair p;
+    Pair p;
     p.a->start();
     mpf::test::Workload wa(p.db_a.conninfo(), 3, "a");
     wa.run(200);  // b is not running: everything queues on a
@@ -146,7 +77,7 @@ TEST_SUITE("replication") {
   }
 
   TEST_CASE("kill -9 of either daemon mid-stream loses nothing and duplicates nothing") {
-    LoopbackPair p;
+    Pair p;
     p.a->start();
     p.b->start();
     std::atomic<bool> writing{true};
@@ -175,14 +106,10 @@ TEST_SUITE("replication") {
   }
 
   TEST_CASE("a wrong key or an unknown peer is refused and logged; nothing is applied") {
-    LoopbackPair p;
+    Pair p;
     // b believes a's public key is the stranger's: a's connection must be refused by b's ZAP
     // handler, and a must say so.
-    p.conf_b = LoopbackPair::write_conf(
-        "b", "a", p.db_b.conninfo(), p.port_b, p.port_a,
-        "[security]\nmode = curve\nsecret_key_file = " + p.key_dir + "/b.key\npublic_key_file = " +
-            p.key_dir + "/b.pub\npeer_public_key_file = " + p.key_dir + "/stranger.pub\n");
-    p.b = std::make_unique<Daemon>(MPF_DAEMON_PATH, p.conf_b, p.conf_b + ".log");
+    p.write_conf("b", std::nullopt, "stranger");
     p.a->start();
     p.b->start();
     mpf::test::Workload wa(p.db_a.conninfo(), 5, "a");
@@ -197,7 +124,7 @@ TEST_SUITE("replication") {
   }
 
   TEST_CASE("plain mode: garbage on the port is dropped with a log line and service goes on") {
-    LoopbackPair p(/*curve=*/false);
+    Pair p(/*curve=*/false);
     p.a->start();
     p.b->start();
     mpf::test::Workload wa(p.db_a.conninfo(), 6, "a");

@@ -14,6 +14,7 @@
 #include "support/command.hpp"
 #include "support/compare.hpp"
 #include "support/daemon.hpp"
+#include "support/loopback_pair.hpp"
 #include "support/test_db.hpp"
 #include "support/workload.hpp"
 
@@ -25,79 +26,18 @@ using mpf::test::scalar;
 
 namespace {
 
-using Run = mpf::test::RunSplit;
-const std::string kCli = MPF_CLI_PATH;
-
-struct Pair {
-  mpf::test::TestDatabase db_a;
-  mpf::test::TestDatabase db_b;
-  int port_a;
-  int port_b;
-  std::string key_dir;
-  std::string conf_a;
-  std::string conf_b;
-  std::unique_ptr<Daemon> a;
-  std::unique_ptr<Daemon> b;
-
-  Pair() {
-    db_a.init("a");
-    db_b.init("b");
-    port_a = 34000 + (::getpid() % 3000) * 2;
-    port_b = port_a + 1;
-    key_dir = "/tmp/mpft_keys_resync_" + std::to_string(::getpid());
-    std::filesystem::remove_all(key_dir);
-    std::filesystem::create_directories(key_dir);
-    for (const std::string n : {"a", "b"}) {
-      const std::string cmd = kCli + " keygen --secret-key-file " + key_dir + "/" + n +
-                              ".key --public-key-file " + key_dir + "/" + n + ".pub > /dev/null";
-      REQUIRE(std::system(cmd.c_str()) == 0);
-    }
-    conf_a = write_conf("a", "b", db_a, port_a, port_b, "active");
-    conf_b = write_conf("b", "a", db_b, port_b, port_a, "standby");
-    a = std::make_unique<Daemon>(MPF_DAEMON_PATH, conf_a, conf_a + ".log");
-    b = std::make_unique<Daemon>(MPF_DAEMON_PATH, conf_b, conf_b + ".log");
-  }
-
-  ~Pair() {
-    a.reset();
-    b.reset();
-    std::filesystem::remove_all(key_dir);
-    for (const auto& f : {conf_a, conf_b}) {
-      std::remove(f.c_str());
-      std::remove((f + ".log").c_str());
-    }
-  }
-
-  std::string write_conf(const std::string& node, const std::string& peer,
-                         const mpf::test::TestDatabase& db, int listen, int peer_port,
-                         const std::string& role) const {
-    const std::string path =
-        "/tmp/mpft_resync_" + std::to_string(::getpid()) + "_" + node + ".conf";
-    std::ofstream out(path);
-    out << "[node]\nname = " << node << "\ndatabase = " << db.conninfo()
-        << "\ninitial_role = " << role << "\n[peer]\nname = " << peer
-        << "\naddress = 127.0.0.1\nport = " << peer_port
-        << "\n[replication]\nlisten = 127.0.0.1\nport = " << listen
-        << "\n[heartbeat]\ninterval = 500ms\n[log]\nlevel = debug\n[control]\nsocket = " << path
-        << ".sock\n[security]\nmode = curve\nsecret_key_file = " << key_dir << "/" << node
-        << ".key\npublic_key_file = " << key_dir << "/" << node
-        << ".pub\npeer_public_key_file = " << key_dir << "/" << peer << ".pub\n";
-    std::remove((path + ".log").c_str());
-    return path;
-  }
-
-  Run cli(const std::string& node, const std::string& args) const {
-    return mpf::test::run_split(kCli + " --config " + (node == "a" ? conf_a : conf_b) + " " + args);
-  }
-
-  bool converged() const {
-    for (const auto& t : mpf::test::meetingplace_tables()) {
-      if (mpf::test::table_digest(db_a.conninfo(), t) !=
-          mpf::test::table_digest(db_b.conninfo(), t))
-        return false;
-    }
-    return true;
-  }
+// a starts active, b standby, heartbeats every 500 ms, CURVE.
+struct Pair : mpf::test::LoopbackPair {
+  Pair()
+      : LoopbackPair([&] {
+          mpf::test::LoopbackPairOptions o;
+          o.name = "resync";
+          o.base_port = 34000;
+          o.port_span = 3000;
+          o.heartbeat = "500ms";
+          o.initial_roles = true;
+          return o;
+        }()) {}
 
   void roles_settled() const {
     const bool ok = eventually(

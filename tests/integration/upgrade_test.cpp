@@ -27,6 +27,7 @@
 #include "support/command.hpp"
 #include "support/compare.hpp"
 #include "support/daemon.hpp"
+#include "support/loopback_pair.hpp"
 #include "support/test_db.hpp"
 #include "support/workload.hpp"
 
@@ -41,68 +42,29 @@ namespace {
 
 const std::string kCli = MPF_CLI_PATH;
 
-struct UpgradePair {
-  mpf::test::TestDatabase db_a;
-  mpf::test::TestDatabase db_b;
-  int port_a;
-  int port_b;
-  std::string dir;
-  std::string conf_a;
-  std::string conf_b;
-  std::unique_ptr<Daemon> a;
-  std::unique_ptr<Daemon> b;
+// a starts active, b standby, heartbeats every 500 ms, CURVE. `extra_a`/`extra_b` go into
+// [replication] (write_conf rewrites a node's file with other lines).
+struct UpgradePair : mpf::test::LoopbackPair {
+  UpgradePair(const std::string& extra_a, const std::string& extra_b)
+      : LoopbackPair([&] {
+          mpf::test::LoopbackPairOptions o;
+          o.name = "upgrade";
+          o.base_port = 36000;
+          o.port_span = 2000;
+          o.heartbeat = "500ms";
+          o.initial_roles = true;
+          o.replication_extra_a = extra_a;
+          o.replication_extra_b = extra_b;
+          return o;
+        }()) {}
 
-  // a starts active, b standby. `extra_a`/`extra_b` go into [replication].
-  UpgradePair(const std::string& extra_a, const std::string& extra_b) {
-    db_a.init("a");
-    db_b.init("b");
-    port_a = 36000 + (::getpid() % 2000) * 2;
-    port_b = port_a + 1;
-    dir = "/tmp/mpft_upgrade_" + std::to_string(::getpid());
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    for (const std::string n : {"a", "b"}) {
-      const std::string cmd = kCli + " keygen --secret-key-file " + dir + "/" + n +
-                              ".key --public-key-file " + dir + "/" + n + ".pub > /dev/null";
-      REQUIRE(std::system(cmd.c_str()) == 0);
-    }
-    conf_a = write_conf("a", extra_a);
-    conf_b = write_conf("b", extra_b);
-    a = std::make_unique<Daemon>(MPF_DAEMON_PATH, conf_a, conf_a + ".log");
-    b = std::make_unique<Daemon>(MPF_DAEMON_PATH, conf_b, conf_b + ".log");
-  }
-
-  ~UpgradePair() {
-    a.reset();
-    b.reset();
-    std::filesystem::remove_all(dir);
-  }
-
-  // Rewrites the node's config (the log file stays).
-  std::string write_conf(const std::string& node, const std::string& replication_extra) const {
-    const bool is_a = node == "a";
-    const std::string peer = is_a ? "b" : "a";
-    const std::string path = dir + "/" + node + ".conf";
-    std::ofstream out(path);
-    out << "[node]\nname = " << node << "\ndatabase = " << (is_a ? db_a : db_b).conninfo()
-        << "\ninitial_role = " << (is_a ? "active" : "standby") << "\n[peer]\nname = " << peer
-        << "\naddress = 127.0.0.1\nport = " << (is_a ? port_b : port_a)
-        << "\n[replication]\nlisten = 127.0.0.1\nport = " << (is_a ? port_a : port_b) << "\n"
-        << replication_extra << "[heartbeat]\ninterval = 500ms\n[log]\nlevel = debug\n"
-        << "[control]\nsocket = " << path
-        << ".sock\n[security]\nmode = curve\nsecret_key_file = " << dir << "/" << node
-        << ".key\npublic_key_file = " << dir << "/" << node
-        << ".pub\npeer_public_key_file = " << dir << "/" << peer << ".pub\n";
-    return path;
-  }
-
+  // stdout and stderr together, as an operator reads them.
   mpf::test::Run cli(const std::string& node, const std::string& args) const {
-    return mpf::test::run(kCli + " --config " + (node == "a" ? conf_a : conf_b) + " " + args);
+    return mpf::test::run(kCli + " --config " + conf(node) + " " + args);
   }
 
   json status(const std::string& node) const {
-    auto r = mpf::test::run_split(kCli + " --config " + (node == "a" ? conf_a : conf_b) +
-                                  " status --json");
+    auto r = LoopbackPair::cli(node, "status --json");
     if (r.rc != 0) return json();
     try {
       return json::parse(r.out);

@@ -13,6 +13,7 @@
 #include "support/command.hpp"
 #include "support/compare.hpp"
 #include "support/daemon.hpp"
+#include "support/loopback_pair.hpp"
 #include "support/test_db.hpp"
 #include "support/workload.hpp"
 
@@ -24,89 +25,21 @@ using mpf::test::scalar;
 
 namespace {
 
-using Run = mpf::test::RunSplit;
-Run run(const std::string& command) { return mpf::test::run_split(command); }
-
-const std::string kCli = MPF_CLI_PATH;
-
-struct Pair {
-  mpf::test::TestDatabase db_a;
-  mpf::test::TestDatabase db_b;
-  int port_a;
-  int port_b;
-  std::string key_dir;
-  std::string conf_a;
-  std::string conf_b;
-  std::unique_ptr<Daemon> a;
-  std::unique_ptr<Daemon> b;
-
-  // a starts active, b standby; CURVE with keys from `mpfailover keygen`.
-  explicit Pair(std::vector<std::string> tables_b = {}, const std::string& b_peer_key = "a") {
-    db_a.init("a");
-    if (tables_b.empty()) {
-      db_b.init("b");
-    } else {
-      db_b.init_with(db_b.config("b", tables_b));
-    }
-    port_a = 30000 + (::getpid() % 4000) * 2;
-    port_b = port_a + 1;
-    key_dir = "/tmp/mpft_keys_verify_" + std::to_string(::getpid());
-    std::filesystem::remove_all(key_dir);
-    std::filesystem::create_directories(key_dir);
-    for (const std::string n : {"a", "b", "stranger"}) {
-      const std::string cmd = kCli + " keygen --secret-key-file " + key_dir + "/" + n +
-                              ".key --public-key-file " + key_dir + "/" + n + ".pub > /dev/null";
-      REQUIRE(std::system(cmd.c_str()) == 0);
-    }
-    std::string tables_line;
-    for (const auto& t : tables_b) tables_line += (tables_line.empty() ? "" : ", ") + t;
-    conf_a = write_conf("a", "b", db_a, port_a, port_b, "active", "", "b");
-    conf_b = write_conf("b", "a", db_b, port_b, port_a, "standby", tables_line, b_peer_key);
-    a = std::make_unique<Daemon>(MPF_DAEMON_PATH, conf_a, conf_a + ".log");
-    b = std::make_unique<Daemon>(MPF_DAEMON_PATH, conf_b, conf_b + ".log");
-  }
-
-  ~Pair() {
-    a.reset();
-    b.reset();
-    std::filesystem::remove_all(key_dir);
-    for (const auto& f : {conf_a, conf_b}) {
-      std::remove(f.c_str());
-      std::remove((f + ".log").c_str());
-    }
-  }
-
-  std::string write_conf(const std::string& node, const std::string& peer,
-                         const mpf::test::TestDatabase& db, int listen, int peer_port,
-                         const std::string& role, const std::string& tables,
-                         const std::string& peer_key) const {
-    const std::string path =
-        "/tmp/mpft_verify_" + std::to_string(::getpid()) + "_" + node + ".conf";
-    std::ofstream out(path);
-    out << "[node]\nname = " << node << "\ndatabase = " << db.conninfo()
-        << "\ninitial_role = " << role << "\n[peer]\nname = " << peer
-        << "\naddress = 127.0.0.1\nport = " << peer_port
-        << "\n[replication]\nlisten = 127.0.0.1\nport = " << listen << "\n"
-        << (tables.empty() ? "" : "tables = " + tables + "\n")
-        << "[heartbeat]\ninterval = 500ms\n[log]\nlevel = debug\n[control]\nsocket = " << path
-        << ".sock\n[security]\nmode = curve\nsecret_key_file = " << key_dir << "/" << node
-        << ".key\npublic_key_file = " << key_dir << "/" << node
-        << ".pub\npeer_public_key_file = " << key_dir << "/" << peer_key << ".pub\n";
-    std::remove((path + ".log").c_str());
-    return path;
-  }
-
-  Run cli(const std::string& node, const std::string& args) const {
-    return run(kCli + " --config " + (node == "a" ? conf_a : conf_b) + " " + args);
-  }
-
-  bool converged() const {
-    for (const auto& t : mpf::test::meetingplace_tables()) {
-      if (mpf::test::table_digest(db_a.conninfo(), t) !=
-          mpf::test::table_digest(db_b.conninfo(), t))
-        return false;
-    }
-    return true;
+// a starts active, b standby, heartbeats every 500 ms; CURVE with keys from `mpfailover keygen`.
+struct Pair : mpf::test::LoopbackPair {
+  explicit Pair(std::vector<std::string> tables_b = {}, const std::string& b_peer_key = "a")
+      : LoopbackPair([&] {
+          mpf::test::LoopbackPairOptions o;
+          o.name = "verify";
+          o.base_port = 30000;
+          o.port_span = 4000;
+          o.extra_keys = {"stranger"};
+          o.heartbeat = "500ms";
+          o.initial_roles = true;
+          o.tables_b = std::move(tables_b);
+          return o;
+        }()) {
+    if (b_peer_key != "a") write_conf("b", std::nullopt, b_peer_key);
   }
 
   void start_and_fill() {
