@@ -39,19 +39,6 @@ struct Pair : mpf::test::LoopbackPair {
           return o;
         }()) {}
 
-  void roles_settled() const {
-    const bool ok = eventually(
-        [&] {
-          auto r = cli("b", "status --json");
-          if (r.rc != 0) return false;
-          auto s = json::parse(r.out);
-          return s["role"] == "standby" && s["peer_role"] == "active" && s["peer_state"] == "up";
-        },
-        20s);
-    if (!ok) MESSAGE("a:\n" << a->log_text() << "\nb:\n" << b->log_text());
-    REQUIRE(ok);
-  }
-
   void wait_converged() const {
     const bool ok = eventually([&] { return converged(); }, 40s);
     if (!ok) MESSAGE("a:\n" << a->log_text() << "\nb:\n" << b->log_text());

@@ -51,18 +51,6 @@ struct Pair : mpf::test::LoopbackPair {
     if (!ok) MESSAGE("a:\n" << a->log_text() << "\nb:\n" << b->log_text());
     REQUIRE(ok);
   }
-
-  void roles_settled() const {
-    const bool ok = eventually(
-        [&] {
-          auto r = cli("b", "status --json");
-          if (r.rc != 0) return false;
-          auto s = json::parse(r.out);
-          return s["role"] == "standby" && s["peer_role"] == "active" && s["peer_state"] == "up";
-        },
-        20s);
-    REQUIRE(ok);
-  }
 };
 
 // Changes on b that capture does not see (as a bug or a manual fix would make them).

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include "support/command.hpp"
@@ -127,6 +128,20 @@ class LoopbackPair {
       if (table_digest(db_a.conninfo(), t) != table_digest(db_b.conninfo(), t)) return false;
     }
     return true;
+  }
+
+  // Waits (20 s at most) until b says it is standby with an active peer that answers.
+  void roles_settled() const {
+    const bool ok = eventually(
+        [&] {
+          auto r = cli("b", "status --json");
+          if (r.rc != 0) return false;
+          auto s = nlohmann::json::parse(r.out);
+          return s["role"] == "standby" && s["peer_role"] == "active" && s["peer_state"] == "up";
+        },
+        std::chrono::seconds(20));
+    if (!ok) MESSAGE("a:\n" << a->log_text() << "\nb:\n" << b->log_text());
+    REQUIRE(ok);
   }
 
   TestDatabase db_a;
