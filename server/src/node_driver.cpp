@@ -224,7 +224,8 @@ std::optional<std::string> NodeDriver::on_port_frame(std::string_view frame) {
 // A well-formed heartbeat of a protocol this node does not speak: the peer runs another
 // release. It is answered with an Answer in this node's protocol, seq 0 (no monitor counts it),
 // whose note says which protocol this node speaks, so a newer peer can fall back to it
-// (PROTOCOL.md, heartbeat frames); the error is logged (at most every 10 s) and shown in status.
+// (docs/protocol.md, heartbeat frames); the error is logged (at most every 10 s) and shown in
+// status.
 std::string NodeDriver::answer_foreign_heartbeat(std::string_view frame) {
   const unsigned protocol = heartbeat::heartbeat_protocol_of(frame);
   const unsigned mine = heartbeat::kHeartbeatProtocol;

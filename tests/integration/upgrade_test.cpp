@@ -1,4 +1,4 @@
-// The rolling upgrade (README "Rolling upgrade", PROTOCOL.md §6) with two real daemons on
+// The rolling upgrade (README "Rolling upgrade", docs/protocol.md §6) with two real daemons on
 // loopback, each with its own database and CURVE keys:
 // - node a pinned to protocol version 1 (replication.max_protocol_version = 1: on the wire, a node
 //   of the version-1 release) and node b at version 2: replication both ways at version 1, both

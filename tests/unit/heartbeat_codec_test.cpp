@@ -86,7 +86,7 @@ TEST_CASE("trailing bytes inside a valid CRC are refused") {
 }
 
 TEST_CASE("a sealed heartbeat of another protocol is told apart from garbage") {
-  // PROTOCOL.md §6: the node answers the first (a peer of another release), drops the second.
+  // docs/protocol.md §6: the node answers the first (a peer of another release), drops the second.
   auto frame = mpf::heartbeat::encode(sample());
   CHECK(mpf::heartbeat::heartbeat_protocol_of(frame) == 1);
   frame[4] = 2;

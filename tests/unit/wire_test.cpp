@@ -1,4 +1,4 @@
-// The port-2008 wire codec (replicator/PROTOCOL.md): round trips, the compression stream across
+// The port-2008 wire codec (docs/protocol.md): round trips, the compression stream across
 // the batches of a session (NOTES.md §11), and hostile input (NOTES.md §6: whatever arrives on
 // port 2008 may be truncated, corrupted, repeated or not ours at all).
 #include <algorithm>
@@ -465,7 +465,7 @@ TEST_CASE("every message type survives a round trip with edge values") {
   }
 }
 
-TEST_CASE("frames have the documented bytes (the examples in PROTOCOL.md)") {
+TEST_CASE("frames have the documented bytes (the examples in docs/protocol.md)") {
   wire::Encoder enc;
   // Ack{session 1, seq 2, position 3/-4}: "MPFA" 01 02 06 07 + CRC-32C.
   CHECK(hex(enc.encode(wire::Ack{1, 2, {3, -4}})) == "4d50464101020607c57bcc1d");
@@ -593,7 +593,7 @@ TEST_CASE("version 2 timestamps round-trip over the whole range and every offset
 }
 
 TEST_CASE("version 2 refuses every value form its encoder would not have chosen") {
-  // The encoding stays canonical (PROTOCOL.md §2): a decoder accepts only what the encoder
+  // The encoding stays canonical (docs/protocol.md §2): a decoder accepts only what the encoder
   // writes, so a frame it accepts re-encodes to the same bytes. Payload: one chunk, one insert of
   // table 0 at hlc 0 with one key value ("k") and one image value, the value under test.
   auto payload = [](const std::string& image_value, const std::string& key_value = "\x11k") {
@@ -659,7 +659,7 @@ TEST_CASE("an encoder uses version 2 only once told, and a decoder reads both") 
   CHECK(f2[3] == 'C');
 }
 
-TEST_CASE("version 2 has the documented bytes (the example in PROTOCOL.md)") {
+TEST_CASE("version 2 has the documented bytes (the example in docs/protocol.md)") {
   // Two inserts of table 4 at hlc 1,795,346,475,708,057: meeting_id key, image (meeting_id,
   // number '00000081', starts_at a whole minute, ports 12, updated_at = now()), then the same
   // meeting's participant with a NULL user.
@@ -731,7 +731,7 @@ TEST_CASE("bytes per transaction shrink over a session of similar meeting rows")
   // (subjects, names, domains, user ids, column layout) costs almost nothing. Each transaction
   // is a new meeting with 3 participants (4 inserts, 4 fresh random UUIDs that no compressor
   // can shrink below ~16 bytes each). Measured at level 3 with a random 64-bit session id
-  // (PROTOCOL.md §10 has the table):
+  // (docs/protocol.md §10 has the table):
   // version 1, one transaction per batch (the thin-link worst case): raw 947 bytes, batch 1 =
   // 450, batch 10 = 266, batches 10-100 average 236; ten per batch: 167 bytes per transaction.
   // version 2 (values column by column, UUIDs in 16 octets, timestamps as differences): raw

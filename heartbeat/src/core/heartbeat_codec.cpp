@@ -83,7 +83,7 @@ class Reader {
   bool ok_ = true;
 };
 
-// The role octet is the enum's value: PROTOCOL.md lists them, and these pin them.
+// The role octet is the enum's value: docs/protocol.md lists them, and these pin them.
 static_assert(static_cast<uint8_t>(Role::kStarting) == 0 &&
               static_cast<uint8_t>(Role::kStandby) == 1 &&
               static_cast<uint8_t>(Role::kPromoting) == 2 &&
@@ -147,7 +147,7 @@ Result<HeartbeatMessage> decode_heartbeat(std::string_view frame) {
   const uint8_t protocol = r.u8();
   if (r.ok() && protocol != kHeartbeatProtocol) {
     // Well-formed (the CRC matched) but of another release: kFailedPrecondition, so the port
-    // answers it (PROTOCOL.md, heartbeat frames) instead of dropping it as garbage.
+    // answers it (docs/protocol.md, heartbeat frames) instead of dropping it as garbage.
     return failed_precondition("heartbeat protocol " + std::to_string(protocol) +
                                " is not supported (this node speaks " +
                                std::to_string(kHeartbeatProtocol) + ")");

@@ -1,5 +1,5 @@
-// Byte-level primitives of the wire format (PROTOCOL.md "Primitives"): LEB128 varints, zig-zag,
-// length-prefixed strings and values. Private to the codec.
+// Byte-level primitives of the wire format (docs/protocol.md "Primitives"): LEB128 varints,
+// zig-zag, length-prefixed strings and values. Private to the codec.
 //
 // Reader never reads past its input and never trusts a length or count before checking it
 // against the bytes that remain, so a hostile frame costs at most its own size in allocations.

@@ -1,4 +1,4 @@
-// Compact forms of column values in PostgreSQL text form (PROTOCOL.md §4.4, version 2): UUIDs,
+// Compact forms of column values in PostgreSQL text form (docs/protocol.md §4.4, version 2): UUIDs,
 // integers and ISO timestamps. Private to the codec.
 //
 // A value is sent in a compact form only when its text is exactly what the form renders back:

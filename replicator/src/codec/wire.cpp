@@ -1,4 +1,4 @@
-// NOTES: the wire codec (layout in replicator/PROTOCOL.md).
+// NOTES: the wire codec (layout in docs/protocol.md).
 //
 // - Batches of a session form one zstd stream per direction: the Encoder flushes (ZSTD_e_flush)
 //   after each batch but never ends the zstd frame, so the window keeps the rows of earlier
@@ -231,7 +231,7 @@ bool read_payload(Reader& r, std::vector<TxChunk>* out) {
 // word), so zstd finds them close together; interleaved with the other columns they were not.
 // Values take a compact form when their text is exactly what that form renders (value_forms.hpp).
 
-// Value tags (PROTOCOL.md §4.4). Tags 10 to 15 are reserved; text of n octets is tag n + 16.
+// Value tags (docs/protocol.md §4.4). Tags 10 to 15 are reserved; text of n octets is tag n + 16.
 constexpr uint64_t kTagNull = 0;
 constexpr uint64_t kTagKeyRef = 1;  // an image value equal to a key value of the same change
 constexpr uint64_t kTagUuid = 2;

@@ -357,8 +357,8 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
         session.reset();
         continue;
       }
-      // A batch must be in the version the session agreed on (PROTOCOL.md §6): a node pinned to
-      // version 1 refuses a version-2 frame, as a node of the version-1 release does.
+      // A batch must be in the version the session agreed on (docs/protocol.md §6): a node pinned
+      // to version 1 refuses a version-2 frame, as a node of the version-1 release does.
       if (const uint32_t frame_version = bytes[3] == 'C' ? 2 : 1;
           frame_version != session->version) {
         const std::string why = "batch frame of protocol version " + std::to_string(frame_version) +

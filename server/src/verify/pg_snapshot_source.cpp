@@ -1,4 +1,4 @@
-// NOTES: the snapshot boundary of `mpfailover resync` (replicator/PROTOCOL.md "Snapshot copy").
+// NOTES: the snapshot boundary of `mpfailover resync` (docs/protocol.md "Snapshot copy").
 //
 // The standby must apply, after the copy, every transaction of this node that the copy does not
 // hold, and none that it does. Transactions are ordered by snapshot windows (NOTES.md §1):

@@ -1,5 +1,6 @@
 // NOTES: how `mpfailover resync` replaces a standby's data (the active's side and the exact
-// snapshot boundary are in pg_snapshot_source.cpp; the protocol in PROTOCOL.md "Snapshot copy").
+// snapshot boundary are in pg_snapshot_source.cpp; the protocol in docs/protocol.md "Snapshot
+// copy").
 //
 // Order, and what each step prevents:
 //   1. Refuse unless this node is standby and the peer up and active with the same definitions,

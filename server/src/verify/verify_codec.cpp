@@ -1,4 +1,4 @@
-// Layout (replicator/PROTOCOL.md, "Verify frames"):
+// Layout (docs/protocol.md, "Verify frames"):
 //   'M' 'P' 'V' type(u8) version(u8) request_id(varint) body crc32c(u32le over all before it)
 // Varints are minimal unsigned LEB128 as in the replication frames; hashes are u64le; a count is
 // checked against the bytes left before anything is allocated, so a short hostile frame cannot

@@ -1,5 +1,5 @@
 // Heartbeat frames: what the two nodes tell each other about themselves on port 2008, beside the
-// replication sessions (format in replicator/PROTOCOL.md, "Heartbeat frames").
+// replication sessions (format in docs/protocol.md, "Heartbeat frames").
 //
 // A Beat goes out every heartbeat.interval (and at once when the role changes or a switchover
 // needs news); the peer answers each with an Answer carrying its own status and the Beat's seq

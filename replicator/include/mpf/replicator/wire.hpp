@@ -1,6 +1,6 @@
 // The port-2008 wire format: the messages two nodes exchange and their byte encoding.
 //
-// One ZeroMQ frame carries one message. The exact layout is in replicator/PROTOCOL.md; this
+// One ZeroMQ frame carries one message. The exact layout is in docs/protocol.md; this
 // header is the contract for the code. Pure: no sockets, no clock, no logging.
 //
 // A session is one connection attempt, named by Hello::session_id. Within it each direction has
@@ -38,7 +38,8 @@ struct ZSTD_DCtx_s;
 
 namespace mpf::replicator::wire {
 
-// Version 2: batch payloads with values column by column and in compact forms (PROTOCOL.md §4.4).
+// Version 2: batch payloads with values column by column and in compact forms (docs/protocol.md
+// §4.4).
 inline constexpr uint32_t kProtocolVersion = 2;  // this build speaks [kMinProtocolVersion, this]
 inline constexpr uint32_t kMinProtocolVersion = 1;
 inline constexpr size_t kMaxFrameBytes = 16 << 20;    // any frame, as carried (compressed)
@@ -50,7 +51,7 @@ inline constexpr size_t kMaxPayloadBytes = 64 << 20;  // a batch payload, decomp
 inline constexpr size_t kMaxBatchChunks = 1 << 18;
 inline constexpr size_t kMaxBatchChanges = 1 << 20;
 inline constexpr size_t kMaxBatchValues = 1 << 22;  // key and image values, NULLs included
-// Hello extension tags (PROTOCOL.md §4.1); a decoder skips the ones it does not know.
+// Hello extension tags (docs/protocol.md §4.1); a decoder skips the ones it does not know.
 inline constexpr uint64_t kHelloExtensionSoftware = 1;  // the sender's software version
 inline constexpr size_t kMaxSoftwareVersionBytes = 64;  // a longer one is skipped
 // Bound on the names (relations and columns) one Hello may carry.
@@ -226,7 +227,7 @@ class Decoder {
 // CRC-32C (Castagnoli) as the frame trailer uses it; for tests and other implementations.
 uint32_t crc32c(std::string_view data);
 
-// The lower layer: a batch's uncompressed payload (its chunks), as PROTOCOL.md describes. For
+// The lower layer: a batch's uncompressed payload (its chunks), as docs/protocol.md describes. For
 // tests, tools and fuzzing; sessions use Encoder and Decoder. Decoding checks the same limits.
 // REQUIRES: kMinProtocolVersion <= version <= kProtocolVersion.
 std::string encode_batch_payload(const std::vector<TxChunk>& chunks,

@@ -1,7 +1,7 @@
 // `mpfailover resync` inside the standby's daemon: copies one consistent snapshot of the active's
 // replicated tables (and tombstones) over port 2008, replacing this node's content in one
 // transaction that also stores the active's position the snapshot holds, then watches the
-// catch-up from the log (replicator/PROTOCOL.md "Snapshot copy").
+// catch-up from the log (docs/protocol.md "Snapshot copy").
 //
 // Why in the daemon and not in the CLI: the daemon's receiver must not apply while the copy
 // runs, and must start a fresh session (reading the stored position) afterwards. Holding it for

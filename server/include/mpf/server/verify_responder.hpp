@@ -1,7 +1,7 @@
 // The daemon's answerer for verify frames ("MPV") arriving on port 2008: the peer's
 // `mpfailover verify` and `mpfailover check` ask it for range hashes, key lists, rows (repair)
 // and configuration facts; the peer's `mpfailover resync` copies a snapshot of this node's data
-// through it (PROTOCOL.md "Snapshot copy").
+// through it (docs/protocol.md "Snapshot copy").
 //
 // on_port_frame() runs on the receiver's port thread, which also answers heartbeats, so it never
 // touches the database: it queues the request for a worker thread of its own (its own

@@ -1,5 +1,5 @@
 // Verify frames ("MPV"): what `mpfailover verify` and `mpfailover check` ask the peer's daemon
-// on port 2008, and its answers (format in replicator/PROTOCOL.md, "Verify frames").
+// on port 2008, and its answers (format in docs/protocol.md, "Verify frames").
 //
 // A client (the CLI) sends a request with a request id of its choosing; the peer answers with
 // the same id: the answer, Pending ("not ready: poll again") or an Error. A Poll asks again for
@@ -120,7 +120,7 @@ struct SnapshotTable {
 struct SnapshotBeginAnswer {
   uint64_t snapshot_id = 0;
   // The snapshot holds exactly the active's transactions at or before this position of its
-  // change stream (a tick recorded with the snapshot itself; PROTOCOL.md "Snapshot copy").
+  // change stream (a tick recorded with the snapshot itself; docs/protocol.md "Snapshot copy").
   Position position;
   // The active's applied position for the asking node as origin, as of the snapshot.
   Position peer_applied;
