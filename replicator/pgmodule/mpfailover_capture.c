@@ -24,9 +24,9 @@
  *
  * Ordering. The change number comes from the sequence after any row-lock or FK wait
  * this row caused (AFTER ROW triggers named "mpfailover_capture" fire after the RI triggers), so
- * it is later than every change number of a transaction this one waited for (NOTES.md §1).
+ * it is later than every change number of a transaction this one waited for (docs/design.md §1).
  *
- * Wake-up at commit (NOTES.md §10). A transaction that captured a change sends one datagram,
+ * Wake-up at commit (docs/design.md §10). A transaction that captured a change sends one datagram,
  * after its commit is visible, to the abstract Unix socket "mpfailover-wake/<system
  * identifier>/<database oid>" in the backend's network namespace, where the shipper listens: it
  * then reads the log at once instead of finding the change by polling. Not NOTIFY: NOTIFY
@@ -458,7 +458,7 @@ mpf_capture(PG_FUNCTION_ARGS)
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		elog(ERROR, "mpfailover capture: must be an AFTER ... FOR EACH ROW trigger");
 
-	/* The applier's own writes come from the peer: never capture them again (NOTES.md §3). */
+	/* The applier's own writes come from the peer: never capture them again (docs/design.md §3). */
 	applying = GetConfigOption("mpfailover.applying", true, false);
 	if (applying != NULL && strcmp(applying, "on") == 0)
 		return PointerGetDatum(NULL);

@@ -2,7 +2,7 @@
 -- membership, meetings (past, present and future) and their participants.
 -- Keys are UUIDs so rows created on both nodes never collide (no per-node sequences).
 -- Foreign keys are DEFERRABLE so the applier may order a grouped apply freely inside one
--- transaction (NOTES.md §9).
+-- transaction (docs/design.md §9).
 
 CREATE TABLE users (
   user_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

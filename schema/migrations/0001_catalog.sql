@@ -24,7 +24,7 @@ CREATE TABLE mpfailover.replicated_table (
 );
 
 -- Change numbers. CACHE 1 (the default) is required: nextval order must be real-time order
--- across sessions, which the reader's per-window ordering relies on (NOTES.md §1).
+-- across sessions, which the reader's per-window ordering relies on (docs/design.md §1).
 CREATE SEQUENCE mpfailover.change_seq CACHE 1;
 
 -- The capture log: one row per changed row, written by the capture trigger
@@ -45,7 +45,7 @@ CREATE TABLE mpfailover.change_log (
 -- heap-inserts into it without the executor (it checks there are no indexes). The reader scans
 -- it per window; it stays small because acknowledged windows are trimmed.
 
--- Snapshot windows (NOTES.md §1, as PgQ ticks). Window t holds the transactions visible in
+-- Snapshot windows (docs/design.md §1, as PgQ ticks). Window t holds the transactions visible in
 -- tick t's snapshot and not in tick t-1's. Tick 0 is the origin.
 CREATE TABLE mpfailover.tick (
   tick_id bigint PRIMARY KEY,
@@ -55,7 +55,7 @@ CREATE TABLE mpfailover.tick (
 INSERT INTO mpfailover.tick (tick_id, snapshot) VALUES (0, pg_current_snapshot());
 
 -- Target side: the last origin position applied here, written in the same transaction as the
--- applied rows (NOTES.md §2).
+-- applied rows (docs/design.md §2).
 CREATE TABLE mpfailover.applied_position (
   origin text PRIMARY KEY,
   tick bigint NOT NULL,

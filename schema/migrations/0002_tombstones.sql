@@ -1,4 +1,4 @@
--- mpfailover catalog, version 2: tombstones (NOTES.md §4).
+-- mpfailover catalog, version 2: tombstones (docs/design.md §4).
 --
 -- A deleted row leaves its version here, so that a change from the peer that is older than the
 -- delete (a late update, or one made concurrently during a partition) does not bring the row

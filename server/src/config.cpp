@@ -299,8 +299,8 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   }
 
   if (vm.count("replication.max_protocol_version")) {
-    // A pin for rolling upgrades (README "Rolling upgrade"): this node offers and accepts only
-    // versions up to it, as a node of the older release would.
+    // A pin for rolling upgrades (docs/operations.md "Rolling upgrade"): this node offers and
+    // accepts only versions up to it, as a node of the older release would.
     const std::string v = trim(max_protocol_text);
     const bool digits =
         !v.empty() && v.size() <= 3 &&

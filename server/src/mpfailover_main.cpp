@@ -1,6 +1,6 @@
 // mpfailover: the operator's CLI.
 //
-// Exit codes (documented in README.md):
+// Exit codes (documented in docs/cli.md):
 //   0  success
 //   1  the operation failed (database error, refused by a safety check)
 //   2  usage or configuration error (bad argument, missing or malformed config)

@@ -656,8 +656,8 @@ json NodeDriver::status_json() {
   j["last_error"] = err.empty() ? json(nullptr) : json(err);
   j["catalog_version"] = catalog_version_;
   j["definitions_match_peer"] = definitions_match();
-  // Versions (README "Rolling upgrade"): what this node speaks, what each session agreed on, and
-  // what the peer says it runs (its Hello; its heartbeats).
+  // Versions (docs/operations.md "Rolling upgrade"): what this node speaks, what each session
+  // agreed on, and what the peer says it runs (its Hello; its heartbeats).
   const replicator::VersionRange offered{replicator::wire::kMinProtocolVersion,
                                          config_.protocol_max()};
   j["software_version"] = software_version();

@@ -1,5 +1,5 @@
 // libFuzzer target for the port-2008 wire decoder (docs/protocol.md): whatever arrives on
-// the port may be truncated, corrupted or hostile (NOTES.md §6). Built with clang by
+// the port may be truncated, corrupted or hostile (docs/design.md §6). Built with clang by
 // tests/fuzz/CMakeLists.txt under ASan and UBSan, with FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 // so frame checksums are not enforced and mutated frames can reach acceptance.
 //

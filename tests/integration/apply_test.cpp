@@ -1,6 +1,6 @@
 // Apply: every captured transaction of one node reaches the other exactly once, set-based, with
-// the origin position in the same transaction (NOTES.md §2, §3, §9). Reader -> applier directly,
-// no network: the transport has its own tests.
+// the origin position in the same transaction (docs/design.md §2, §3, §9). Reader -> applier
+// directly, no network: the transport has its own tests.
 #include <fstream>
 #include <sstream>
 

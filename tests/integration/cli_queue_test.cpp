@@ -198,8 +198,8 @@ TEST_SUITE("cli_queue") {
   }
 
   TEST_CASE("a transaction held open while a later one commits is counted by window, not seq") {
-    // NOTES.md §1: "held" takes its change number first and commits last, so it is read in the
-    // window after "later" with a smaller last change number. An acknowledgement of "held"
+    // docs/design.md §1: "held" takes its change number first and commits last, so it is read in
+    // the window after "later" with a smaller last change number. An acknowledgement of "held"
     // covers "later" too (an earlier window) although later's change number is larger.
     mpf::test::TestDatabase db;
     db.init();

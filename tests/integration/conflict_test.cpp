@@ -1,5 +1,5 @@
 // Both nodes write during a partition; after it heals both databases hold the same content and
-// every overridden change is recorded, on both nodes (NOTES.md §4). Reader -> applier in both
+// every overridden change is recorded, on both nodes (docs/design.md §4). Reader -> applier in both
 // directions, no network: the partition is simply not shipping.
 #include <chrono>
 #include <random>

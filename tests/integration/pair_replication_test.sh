@@ -455,7 +455,7 @@ scenario_1() {
 # 2 and 3. A partition while a writes: a's backlog grows, b stands still; after heal the drain
 # must start at once (asserted: 2 s; the product's goal: 1 s). A fault held longer than the
 # ZMTP heartbeat timeout (3 s) ends the session, and the heal is met by a fresh connect
-# (NOTES.md §6: ZeroMQ hides the connection). A shorter one (2b, ~2 s) leaves the TCP
+# (docs/design.md §6: ZeroMQ hides the connection). A shorter one (2b, ~2 s) leaves the TCP
 # connection up, and the heal waits for TCP's next backed-off retransmission (or the heartbeat
 # timeout, whichever comes first): up to ~2.5 s in theory, so 2b asserts only that the drain
 # starts on its own (5 s) and reports the figure against the 1 s goal.
@@ -523,7 +523,7 @@ scenario_partition() {
 }
 
 # 4. kill -9 of either daemon mid-stream: resuming from b's stored position loses and
-# duplicates nothing (NOTES.md §2).
+# duplicates nothing (docs/design.md §2).
 scenario_4() {
   local s="4 kill -9" n pid c
   start_writer s4a a 404 20000
@@ -598,7 +598,7 @@ scenario_5() {
 }
 
 # 6. b is a source too: writes on both nodes at once, on disjoint rows; b's reach a and a's
-# reach b, and applied changes are not shipped back (NOTES.md §3: the checksums would differ
+# reach b, and applied changes are not shipped back (docs/design.md §3: the checksums would differ
 # or the logs would grow).
 scenario_6() {
   local s="6 writes on both" t0
@@ -644,7 +644,7 @@ scenario_6() {
   fi
 }
 
-# 7. One 200,000-row transaction; memory stays bounded on both daemons (NOTES.md §6).
+# 7. One 200,000-row transaction; memory stays bounded on both daemons (docs/design.md §6).
 scenario_7() {
   local s="7 200k-row transaction" n ha0 hb0 ha1 hb1 t0 t1
   ha0=$(vm_hwm_kb a)

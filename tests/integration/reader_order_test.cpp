@@ -1,5 +1,5 @@
 // The reader returns whole source transactions in commit-consistent order, each exactly once,
-// resumable from a position (NOTES.md §1, the "commit order is not sequence order" trap).
+// resumable from a position (docs/design.md §1, the "commit order is not sequence order" trap).
 #include <algorithm>
 #include <atomic>
 #include <map>

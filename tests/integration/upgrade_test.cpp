@@ -1,5 +1,5 @@
-// The rolling upgrade (README "Rolling upgrade", docs/protocol.md §6) with two real daemons on
-// loopback, each with its own database and CURVE keys:
+// The rolling upgrade (docs/operations.md "Rolling upgrade", docs/protocol.md §6) with two real
+// daemons on loopback, each with its own database and CURVE keys:
 // - node a pinned to protocol version 1 (replication.max_protocol_version = 1: on the wire, a node
 //   of the version-1 release) and node b at version 2: replication both ways at version 1, both
 //   statuses say so, check passes with notes, a switchover across versions; then a is "upgraded"

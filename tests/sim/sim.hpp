@@ -1,4 +1,4 @@
-// The deterministic simulation of the pair's roles and liveness (STYLE.md §6).
+// The deterministic simulation of the pair's roles and liveness (docs/design.md §12).
 //
 // Two nodes run the real PeerMonitor and RoleMachine (heartbeat core) in one thread on one
 // simulated clock. Everything the daemon's edge does around them is simulated here:
@@ -69,7 +69,7 @@ enum class Fault {
 std::string_view to_string(Fault f);
 
 // Bugs injected into the simulated driver on purpose (MPF_SIM_BREAK=<name>), to watch the
-// invariants catch them (STYLE.md §6: a test must be able to fail).
+// invariants catch them (docs/design.md §12: a test must be able to fail).
 enum class Break {
   kNone,
   kSkipCloseWrites,         // "skip_close_writes": kCloseWrites does nothing

@@ -1,4 +1,4 @@
-// The default campaign over many seeds (STYLE.md §6). CI runs the fixed seeds 1..24;
+// The default campaign over many seeds (docs/design.md §12). CI runs the fixed seeds 1..24;
 // MPF_SIM_SEED=<n> replays one, MPF_SIM_SEEDS=<count> runs seeds 1..count, MPF_SIM_MINUTES sets
 // the simulated minutes of faults per seed (default 10), MPF_SIM_TRACE=1 prints every step.
 #include <chrono>

@@ -311,8 +311,8 @@ TEST_CASE("swizzle: links clogged one by one and healed in random order end with
   }
 }
 
-// Found by the simulation (NOTES.md §4, "Fencing"): after a switchover whose handover landed on
-// b but whose confirmation never came back, a reports "no node is active; run `mpfailover
+// Found by the simulation (docs/design.md §4, "Fencing"): after a switchover whose handover landed
+// on b but whose confirmation never came back, a reports "no node is active; run `mpfailover
 // failover`". Run on a, that failover used to promote a to epoch 2, the epoch a had just handed
 // to b: two actives in one epoch, and on heal the name, not the newer promotion, decided.
 TEST_CASE(

@@ -1,5 +1,5 @@
 // PeerMonitor: heartbeat schedule, missed answers, ping fallback, witness, clock skew
-// (NOTES.md §5, §8). Time is a ManualClock; nothing sleeps.
+// (docs/design.md §5, §8). Time is a ManualClock; nothing sleeps.
 #include <algorithm>
 
 #include <doctest/doctest.h>

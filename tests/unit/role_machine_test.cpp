@@ -1,5 +1,5 @@
 // RoleMachine: every row of the transition table (role_machine.cpp), the fencing rule and the
-// guards of failover and switchover (NOTES.md §4, §5). Time is a ManualClock.
+// guards of failover and switchover (docs/design.md §4, §5). Time is a ManualClock.
 #include <algorithm>
 
 #include <doctest/doctest.h>

@@ -1,6 +1,6 @@
 // The port-2008 wire codec (docs/protocol.md): round trips, the compression stream across
-// the batches of a session (NOTES.md §11), and hostile input (NOTES.md §6: whatever arrives on
-// port 2008 may be truncated, corrupted, repeated or not ours at all).
+// the batches of a session (docs/design.md §11), and hostile input (docs/design.md §6: whatever
+// arrives on port 2008 may be truncated, corrupted, repeated or not ours at all).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -178,8 +178,8 @@ wire::Hello sample_hello() {
 }
 
 // Values of every kind version 2 sends in a compact form, and near misses that must stay text
-// (NOTES.md §11: a compact form only where the text form is canonical and comes back exactly).
-// hlc is the change's: timestamps are sent as a difference from it.
+// (docs/design.md §11: a compact form only where the text form is canonical and comes back
+// exactly). hlc is the change's: timestamps are sent as a difference from it.
 std::vector<Value> compact_values() {
   return {
       Value("2610b5bb-f296-4468-bcd0-adab503f78bd"),  // uuid
@@ -345,7 +345,7 @@ wire::Decoder primed_for(const Frames& f, size_t index) {
 }
 
 // Realistic rows: a meeting scheduled with its participants, from a pool of users, in the text
-// form the capture trigger produces (NOTES.md §11: subjects, domains, user ids repeat).
+// form the capture trigger produces (docs/design.md §11: subjects, domains, user ids repeat).
 class MeetingWorkload {
  public:
   explicit MeetingWorkload(uint64_t seed) : rng_(seed) {
@@ -490,7 +490,7 @@ TEST_CASE("frames have the documented bytes (the examples in docs/protocol.md)")
 }
 
 TEST_CASE("version 2 sends every value kind in a compact form and gets back the same text") {
-  // NOTES.md §11. One test per kind: each value alone as an image value of an insert, so its
+  // docs/design.md §11. One test per kind: each value alone as an image value of an insert, so its
   // cost can be read off the payload; the look-alikes must come back as the same text.
   auto one = [](const Value& v, int64_t hlc) {
     TxChunk c;
@@ -541,8 +541,8 @@ TEST_CASE("version 2 sends every value kind in a compact form and gets back the 
 }
 
 TEST_CASE("version 2 timestamps round-trip over the whole range and every offset form") {
-  // Fixed seed (STYLE.md §6): random instants in years 1-9999 with random offsets render to the
-  // text PostgreSQL prints and parse back to the same instant.
+  // Fixed seed (docs/design.md §12): random instants in years 1-9999 with random offsets render to
+  // the text PostgreSQL prints and parse back to the same instant.
   std::mt19937_64 rng(11);
   const int64_t lo = -62'135'596'800'000'000 + 16 * 3600 * 1'000'000LL;
   const int64_t hi = 253'402'300'799'999'999 - 16 * 3600 * 1'000'000LL;
@@ -727,7 +727,7 @@ TEST_CASE("hundreds of batches through one encoder and decoder come back in orde
 }
 
 TEST_CASE("bytes per transaction shrink over a session of similar meeting rows") {
-  // NOTES.md §11: the zstd window spans the session, so what repeats between transactions
+  // docs/design.md §11: the zstd window spans the session, so what repeats between transactions
   // (subjects, names, domains, user ids, column layout) costs almost nothing. Each transaction
   // is a new meeting with 3 participants (4 inserts, 4 fresh random UUIDs that no compressor
   // can shrink below ~16 bytes each). Measured at level 3 with a random 64-bit session id
@@ -806,7 +806,7 @@ TEST_CASE("every truncation of a valid frame is rejected cleanly") {
 }
 
 TEST_CASE("random bit flips never crash the decoder") {
-  // Fixed seed (tests/STYLE.md §6). Flipped frames are mostly refused by the checksum; resealed
+  // Fixed seed (docs/design.md §12). Flipped frames are mostly refused by the checksum; resealed
   // ones reach the parser and zstd with corrupted contents.
   Frames f = one_of_each();
   std::mt19937_64 rng(20261122);

@@ -2,14 +2,14 @@
 //
 // - Batches of a session form one zstd stream per direction: the Encoder flushes (ZSTD_e_flush)
 //   after each batch but never ends the zstd frame, so the window keeps the rows of earlier
-//   batches and a repeated subject, domain or user id costs a few bits (NOTES.md §11). The price
-//   is order: a batch frame decodes only right after the one before it, and zstd given the wrong
-//   history may produce wrong bytes without an error. Each batch header therefore carries the
+//   batches and a repeated subject, domain or user id costs a few bits (docs/design.md §11). The
+//   price is order: a batch frame decodes only right after the one before it, and zstd given the
+//   wrong history may produce wrong bytes without an error. Each batch header therefore carries the
 //   Encoder's stream frame number, so a lost, repeated or reordered frame (ZeroMQ reconnects
-//   silently, NOTES.md §6) is refused with a message instead of decoding into wrong rows.
+//   silently, docs/design.md §6) is refused with a message instead of decoding into wrong rows.
 // - Every frame ends with a CRC-32C of the bytes before it. TCP's 16-bit checksum lets a rare
 //   corrupted segment through; a flipped bit in an ack's position would let the source trim log
-//   rows the target never applied (NOTES.md §2). The decoder parses first and checks the CRC
+//   rows the target never applied (docs/design.md §2). The decoder parses first and checks the CRC
 //   last, so hostile input always exercises the parser, and a corrupted frame is reported as
 //   such even when it also fails to parse.
 // - Hostile input: every count is checked against the bytes left before anything is reserved,

@@ -7,7 +7,7 @@
 //
 // The trigger is AFTER ROW and named "mpfailover_capture", which sorts after the
 // "RI_ConstraintTrigger_*" foreign-key triggers: the change number is taken after any FK wait,
-// so it is later than the change numbers of the transaction it waited for (NOTES.md §1).
+// so it is later than the change numbers of the transaction it waited for (docs/design.md §1).
 #include <algorithm>
 #include <set>
 

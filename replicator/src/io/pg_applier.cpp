@@ -11,11 +11,11 @@
 // row that cannot be applied. Nothing is ever skipped here; skipping is an operator's decision.
 //
 // The position is written in the same transaction as the rows and the commit is synchronous,
-// so an acknowledgement sent after apply() returns is durable (NOTES.md §2).
+// so an acknowledgement sent after apply() returns is durable (docs/design.md §2).
 //
 // Last-writer-wins without lookups, the common case. Only a row written here (or by a third
 // origin) or a tombstone of a delete made elsewhere than the origin gives LWW something to decide
-// (NOTES.md §4); otherwise the change simply applies. So upserts first go without version
+// (docs/design.md §4); otherwise the change simply applies. So upserts first go without version
 // lookups, through an upsert that writes a row only when that holds (no such tombstone; the
 // existing row, if any, last written by the origin per its commit record, or of unknown commit
 // time) and fails the statement unless it wrote every row. The common case costs no lookup
@@ -495,7 +495,7 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
 Result<Position> PgApplier::apply(const std::vector<TxChunk>& chunks) {
   if (tables_.empty()) return failed_precondition("applier is not bound to an origin");
   // A resent transaction the target already committed (the ack was lost) is dropped here, so a
-  // resend is always harmless: apply is keyed by origin position (NOTES.md §2).
+  // resend is always harmless: apply is keyed by origin position (docs/design.md §2).
   size_t first_new = 0;
   while (first_new < chunks.size() && chunks[first_new].position <= committed_) ++first_new;
   if (first_new == chunks.size()) return committed_;

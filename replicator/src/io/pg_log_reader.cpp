@@ -1,4 +1,4 @@
-// NOTES: how the reader finds commit order (NOTES.md §1).
+// NOTES: how the reader finds commit order (docs/design.md §1).
 //
 // A change number (seq) is taken when a row is written, so it does not tell commit order:
 // transaction A may take 10, B take 11 and commit first. The reader therefore never asks "what
@@ -49,7 +49,7 @@ std::string window_cte(int64_t t) {
 // took minutes on a 100,000-transaction backlog.)
 std::string window_rows(const std::string& resume_seq) {
   return "SELECT * FROM ("
-         // The conflict timestamp is the source transaction's commit time (NOTES.md §4), the
+         // The conflict timestamp is the source transaction's commit time (docs/design.md §4), the
          // same value PostgreSQL keeps for the rows it wrote, so both nodes compare equal
          // numbers; the capture-time clock stands in once commit data is truncated.
          "  SELECT max(l.seq) OVER w AS pos, count(*) OVER w AS n, l.txid::text, l.seq,"

@@ -1,7 +1,7 @@
 // NOTES: the shipper's session loop.
 //
-// ZeroMQ reconnects and buffers by itself (NOTES.md §6), which would hide a broken link and let
-// frames of a dead session arrive later. So every session gets its own DEALER socket, closed
+// ZeroMQ reconnects and buffers by itself (docs/design.md §6), which would hide a broken link and
+// let frames of a dead session arrive later. So every session gets its own DEALER socket, closed
 // with linger 0 when the session ends, and a socket monitor: a DISCONNECTED event ends the
 // session at once. ZMTP heartbeats (1 s, 3 s timeout) turn a silently dropped link into such an
 // event. While the link is cut, the socket retries TCP connects every ~350 ms (connect timeout

@@ -1,7 +1,7 @@
 // NOTES: the snapshot boundary of `mpfailover resync` (docs/protocol.md "Snapshot copy").
 //
 // The standby must apply, after the copy, every transaction of this node that the copy does not
-// hold, and none that it does. Transactions are ordered by snapshot windows (NOTES.md §1):
+// hold, and none that it does. Transactions are ordered by snapshot windows (docs/design.md §1):
 // window t holds those visible in tick t's snapshot and not in tick t-1's, and a position is
 // (tick, last change number). So the copy is made exactly a tick boundary:
 //
@@ -15,7 +15,7 @@
 // ticker's next tick, taken after the lock is released, contains S. Inside window T the copy has
 // every transaction, so the boundary is (T, the window's last change number), computed in S
 // itself. The standby stores that position as applied in the transaction that writes the copy,
-// and the shipper resumes just after it (Welcome), as after any apply (NOTES.md §2).
+// and the shipper resumes just after it (Welcome), as after any apply (docs/design.md §2).
 //
 // Trim: the log is trimmed only up to the standby's acknowledged position (peer_ack), which
 // cannot pass T before the standby has committed the copy (its receiver refuses sessions while
@@ -148,8 +148,8 @@ Result<SnapshotBeginAnswer> PgSnapshotSource::begin(const std::string& requester
       t.select_sql += " FROM " + quote_relation(*conn_, d.relation);
       tables_.push_back(std::move(t));
     }
-    // Tombstones last: the standby keeps the active's memory of deletes (NOTES.md §4), with the
-    // conflict timestamp resolved here (txids are local to this node).
+    // Tombstones last: the standby keeps the active's memory of deletes (docs/design.md §4), with
+    // the conflict timestamp resolved here (txids are local to this node).
     tables_.push_back(Table{kTombstones, 5,
                             "SELECT t.relation, t.key::text, t.origin, "
                             "mpfailover.tombstone_hlc(t)::text, t.deleted_at::text "

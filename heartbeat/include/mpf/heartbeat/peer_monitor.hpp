@@ -1,6 +1,6 @@
 // PeerMonitor: is the peer alive, and if not, is its service down or its host unreachable?
 //
-// Pure and deterministic (NOTES.md §5, §8): fed with events and the current time, it returns
+// Pure and deterministic (docs/design.md §5, §8): fed with events and the current time, it returns
 // what to do (send a heartbeat, ping the peer or the witness) and what changed. The driver
 // (server/src/node_driver.cpp) owns the sockets, the ICMP pinger and the timers.
 //

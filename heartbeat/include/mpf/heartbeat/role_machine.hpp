@@ -1,14 +1,14 @@
 // RoleMachine: which role this node plays, and how it moves between roles safely.
 //
-// Pure and deterministic (STYLE.md §2): events and the current time in, a Decision out (the next
-// role, actions for the driver, a reason to log). The transition table and the rules are in
+// Pure and deterministic (docs/design.md §8): events and the current time in, a Decision out (the
+// next role, actions for the driver, a reason to log). The transition table and the rules are in
 // role_machine.cpp, next to the code; the driver (server/src/node_driver.cpp) performs the
 // actions (persist role and epoch in PostgreSQL, open or close application writes, run the
 // shared-address hooks, send messages to the peer) and feeds their outcome back as events.
 //
-// Safety (NOTES.md §4): a promotion is persisted with its new epoch before writes open; a node
-// that sees an active peer with a higher (epoch, node name) steps down; a switchover demotes the
-// old active before the new one promotes, so there is a moment with no active node but never
+// Safety (docs/design.md §4): a promotion is persisted with its new epoch before writes open; a
+// node that sees an active peer with a higher (epoch, node name) steps down; a switchover demotes
+// the old active before the new one promotes, so there is a moment with no active node but never
 // two once the nodes can talk.
 //
 // Thread safety: none; one driver thread owns it.

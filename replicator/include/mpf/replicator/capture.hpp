@@ -15,7 +15,7 @@
 namespace mpf::replicator {
 
 // The session setting the applier sets so that its own writes are not captured again
-// (NOTES.md §3). Any session that sets it is invisible to capture: only the replicator may.
+// (docs/design.md §3). Any session that sets it is invisible to capture: only the replicator may.
 inline constexpr const char* kApplyingSetting = "mpfailover.applying";
 
 // Looks up each configured table (schema-qualified or resolved through search_path). A table

@@ -1,5 +1,5 @@
-// Last writer wins (NOTES.md §4): the order of two versions of one row made on different nodes.
-// Pure. A tie in timestamp is broken by node name, so both nodes pick the same winner.
+// Last writer wins (docs/design.md §4): the order of two versions of one row made on different
+// nodes. Pure. A tie in timestamp is broken by node name, so both nodes pick the same winner.
 #pragma once
 
 #include <cstdint>

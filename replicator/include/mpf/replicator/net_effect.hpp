@@ -1,5 +1,5 @@
-// Net effect of a group of changes applied in one target transaction (NOTES.md §9): per table and
-// key only the last change matters, an image to upsert or a delete. Pure.
+// Net effect of a group of changes applied in one target transaction (docs/design.md §9): per table
+// and key only the last change matters, an image to upsert or a delete. Pure.
 #pragma once
 
 #include <map>

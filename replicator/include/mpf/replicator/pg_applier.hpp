@@ -1,12 +1,12 @@
 // PgApplier: applies an origin's transactions to this node's database, exactly once.
 //
 // Each call applies a group of chunks in one local transaction, with the origin's position
-// stored in that same transaction (NOTES.md §2); a transaction split into parts keeps the local
-// transaction open until its last part. Rows are applied set-based (NOTES.md §9): the group's
-// net effect per key, one DELETE and one INSERT .. ON CONFLICT per table. The session sets
-// mpfailover.applying, so nothing applied here is captured again (NOTES.md §3).
+// stored in that same transaction (docs/design.md §2); a transaction split into parts keeps the
+// local transaction open until its last part. Rows are applied set-based (docs/design.md §9): the
+// group's net effect per key, one DELETE and one INSERT .. ON CONFLICT per table. The session sets
+// mpfailover.applying, so nothing applied here is captured again (docs/design.md §3).
 //
-// Conflicts (NOTES.md §4): a change from the origin replaces a row last written by the origin
+// Conflicts (docs/design.md §4): a change from the origin replaces a row last written by the origin
 // itself unconditionally (its stream is ordered). Against a row written on this node, or a
 // tombstone of a delete made here, the later (commit timestamp, node name) wins; the loser is
 // recorded in mpfailover.conflict. Both nodes decide alike because both compare the same two
@@ -73,8 +73,8 @@ class PgApplier {
   std::string position_sql(Position pos) const;
   // The deletes and upserts of `net`, as statements to send.
   std::string flush(const NetEffect& net) const;
-  // Last writer wins per row against this node's own writes (NOTES.md §4): runs `open` and the
-  // version lookups, and returns the statements that write the winners, their tombstones and
+  // Last writer wins per row against this node's own writes (docs/design.md §4): runs `open` and
+  // the version lookups, and returns the statements that write the winners, their tombstones and
   // the conflicts, to be sent by the caller (with what closes the group, in one round trip).
   // `fast`: upserts are not looked up but written by the upsert that fails unless none of them
   // had anything for last-writer-wins to decide (the caller then retries with fast = false).

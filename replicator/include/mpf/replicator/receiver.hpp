@@ -1,6 +1,6 @@
 // Receiver: the target side of replication. A ZeroMQ ROUTER bound to the replication port
 // accepts one session at a time from the configured peer, applies its batches through a
-// PgApplier and acknowledges each after commit (NOTES.md §2). Garbage, truncated, foreign or
+// PgApplier and acknowledges each after commit (docs/design.md §2). Garbage, truncated, foreign or
 // out-of-order frames are dropped with a log line; the receiver keeps serving.
 //
 // Thread safety: bind() then run() on one thread; stats() from any.

@@ -1,4 +1,4 @@
-// CurveZMQ on port 2008: encryption and peer authentication (NOTES.md §6).
+// CurveZMQ on port 2008: encryption and peer authentication (docs/design.md §6).
 //
 // Each node has a key pair (`mpfailover keygen`); its config names its own pair and the peer's
 // public key. The receiver is the CURVE server; a ZAP handler admits exactly one client key,

@@ -1,6 +1,6 @@
 // Shipper: the source side of replication. Reads committed transactions from this node's log
 // and streams them to the peer's receiver over one ZeroMQ DEALER socket, at most `window`
-// batches unacknowledged (memory stays bounded however large the backlog: NOTES.md §6). The
+// batches unacknowledged (memory stays bounded however large the backlog: docs/design.md §6). The
 // peer's acknowledgements, sent after its commit, advance peer_ack and trim the log.
 //
 // Sessions: each connection attempt is a session (random id, fresh socket, fresh compression

@@ -1,5 +1,6 @@
 // What two nodes of different releases agree on, and what they refuse: the rolling-upgrade rules
-// (README "Rolling upgrade", docs/protocol.md §6). Pure: no sockets, no database, no logging.
+// (docs/operations.md "Rolling upgrade", docs/protocol.md §6). Pure: no sockets, no database, no
+// logging.
 //
 // - Replication protocol: the source offers a range in its Hello, the target picks the highest
 //   version both speak. `replication.max_protocol_version` pins what a node offers and accepts,

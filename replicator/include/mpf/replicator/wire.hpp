@@ -5,7 +5,7 @@
 //
 // A session is one connection attempt, named by Hello::session_id. Within it each direction has
 // one Encoder (sender) and one Decoder (receiver). Batches are compressed as one zstd stream per
-// direction (NOTES.md §11: what repeats between transactions then costs almost nothing), so:
+// direction (docs/design.md §11: what repeats between transactions then costs almost nothing), so:
 // - every batch frame must reach the Decoder exactly once and in the order it was encoded; a
 //   lost, duplicated or reordered batch frame is detected (a per-stream frame counter) and
 //   reported as an error, never decoded into wrong rows; every frame also ends with a CRC-32C,
@@ -14,7 +14,7 @@
 // - after any decode error the Decoder is broken(): the session must be restarted with a new
 //   Hello, a new Encoder and a new Decoder on both sides.
 // Replay and duplicate detection at the level of transactions is the caller's job: apply is keyed
-// by origin position (NOTES.md §2), and Batch/Ack carry session_id and seq for matching.
+// by origin position (docs/design.md §2), and Batch/Ack carry session_id and seq for matching.
 //
 // Thread safety: none; an Encoder or Decoder belongs to one thread at a time.
 #pragma once
@@ -86,7 +86,7 @@ struct Welcome {
   uint32_t version = 0;  // the version both sides use from now on
   std::string node;      // the target's node name
   uint64_t session_id = 0;
-  Position applied;  // last origin position the target has applied (NOTES.md §2)
+  Position applied;  // last origin position the target has applied (docs/design.md §2)
 
   bool operator==(const Welcome&) const = default;
 };

@@ -3,7 +3,7 @@
 // wire frames, heartbeat frames).
 //
 // Why a checksum on top of TCP: a batch payload is one slice of a zstd stream that spans the
-// session. A frame lost or repeated under ZeroMQ's silent reconnects (NOTES.md §6) leaves the
+// session. A frame lost or repeated under ZeroMQ's silent reconnects (docs/design.md §6) leaves the
 // receiver's window out of step, and zstd may then decode wrong bytes without an error; those
 // bytes could still parse as rows. The checksum turns that into a refused batch. Table-driven,
 // one table of 1 KiB built at compile time: ~1 GB/s is plenty for a 16 KB/s link.

@@ -1,9 +1,9 @@
 // A position in one node's change stream.
 //
-// Positions come from the reader's snapshot windows (NOTES.md §1): `tick` numbers the window in
-// which a source transaction became visible, `seq` is that transaction's last change number.
+// Positions come from the reader's snapshot windows (docs/design.md §1): `tick` numbers the window
+// in which a source transaction became visible, `seq` is that transaction's last change number.
 // Ordering by (tick, seq) is commit-consistent: a transaction that touched a row after another
-// committed always sorts after it. Stored with the applied data on the target (NOTES.md §2).
+// committed always sorts after it. Stored with the applied data on the target (docs/design.md §2).
 #pragma once
 
 #include <compare>

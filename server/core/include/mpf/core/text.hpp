@@ -1,5 +1,5 @@
-// Text helpers for log lines: one event per line (STYLE.md §7), whatever a library put in its
-// message (libpq ends its errors with a newline and adds hint lines).
+// Text helpers for log lines: one event per line (docs/design.md §13), whatever a library put in
+// its message (libpq ends its errors with a newline and adds hint lines).
 #pragma once
 
 #include <string>
