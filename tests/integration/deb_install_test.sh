@@ -275,7 +275,10 @@ pkglib=/usr/lib/postgresql/15/lib
 for f in /usr/bin/mpfailoverd /usr/bin/mpfailover $pkglib/mpfailover_capture.so \
   /lib/systemd/system/mpfailoverd.service /etc/mpfailover/mpfailover.conf.example \
   /etc/mpfailover/mpfailover.nft /usr/share/doc/mpfailover/mpfailover.conf.example \
-  /usr/share/mpfailover/schema/migrations/0001_catalog.sql; do
+  /usr/share/mpfailover/schema/migrations/0001_catalog.sql \
+  /usr/share/man/man1/mpfailover.1.gz /usr/share/man/man8/mpfailoverd.8.gz \
+  /usr/share/mpfailover/monitoring/mpfailover-rules.yml \
+  /usr/share/mpfailover/monitoring/mpfailover.json /usr/share/doc/mpfailover/docs/install.md; do
   [[ -e $root$f ]] || fail "$f not installed"
 done
 for f in /usr/bin/mpfailoverd /usr/bin/mpfailover; do [[ -x $root$f ]] || fail "$f not executable"; done
