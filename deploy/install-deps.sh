@@ -16,6 +16,7 @@ packages=(
   iproute2 nftables iputils-ping iputils-arping procps psmisc socat bc jq
   clang clang-format
   dpkg-dev mmdebstrap systemd python3  # the .deb (cpack, dpkg-shlibdeps) and its install test
+  prometheus man-db python3-yaml  # lint: promtool check/test rules; man -l on the man pages
 )
 
 missing=()
@@ -40,5 +41,9 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Only promtool is wanted from prometheus: do not leave the server it enables running (on 9090).
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [[ -d /run/systemd/system ]]; then
+  systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi
 # The cluster the Debian package creates is not used: tests and the pair make their own.
 echo "install-deps: done"

@@ -4,7 +4,7 @@
 #     path into a shared folder next to it): docs/design.md is the one place;
 #  2. every docs/... path cited in code, scripts, CMake and docs exists, every relative link in
 #     the Markdown files resolves, every "docs/design.md §n" names a section that exists, and
-#     every `docs/X.md "Title"` names a heading of X;
+#     every quoted title after a docs file (docs/operations.md "Rolling upgrade") is a heading there;
 #  3. every key of the example config (deploy/mpfailover.conf.example) is in docs/configuration.md;
 #  4. every command the CLI lists in --help has a "#### command" section in docs/cli.md, with
 #     each of its options, and every mpfailoverd option is in docs/cli.md's mpfailoverd page.
