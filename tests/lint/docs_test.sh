@@ -33,7 +33,7 @@ for p in "${pending[@]}"; do
 done
 
 # The repository's text files (not build trees, not .git).
-mapfile -t files < <(cd "$src" && find . \( -name .git -o -name 'build*' -o -name node_modules \) -prune -o \
+mapfile -t files < <(cd "$src" && find . -type d \( -name .git -o -name 'build*' -o -name node_modules \) -prune -o \
     -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.c' -o -name '*.h' -o -name '*.sql' \
     -o -name '*.sh' -o -name '*.md' -o -name '*.txt' -o -name '*.yml' -o -name '*.json' \
     -o -name '*.py' -o -name '*.service' -o -name '*.nft' -o -name '*.example' -o -name run \
