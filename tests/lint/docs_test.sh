@@ -109,7 +109,9 @@ for c in $commands; do
 done
 daemon_page=$(awk '$0 == "## mpfailoverd" { on = 1; next } on && /^## / { exit } on' "$cli_doc")
 [[ -n $daemon_page ]] || fail "docs/cli.md has no '## mpfailoverd' page"
-for o in $("$daemon" --help | grep -oE '^ +--[a-z-]+' | tr -d ' ' | sort -u); do
+daemon_options=$("$daemon" --help | grep -oE '^ +--[a-z-]+' | tr -d ' ' | sort -u)
+(($(wc -w <<<"$daemon_options") >= 2)) || fail "found only '$daemon_options' in mpfailoverd --help"
+for o in $daemon_options; do
     grep -qF -- "$o" <<<"$daemon_page" || fail "mpfailoverd option $o is not in docs/cli.md"
 done
 
