@@ -437,7 +437,7 @@ say "server: $(sql a -c "SELECT 'PostgreSQL ' || current_setting('server_version
   current_setting('synchronous_commit') || ', shared_buffers=' || current_setting('shared_buffers') ||
   ', track_commit_timestamp=' || current_setting('track_commit_timestamp')")"
 say "security: $(grep -m1 '^mode' "$dir/a.conf" | sed 's/ //g')"
-sql a -v nusers=$nusers -v ngroups=$ngroups -v nmembers=$nmembers -v nmeetings=$nmeetings \
+sql a -v nusers=$nusers -v ngroups=$ngroups -v nmembers=$nmembers -v nmeetings=$nmeetings -v nparts=4 \
   -f "$mix/seed.sql" >/dev/null
 wait_marker seed 60 >/dev/null
 say "seed: $nusers users, $ngroups groups x $nmembers members, $nmeetings meetings (on a," \
