@@ -173,8 +173,9 @@ TEST_SUITE("capture") {
     mpf::test::TestDatabase db;
     db.init();
     pqxx::connection conn(db.conninfo());
-    CHECK(scalar(conn,
-                 "SELECT count(*) FROM pg_index WHERE indrelid = 'mpfailover.change_log'::regclass") ==
+    CHECK(scalar(
+              conn,
+              "SELECT count(*) FROM pg_index WHERE indrelid = 'mpfailover.change_log'::regclass") ==
           1);
     exec(conn,
          "INSERT INTO users (login) SELECT 'idx' || i FROM generate_series(1, 300) i;"
@@ -185,8 +186,7 @@ TEST_SUITE("capture") {
     exec(conn, "SELECT bt_index_check('mpfailover.change_log_txid', true)");
     // And the reader's range condition finds them through it.
     exec(conn, "SET enable_seqscan = off");
-    CHECK(scalar(conn,
-                 "SELECT count(*) FROM mpfailover.change_log WHERE txid >= '0'::xid8") ==
+    CHECK(scalar(conn, "SELECT count(*) FROM mpfailover.change_log WHERE txid >= '0'::xid8") ==
           scalar(conn, "SELECT count(*) FROM (SELECT * FROM mpfailover.change_log OFFSET 0) x"));
     CHECK(scalar(conn, "SELECT count(*) FROM mpfailover.change_log") == 300 + 111 + 1);
   }
