@@ -203,10 +203,18 @@ go_live() {
   live=$1
 }
 # sub_set ENABLE|DISABLE: the built-in's subscription on b, when it exists (not before the copy).
+# DISABLE waits until the apply worker has exited: it only notices between transactions, and a
+# worker the launcher was still starting kept applying a whole backlog meant to queue.
 sub_set() {
-  if [[ -n $(sqld b mpbuiltin -c "SELECT 1 FROM pg_subscription WHERE subname = 'mpb'") ]]; then
-    sqld b mpbuiltin -c "ALTER SUBSCRIPTION mpb $1" >/dev/null
-  fi
+  local i
+  [[ -n $(sqld b mpbuiltin -c "SELECT 1 FROM pg_subscription WHERE subname = 'mpb'") ]] || return 0
+  sqld b mpbuiltin -c "ALTER SUBSCRIPTION mpb $1" >/dev/null
+  [[ $1 == DISABLE ]] || return 0
+  for ((i = 0; i < 300; i++)); do
+    [[ $(sqld b mpbuiltin -c "SELECT count(*) FROM pg_stat_subscription WHERE subname = 'mpb' AND pid IS NOT NULL") == 0 ]] && return 0
+    sleep 0.1
+  done
+  fail "the built-in's apply worker did not stop within 30 s of ALTER SUBSCRIPTION DISABLE"
 }
 role_of() {
   "$pair" cli "$1" status --json 2>/dev/null |
@@ -251,7 +259,8 @@ write_marker() {  # SYS SRC
   sqld "$2" "$(db_of "$1")" \
     -c "UPDATE groups SET description = '$marker' WHERE group_id = md5('bench-marker')::uuid" >/dev/null
 }
-# wait_marker SYS DST SECONDS: prints the marker's commit time on DST (epoch seconds).
+# wait_marker SYS DST SECONDS [presence]: prints the marker's commit time on DST (epoch
+# seconds); with "presence" only waits (the built-in's time needs wal_mark).
 wait_marker() {
   local sys=$1 node=$2 seconds=$3 out
   out=$(sqld "$node" "$(db_of "$sys")" -c "SET statement_timeout = '$((seconds + 10))s'" -c "
@@ -263,17 +272,36 @@ wait_marker() {
         PERFORM pg_sleep(0.02);
       END LOOP;
     END \$\$" -c "
-    SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin))
+    SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin)) || ' ' || xmin
     FROM groups WHERE group_id = md5('bench-marker')::uuid AND description = '$marker'") ||
     fail "could not poll node $node for the marker"
   [[ -n $out ]] || fail "$sys: marker \"$marker\" did not reach node $node within ${seconds}s" \
     "see $dir/a/mpfailoverd.log, $dir/b/mpfailoverd.log, $dir/*/pg/server.log"
-  echo "$out"
+  if [[ $sys == mpf || ${4:-} == presence ]]; then
+    echo "${out%% *}"
+    return
+  fi
+  # The built-in's apply worker commits with the origin's commit timestamp (that is what
+  # pg_xact_commit_timestamp shows on the subscriber), so its own commit time comes from the
+  # commit record in its WAL.
+  local t
+  t=$(wal_commits "$node" "$wal_mark" | awk -v x="${out##* }" '$1 == x {print $2 " " $3}' | tail -1)
+  [[ -n $t ]] || fail "no commit record for the marker's transaction ${out##* } in $node's WAL"
+  date -u -d "$t UTC" +%s.%N
+}
+# wal_commits NODE LSN: "xid date time" (UTC) per commit record in NODE's WAL since LSN (local
+# commit times, as written by the committing backend).
+wal_lsn() { sqld "$1" postgres -c "SELECT pg_current_wal_lsn()"; }
+wal_mark=""
+wal_commits() {
+  local node=$1 from=$2
+  TZ=UTC "$pg_bin/pg_waldump" -p "$dir/$node/pg/data/pg_wal" -s "$from" -r Transaction 2>/dev/null |
+    sed -n 's/.* tx: *\([0-9]*\),.*desc: COMMIT \([0-9-]* [0-9:.]*\) UTC.*/\1 \2/p' || true
 }
 # Waits until SYS's target has everything the source committed so far.
 sync_up() {  # SYS SRC DST
   write_marker "$1" "$2"
-  wait_marker "$1" "$3" 900 >/dev/null
+  wait_marker "$1" "$3" 900 presence >/dev/null
 }
 
 # Result storage: res[KEY] holds space-separated samples.
@@ -301,6 +329,7 @@ wal_level = logical
 listen_addresses = '$addr'
 max_wal_senders = 10
 max_replication_slots = 10
+wal_keep_size = '1GB'
 CONF
   echo "host all all 198.18.0.0/24 trust" >>"$dir/$node/pg/data/pg_hba.conf"
   echo "host replication all 198.18.0.0/24 trust" >>"$dir/$node/pg/data/pg_hba.conf"
@@ -387,7 +416,7 @@ capture_toggle() {  # SYS on|off
       sqld a meetingplace -c "ALTER TABLE $t $([[ $2 == on ]] && echo ENABLE || echo DISABLE) TRIGGER mpfailover_capture" >/dev/null
     done
   else
-    sqld b mpbuiltin -c "ALTER SUBSCRIPTION mpb $([[ $2 == on ]] && echo ENABLE || echo DISABLE)" >/dev/null
+    sub_set "$([[ $2 == on ]] && echo ENABLE || echo DISABLE)"
   fi
 }
 capture_run() {  # SYS RUN
@@ -417,18 +446,30 @@ lag_run() {  # SYS SRC DST LABEL RUN
   db=$(db_of "$sys")
   go_live "$sys"
   start=$(sqld "$src" "$db" -c "SELECT extract(epoch FROM clock_timestamp())")
+  wal_mark=$(wal_lsn "$dst")
   pgbench_mix "$sys" "$src" "$work/lag-$label-$run.log" -M prepared -c $clients -j 2 --rate=200 -T "$lag_seconds"
   sync_up "$sys" "$src" "$dst"
   sqld "$src" "$db" -c "\\copy (SELECT meeting_id, (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1e6)::bigint FROM meetings WHERE pg_xact_commit_timestamp(xmin) >= to_timestamp($start)) TO '$work/lag.tsv'"
+  # The target's own commit time of each row's version: its commit timestamp for mpfailover
+  # (the applier commits with its own clock), the commit record in its WAL for the built-in (whose
+  # commit timestamps are the origin's).
+  local commit_us="(extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1e6)::bigint"
+  : >"$work/commits.tsv"
+  if [[ $sys == builtin ]]; then
+    wal_commits "$dst" "$wal_mark" | awk '{print $1 "\t" $2 " " $3}' >"$work/commits.tsv"
+    commit_us="(SELECT (extract(epoch FROM c.at AT TIME ZONE 'UTC') * 1e6)::bigint FROM wal_commit c WHERE c.xid = meetings.xmin::text::bigint ORDER BY c.at DESC LIMIT 1)"
+  fi
   out=$(sqld "$dst" "$db" -F ' ' -c "CREATE TEMP TABLE src (meeting_id uuid PRIMARY KEY, a_us bigint)" \
-    -c "\\copy src FROM '$work/lag.tsv'" -c "
+    -c "\\copy src FROM '$work/lag.tsv'" \
+    -c "CREATE TEMP TABLE wal_commit (xid bigint, at timestamp)" \
+    -c "\\copy wal_commit FROM '$work/commits.tsv'" -c "CREATE INDEX ON wal_commit (xid)" -c "ANALYZE wal_commit" -c "
     SELECT count(m.lag_us),
       round(percentile_disc(0.5) WITHIN GROUP (ORDER BY lag_us) / 1000.0, 3),
       round(percentile_disc(0.99) WITHIN GROUP (ORDER BY lag_us) / 1000.0, 3),
       round(max(lag_us) / 1000.0, 3)
     FROM src s JOIN LATERAL (
-      SELECT (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1e6)::bigint - s.a_us AS lag_us
-      FROM meetings WHERE meeting_id = s.meeting_id) m ON true")
+      SELECT $commit_us - s.a_us AS lag_us
+      FROM meetings WHERE meeting_id = s.meeting_id) m ON m.lag_us IS NOT NULL")
   read -r n p50 p99 max <<<"$out"
   ((n > 0)) || fail "$label: no sampled rows for lag"
   add "lag50.$label" "$p50"; add "lag99.$label" "$p99"; add "lagmax.$label" "$max"
@@ -440,7 +481,7 @@ lag_run() {  # SYS SRC DST LABEL RUN
 
 target_stop() {  # SYS DST
   if [[ $1 == mpf ]]; then "$pair" stop-daemon "$2" >/dev/null
-  else sqld b mpbuiltin -c "ALTER SUBSCRIPTION mpb DISABLE" >/dev/null; fi
+  else sub_set DISABLE; fi
 }
 target_start() {  # SYS DST
   if [[ $1 == mpf ]]; then "$pair" start-daemon "$2" >/dev/null
@@ -466,6 +507,18 @@ reads_on_backlog() {  # SRC N: operator reads on the mpfailover backlog of SRC
   add "reads.queue.$n" "$q"; add "reads.warn.$n" "$w"
   say "reads on a $n-transaction backlog: queue (= the metrics sampler's read) $(fmt "$q" 3) s, warn_bytes check (above the limit) $(fmt "$w" 3) s"
 }
+# The largest private (anonymous) memory of a PostgreSQL process in NODE's namespace, MiB: the
+# applier's backend (mpfailover) or the apply worker (built-in) right after a drain. Shared
+# buffers are not counted (RssAnon).
+backend_anon_mib() {
+  local pid kb max=0
+  for pid in $(ip netns pids "$MPF_PAIR_NS-$1" 2>/dev/null); do
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == postgres ]] || continue
+    kb=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    ((${kb:-0} > max)) && max=$kb
+  done
+  echo $((max / 1024))
+}
 drain_run() {  # SYS SRC DST N LABEL RUN
   local sys=$1 src=$2 dst=$3 n=$4 label=$5 run=$6 db t0 t1 rate
   db=$(db_of "$sys")
@@ -473,17 +526,21 @@ drain_run() {  # SYS SRC DST N LABEL RUN
   target_stop "$sys" "$dst"
   make_backlog "$sys" "$src" "$n" "$work/drain-$label-$n-$run.log"
   write_marker "$sys" "$src"
-  if [[ $sys == mpf && $n == "${drain_max:-0}" && $run == 1 ]] && has_phase reads; then
+  if [[ $label == mpf && $n == "${drain_max:-0}" && $run == 1 ]] && has_phase reads; then
     reads_on_backlog "$src" "$n"
   fi
   sqld "$src" "$db" -c "CHECKPOINT" >/dev/null
   sqld "$dst" "$db" -c "CHECKPOINT" >/dev/null
+  wal_mark=$(wal_lsn "$dst")
   t0=$(now)
   target_start "$sys" "$dst"
   t1=$(wait_marker "$sys" "$dst" 3600)
   rate=$(calc "$pgb_n / ($t1 - $t0)")
   add "drain.$label.$n" "$rate"
-  say "drain run $run $label ($src -> $dst) $pgb_n tx: $(fmt "$(calc "$t1 - $t0")" 2) s, $(fmt "$rate" 0) tx/s   (load $(load))"
+  local mem
+  mem=$(backend_anon_mib "$dst")
+  add "mem.$label.$n" "$mem"
+  say "drain run $run $label ($src -> $dst) $pgb_n tx: $(fmt "$(calc "$t1 - $t0")" 2) s, $(fmt "$rate" 0) tx/s; largest backend on $dst ${mem} MiB private   (load $(load))"
   if [[ $sys == mpf ]]; then wait_roles "$mpf_active" "$(other "$mpf_active")"; fi
 }
 
@@ -518,6 +575,7 @@ thin_run() {  # SYS RUN
   make_backlog "$sys" a "$thin_tx" "$work/thin-$sys-$run.log"
   write_marker "$sys" a
   "$pair" thin 128kbit >/dev/null
+  wal_mark=$(wal_lsn b)
   b0=$(veth_bytes)
   t0=$(now)
   target_start "$sys" b
@@ -614,6 +672,10 @@ if has_phase drain; then
     row "drain of $n queued (tx/s)" "$(v drain.mpf.$n 0)" "$(v drain.builtin.$n 0)" "$r" \
       "≥ 2x: $(hit "$r" "$m >= 2 * $b")"
   done
+fi
+if has_phase drain; then
+  n=${drain_list##*,}
+  row "largest target backend after the $n drain (MiB private)" "$(v mem.mpf.$n 0)" "$(v mem.builtin.$n 0)" "—" "—"
 fi
 if has_phase thin; then
   m=$(med thin.mpf); b=$(med thin.builtin); r=$(ratio "$m" "$b")
