@@ -295,6 +295,9 @@ wal_lsn() { sqld "$1" postgres -c "SELECT pg_current_wal_lsn()"; }
 wal_mark=""
 wal_commits() {
   local node=$1 from=$2
+  # The apply worker commits asynchronously (synchronous_commit = off is a subscription's
+  # default): a synchronous commit of a transaction with an xid flushes the WAL before it.
+  sqld "$node" postgres -c "SELECT pg_current_xact_id()" >/dev/null
   TZ=UTC "$pg_bin/pg_waldump" -p "$dir/$node/pg/data/pg_wal" -s "$from" -r Transaction 2>/dev/null |
     sed -n 's/.* tx: *\([0-9]*\),.*desc: COMMIT \([0-9-]* [0-9:.]*\) UTC.*/\1 \2/p' || true
 }
@@ -563,13 +566,14 @@ fi
 # ---------------------------------------------------------------------------------------------
 # thin: 128 kbit/s
 
+# a's veth counters: "sent received" (every frame, TCP/IP included).
 veth_bytes() {
   local veth=veth-$MPF_PAIR_NS-a
-  echo $(($("$pair" exec a cat /sys/class/net/$veth/statistics/tx_bytes) + \
-    $("$pair" exec a cat /sys/class/net/$veth/statistics/rx_bytes)))
+  echo "$("$pair" exec a cat /sys/class/net/$veth/statistics/tx_bytes)" \
+    "$("$pair" exec a cat /sys/class/net/$veth/statistics/rx_bytes)"
 }
 thin_run() {  # SYS RUN
-  local sys=$1 run=$2 t0 t1 b0 b1 rate bpt
+  local sys=$1 run=$2 t0 t1 b0 b1 rate bpt s0 s1 r0 r1 use
   go_live "$sys"
   target_stop "$sys" b
   make_backlog "$sys" a "$thin_tx" "$work/thin-$sys-$run.log"
@@ -583,9 +587,14 @@ thin_run() {  # SYS RUN
   b1=$(veth_bytes)
   "$pair" unthin >/dev/null
   rate=$(calc "$pgb_n / ($t1 - $t0)")
-  bpt=$(calc "($b1 - $b0) / $pgb_n")
-  add "thin.$sys" "$rate"; add "thinb.$sys" "$bpt"
-  say "thin run $run $sys: $pgb_n tx in $(fmt "$(calc "$t1 - $t0")" 1) s: $(fmt "$rate") tx/s, $(fmt "$bpt" 0) B/tx on the wire, $(fmt "$(calc "$rate * $bpt / 160")" 0) % of 16,000 B/s   (load $(load))"
+  # Bytes per transaction: both directions (acknowledgements and heartbeats included); the
+  # share of the link: what a sent (the direction the 16,000 B/s limit binds) per second.
+  read -r s0 r0 <<<"$b0"
+  read -r s1 r1 <<<"$b1"
+  bpt=$(calc "($s1 - $s0 + $r1 - $r0) / $pgb_n")
+  use=$(calc "($s1 - $s0) / ($t1 - $t0) / 160")
+  add "thin.$sys" "$rate"; add "thinb.$sys" "$bpt"; add "thinuse.$sys" "$use"
+  say "thin run $run $sys: $pgb_n tx in $(fmt "$(calc "$t1 - $t0")" 1) s: $(fmt "$rate") tx/s, $(fmt "$bpt" 0) B/tx on the wire (both ways), a -> b at $(fmt "$use" 0) % of 16,000 B/s   (load $(load))"
   if [[ $sys == mpf ]]; then wait_roles "$mpf_active" "$(other "$mpf_active")"; fi
 }
 if has_phase thin; then
@@ -681,9 +690,9 @@ if has_phase thin; then
   m=$(med thin.mpf); b=$(med thin.builtin); r=$(ratio "$m" "$b")
   mb=$(med thinb.mpf); bb=$(med thinb.builtin)
   row "128 kbit/s drain (tx/s)" "$(v thin.mpf 1)" "$(v thin.builtin 1)" "$r" "≥ 10x: $(hit "$r" "$m >= 10 * $b")"
-  row "128 kbit/s bytes/tx on the wire; % of 16,000 B/s" \
-    "$(v thinb.mpf 0) B; $(fmt "$(calc "$m * $mb / 160")" 0) %" \
-    "$(v thinb.builtin 0) B; $(fmt "$(calc "$b * $bb / 160")" 0) %" "$(ratio "$mb" "$bb")" "—"
+  row "128 kbit/s: bytes/tx on the wire (both ways); a -> b use of 16,000 B/s" \
+    "$(v thinb.mpf 0) B; $(v thinuse.mpf 0) %" \
+    "$(v thinb.builtin 0) B; $(v thinuse.builtin 0) %" "$(ratio "$mb" "$bb")" "—"
 fi
 if has_phase copy; then
   m=$(med copy.mpf); b=$(med copy.builtin); r=$(ratio "$m" "$b")
