@@ -514,7 +514,9 @@ Status PgLogReader::store_apply_error(const std::string& peer, Position position
   }
 }
 
-std::string waiting_changes_cte(Position acked) {
+std::string waiting_changes_cte(Position acked, double sample_percent) {
+  const std::string sample =
+      sample_percent < 100 ? " TABLESAMPLE SYSTEM (" + std::to_string(sample_percent) + ")" : "";
   // The complement of trim(acked): a transaction is covered when it is visible in the snapshot
   // of tick acked.tick - 1 (every earlier window), or is in window acked.tick with its last
   // change number <= acked.seq. When that tick is gone (trimmed past, e.g. after a Welcome)
@@ -532,7 +534,9 @@ std::string waiting_changes_cte(Position acked) {
          "         min(ARRAY[x.hlc, x.seq, x.table_id]) AS first_change"
          "  FROM (SELECT l.txid, l.table_id, l.seq, l.hlc, pg_column_size(l.*) AS bytes,"
          "          CASE WHEN pg_visible_in_snapshot(l.txid, win.cur) THEN l.txid END AS wtxid"
-         "        FROM mpfailover.change_log l, win"
+         "        FROM mpfailover.change_log l" +
+         sample +
+         ", win"
          "        WHERE NOT coalesce(l.txid < pg_snapshot_xmax(win.prev)"
          "                           AND pg_visible_in_snapshot(l.txid, win.prev), false)) x"
          "  GROUP BY GROUPING SETS ((x.table_id, x.wtxid), (x.txid))), "
