@@ -114,7 +114,7 @@ TEST_SUITE("cli_queue") {
     CHECK(q["rows"].get<int64_t>() > 60000);
     CHECK(q["rows"].get<int64_t>() < 100000);
     CHECK(q["transactions"].get<int64_t>() > 3000);
-    CHECK(q["transactions"].get<int64_t>() < 5000);
+    CHECK(q["transactions"].get<int64_t>() < 7000);  // a transaction over 2 pages counts more often
     CHECK(q["by_table"]["public.users"] == q["rows"]);
     exec(conn, "DELETE FROM mpfailover.change_log; VACUUM mpfailover.change_log");
   }
