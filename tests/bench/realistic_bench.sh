@@ -333,12 +333,15 @@ listen_addresses = '$addr'
 max_wal_senders = 10
 max_replication_slots = 10
 wal_keep_size = '1GB'
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track_utility = on
 CONF
   echo "host all all 198.18.0.0/24 trust" >>"$dir/$node/pg/data/pg_hba.conf"
   echo "host replication all 198.18.0.0/24 trust" >>"$dir/$node/pg/data/pg_hba.conf"
   "$pair" stop-pg "$node" >/dev/null
   "$pair" start-pg "$node" >/dev/null
   sqld "$node" postgres -c "CREATE DATABASE mpbuiltin" >/dev/null
+  sqld "$node" meetingplace -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   sqld "$node" mpbuiltin -f "$repo/schema/app/0001_meetingplace.sql" >/dev/null
 done
 say "server: $(sqld a meetingplace -c "SELECT 'PostgreSQL ' || current_setting('server_version') ||
@@ -534,6 +537,12 @@ drain_run() {  # SYS SRC DST N LABEL RUN
   fi
   sqld "$src" "$db" -c "CHECKPOINT" >/dev/null
   sqld "$dst" "$db" -c "CHECKPOINT" >/dev/null
+  local profiling=0
+  if [[ $sys == mpf && $run == 1 ]]; then
+    profiling=1
+    sqld "$src" meetingplace -c "SELECT pg_stat_statements_reset()" >/dev/null
+    sqld "$dst" meetingplace -c "SELECT pg_stat_statements_reset()" >/dev/null
+  fi
   wal_mark=$(wal_lsn "$dst")
   t0=$(now)
   target_start "$sys" "$dst"
@@ -544,7 +553,23 @@ drain_run() {  # SYS SRC DST N LABEL RUN
   mem=$(backend_anon_mib "$dst")
   add "mem.$label.$n" "$mem"
   say "drain run $run $label ($src -> $dst) $pgb_n tx: $(fmt "$(calc "$t1 - $t0")" 2) s, $(fmt "$rate" 0) tx/s; largest backend on $dst ${mem} MiB private   (load $(load))"
+  ((profiling)) && print_profile "$src" "$dst" "$label $n"
   if [[ $sys == mpf ]]; then wait_roles "$mpf_active" "$(other "$mpf_active")"; fi
+}
+# The statements that took the most time on each node during a drain (pg_stat_statements).
+print_profile() {  # SRC DST WHAT
+  local node
+  for node in "$1" "$2"; do
+    say "  profile $3, node $node ($([[ $node == "$1" ]] && echo source || echo target)), top 6 by total time:"
+    sqld "$node" meetingplace -F $'\t' -c "
+      SELECT round(total_exec_time::numeric / 1000, 2) || ' s', calls,
+             round((total_exec_time / greatest(calls, 1))::numeric, 3) || ' ms/call',
+             regexp_replace(left(query, 100), '\s+', ' ', 'g')
+      FROM pg_stat_statements
+      WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'meetingplace')
+        AND query !~ '^DO |pg_stat_statements|CHECKPOINT|pg_current_wal_lsn|pg_current_xact_id'
+      ORDER BY total_exec_time DESC LIMIT 6" 2>/dev/null | sed 's/^/    /' || true
+  done
 }
 
 drain_max=0
