@@ -6,9 +6,11 @@
  * against a target of at most 10%: the PL/pgSQL call alone cost ~6%, and an SPI INSERT per row
  * still left the C version near the limit. So this function forms the log tuple itself and
  * heap-inserts it, like PgQ's logutriga. That is only correct because mpfailover.change_log has
- * no indexes, constraints or triggers (the reader scans it whole per window, and it is trimmed as
- * the peer acknowledges); the function checks that it has no indexes and refuses otherwise, so an
- * index added by hand cannot silently miss entries. No permission checks apply: the function is
+ * no constraints or triggers. Its indexes (catalog 0009: one btree on txid, so that a window read
+ * and a trim cost what they return rather than a scan of the whole backlog) are maintained here
+ * with index_insert, as CatalogIndexInsert does; only plain-column, non-unique, non-partial
+ * indexes can be, so any other kind is refused rather than silently missing entries. No
+ * permission checks apply: the function is
  * created by init-db's superuser and writes only the replicator's own table, so the
  * application's login needs no rights on schema mpfailover.
  *
@@ -44,11 +46,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
@@ -92,10 +96,15 @@ static const Oid kLogColumnTypes[kLogColumns] = {
 	XID8OID, INT8OID, INT4OID, CHAROID, INT8OID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID
 };
 
+#define kMaxLogIndexes 4
+
 typedef struct CaptureTarget
 {
 	Relation	log;
 	Oid			seq;
+	int			nindexes;
+	Relation	indexes[kMaxLogIndexes];
+	IndexInfo  *index_info[kMaxLogIndexes];
 } CaptureTarget;
 
 /* Opens mpfailover.change_log and checks it is what this code writes into. */
@@ -107,6 +116,7 @@ open_log(void)
 	Oid			log_oid = get_relname_relid("change_log", nsp);
 	TupleDesc	desc;
 	List	   *indexes;
+	ListCell   *cell;
 	int			i;
 
 	if (!OidIsValid(log_oid))
@@ -128,11 +138,57 @@ open_log(void)
 				 i + 1);
 	}
 	indexes = RelationGetIndexList(target.log);
-	if (indexes != NIL)
-		ereport(ERROR,
-				(errmsg("mpfailover.change_log must not have indexes"),
-				 errhint("Capture writes it without index maintenance; drop the index.")));
+	target.nindexes = 0;
+	foreach(cell, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(cell), RowExclusiveLock);
+		IndexInfo  *info = BuildIndexInfo(index);
+
+		if (target.nindexes == kMaxLogIndexes || info->ii_Expressions != NIL ||
+			info->ii_Predicate != NIL || info->ii_Unique || info->ii_ExclusionOps != NULL)
+			ereport(ERROR,
+					(errmsg("mpfailover.change_log index \"%s\" cannot be maintained by capture",
+							RelationGetRelationName(index)),
+					 errhint("Capture maintains at most %d plain-column, non-unique, non-partial "
+							 "indexes; drop that index.", kMaxLogIndexes)));
+		target.indexes[target.nindexes] = index;
+		target.index_info[target.nindexes] = info;
+		target.nindexes++;
+	}
+	list_free(indexes);
 	return target;
+}
+
+/* Closes the log and its indexes (the locks are kept until the end of the transaction). */
+static void
+close_log(CaptureTarget *target)
+{
+	int			i;
+
+	for (i = 0; i < target->nindexes; i++)
+		index_close(target->indexes[i], NoLock);
+	table_close(target->log, NoLock);
+}
+
+/* Adds the entry just inserted into the log to each of its indexes. */
+static void
+index_entry(CaptureTarget *target, HeapTuple entry)
+{
+	TupleDesc	desc = RelationGetDescr(target->log);
+	int			i;
+
+	for (i = 0; i < target->nindexes; i++)
+	{
+		IndexInfo  *info = target->index_info[i];
+		Datum		values[INDEX_MAX_KEYS];
+		bool		isnull[INDEX_MAX_KEYS];
+		int			k;
+
+		for (k = 0; k < info->ii_NumIndexAttrs; k++)
+			values[k] = heap_getattr(entry, info->ii_IndexAttrNumbers[k], desc, &isnull[k]);
+		index_insert(target->indexes[i], values, isnull, &entry->t_self, target->log,
+					 UNIQUE_CHECK_NO, false, info);
+	}
 }
 
 /* Microseconds since the Unix epoch, from the same clock as clock_timestamp(). */
@@ -400,6 +456,7 @@ log_change(CaptureTarget *target, TriggerPlan *plan, char op, HeapTuple tuple, T
 	}
 	entry = heap_form_tuple(RelationGetDescr(target->log), values, nulls);
 	simple_heap_insert(target->log, entry);
+	index_entry(target, entry);
 	heap_freetuple(entry);
 }
 
@@ -513,6 +570,6 @@ mpf_capture(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	table_close(target.log, NoLock);
+	close_log(&target);
 	return PointerGetDatum(NULL);
 }

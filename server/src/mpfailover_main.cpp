@@ -278,7 +278,7 @@ int cmd_queue(const std::string& config_path, const std::vector<std::string>& ar
            "oldest waiting change and its age, the breakdown by table, the peer's acknowledged\n"
            "position, the drain rate over the last minute and the time to empty at that rate,\n"
            "and, when the peer's apply has stopped, the blocking transaction and its error.\n\n"
-           "Cost: one sequential scan of mpfailover.change_log (it has no indexes, by design),\n"
+           "Cost: one sequential scan of mpfailover.change_log (the whole backlog),\n"
            "aggregated per transaction within work_mem, in one read-only transaction: a few\n"
            "times a count(DISTINCT txid) of the log (a million waiting rows: seconds). The\n"
            "daemon's acknowledgements are not held up. With --watch it is repeated every\n"

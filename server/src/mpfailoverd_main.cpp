@@ -4,6 +4,7 @@
 // (this node as source, connecting to the peer), each on its own thread with its own database
 // connection, and logs the link's state every heartbeat.interval.
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <iostream>
 #include <memory>
@@ -205,18 +206,35 @@ int main(int argc, char** argv) {
   });
   boost::asio::steady_timer timer(io);
   mpf::server::QueueWatch queue_watch(cfg->node.database, cfg->queue.warn_bytes);
+  // LinkStatus is logged when the link's state (up/down either way, the shipper's error)
+  // changes, and while only the counters move at most every 10 s: one line a second filled the
+  // log of a busy pair with lines that said nothing new, and an idle pair logs nothing.
+  std::string last_link_state;
+  std::string last_link_counters;
+  auto last_link_line = std::chrono::steady_clock::time_point{};
   std::function<void()> report = [&] {
     queue_watch.check();
     driver.recheck_catalog();
     const auto out = shipper.stats();
     const auto in = receiver.stats();
-    spdlog::info(
-        "LinkStatus peer={} outbound={} acked={} sent_tx={} sent_bytes={} inbound={} "
-        "applied={} applied_tx={} dropped_frames={}{}",
-        cfg->peer.name, out.connected ? "up" : "down", out.acked.to_string(), out.transactions,
-        out.wire_bytes, in.connected ? "up" : "down", in.applied.to_string(), in.transactions,
-        in.dropped_frames,
-        out.last_error.empty() ? std::string() : " error=\"" + out.last_error + "\"");
+    const std::string state = std::string(out.connected ? "up" : "down") + "/" +
+                              (in.connected ? "up" : "down") + "/" + out.last_error;
+    const std::string counters = out.acked.to_string() + "/" + in.applied.to_string() + "/" +
+                                 std::to_string(in.dropped_frames);
+    const auto t = std::chrono::steady_clock::now();
+    if (state != last_link_state ||
+        (counters != last_link_counters && t - last_link_line >= std::chrono::seconds(10))) {
+      spdlog::info(
+          "LinkStatus peer={} outbound={} acked={} sent_tx={} sent_bytes={} inbound={} "
+          "applied={} applied_tx={} dropped_frames={}{}",
+          cfg->peer.name, out.connected ? "up" : "down", out.acked.to_string(), out.transactions,
+          out.wire_bytes, in.connected ? "up" : "down", in.applied.to_string(), in.transactions,
+          in.dropped_frames,
+          out.last_error.empty() ? std::string() : " error=\"" + out.last_error + "\"");
+      last_link_state = state;
+      last_link_counters = counters;
+      last_link_line = t;
+    }
     // What `systemctl status` shows: the role first, then the link.
     const auto st = driver.status_json();
     notifier.status("node " + cfg->node.name + ": " + st.value("role", std::string("?")) +

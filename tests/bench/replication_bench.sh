@@ -437,7 +437,7 @@ say "server: $(sql a -c "SELECT 'PostgreSQL ' || current_setting('server_version
   current_setting('synchronous_commit') || ', shared_buffers=' || current_setting('shared_buffers') ||
   ', track_commit_timestamp=' || current_setting('track_commit_timestamp')")"
 say "security: $(grep -m1 '^mode' "$dir/a.conf" | sed 's/ //g')"
-sql a -v nusers=$nusers -v ngroups=$ngroups -v nmembers=$nmembers -v nmeetings=$nmeetings \
+sql a -v nusers=$nusers -v ngroups=$ngroups -v nmembers=$nmembers -v nmeetings=$nmeetings -v nparts=4 \
   -f "$mix/seed.sql" >/dev/null
 wait_marker seed 60 >/dev/null
 say "seed: $nusers users, $ngroups groups x $nmembers members, $nmeetings meetings (on a," \
@@ -612,9 +612,13 @@ drain_run() {
   apply=$(calc "$done_at - $first")
   cpu_a=$(cpu_delta "$work/cpu_a0" "$work/cpu_a1" "$(daemon_pid a)")
   cpu_b=$(cpu_delta "$work/cpu_b0" "$work/cpu_b1" "$(daemon_pid b)")
-  # Let one LinkStatus line (every heartbeat, 1 s) pass so a's counters include the drain.
-  sleep 1.2
-  counters_after=$(shipper_counters)
+  # Wait for a LinkStatus line that includes the drain (logged when the counters moved, at most
+  # every 10 s).
+  for ((i = 0; i < 120; i++)); do
+    counters_after=$(shipper_counters)
+    [[ $counters_after != "$counters_before" ]] && break
+    sleep 0.1
+  done
   local sent_tx=0 sent_bytes=0
   if [[ -n $counters_before && -n $counters_after ]]; then
     set -- $counters_before $counters_after

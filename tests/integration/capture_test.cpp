@@ -169,6 +169,39 @@ TEST_SUITE("capture") {
     CHECK(rows[0].image.find("y") != std::string::npos);
   }
 
+  TEST_CASE("capture keeps the log's txid index complete (catalog 0009)") {
+    mpf::test::TestDatabase db;
+    db.init();
+    pqxx::connection conn(db.conninfo());
+    CHECK(scalar(
+              conn,
+              "SELECT count(*) FROM pg_index WHERE indrelid = 'mpfailover.change_log'::regclass") ==
+          1);
+    exec(conn,
+         "INSERT INTO users (login) SELECT 'idx' || i FROM generate_series(1, 300) i;"
+         "UPDATE users SET first_name = 'F' WHERE login LIKE 'idx1%'");
+    exec(conn, "DELETE FROM users WHERE login = 'idx7'");
+    exec(conn, "CREATE EXTENSION IF NOT EXISTS amcheck");
+    // heapallindexed: every log row must be in the index (a row the trigger did not index fails).
+    exec(conn, "SELECT bt_index_check('mpfailover.change_log_txid', true)");
+    // And the reader's range condition finds them through it.
+    exec(conn, "SET enable_seqscan = off");
+    CHECK(scalar(conn, "SELECT count(*) FROM mpfailover.change_log WHERE txid >= '0'::xid8") ==
+          scalar(conn, "SELECT count(*) FROM (SELECT * FROM mpfailover.change_log OFFSET 0) x"));
+    CHECK(scalar(conn, "SELECT count(*) FROM mpfailover.change_log") == 300 + 111 + 1);
+  }
+
+  TEST_CASE("an index capture cannot maintain is refused by name, not silently left incomplete") {
+    mpf::test::TestDatabase db;
+    db.init();
+    pqxx::connection conn(db.conninfo());
+    exec(conn, "CREATE INDEX change_log_expr ON mpfailover.change_log ((seq + 1))");
+    pqxx::work tx(conn);
+    CHECK_THROWS_WITH_AS(tx.exec("INSERT INTO users (login) VALUES ('x')"),
+                         doctest::Contains("index \"change_log_expr\" cannot be maintained"),
+                         pqxx::sql_error);
+  }
+
   TEST_CASE("TRUNCATE of a replicated table is refused, not silently skipped") {
     mpf::test::TestDatabase db;
     db.init();

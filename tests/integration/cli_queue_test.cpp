@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include <mpf/replicator/pg_log_reader.hpp>
+#include <mpf/server/backlog.hpp>
+#include <mpf/server/queue_watch.hpp>
 
 #include "support/command.hpp"
 #include "support/daemon.hpp"
@@ -94,6 +96,52 @@ std::string write_unreachable_config() {
 }  // namespace
 
 TEST_SUITE("cli_queue") {
+  TEST_CASE("queue on a log above the sampling size: estimated from a sample, flagged") {
+    mpf::test::TestDatabase db;
+    db.init();
+    const auto conf = db.write_config_file();
+    pqxx::connection conn(db.conninfo());
+    // ~45 MB of log in 4,000 transactions of 20 rows.
+    exec(conn,
+         "DO $$ BEGIN FOR t IN 1..4000 LOOP "
+         "INSERT INTO users (login, first_name) SELECT 's' || t || '.' || i, repeat('x', 450) "
+         "FROM generate_series(1, 20) i; COMMIT; END LOOP; END $$");
+    REQUIRE(mpf::test::scalar(conn, "SELECT pg_relation_size('mpfailover.change_log')") >
+            mpf::server::BacklogReader::kSampleAboveBytes);
+    auto q = queue_json(conf);
+    CHECK(q["estimated"] == true);
+    // A block sample of ~3/4 of the log: within 25 % of the truth.
+    CHECK(q["rows"].get<int64_t>() > 60000);
+    CHECK(q["rows"].get<int64_t>() < 100000);
+    CHECK(q["transactions"].get<int64_t>() > 3000);
+    CHECK(q["transactions"].get<int64_t>() < 7000);  // a transaction over 2 pages counts more often
+    CHECK(q["by_table"]["public.users"] == q["rows"]);
+    exec(conn, "DELETE FROM mpfailover.change_log; VACUUM mpfailover.change_log");
+  }
+
+  TEST_CASE("queue.warn_bytes: a log above the sampling size is measured from a sample") {
+    mpf::test::TestDatabase db;
+    db.init();
+    pqxx::connection conn(db.conninfo());
+    exec(conn,
+         "INSERT INTO users (login, first_name) SELECT 'w' || i, repeat('x', 200) "
+         "FROM generate_series(1, 20000) i");
+    const auto exact =
+        mpf::test::scalar(conn, "SELECT sum(pg_column_size(l.*)) FROM mpfailover.change_log l");
+    REQUIRE(exact > 1000000);
+    // Exact below the sampling size; above it a sample of ~1 MB of a ~6 MB log: the estimate
+    // must still put the backlog above a limit well under it and below one well over it.
+    for (const uint64_t sample : {uint64_t{1} << 40, uint64_t{1} << 20}) {
+      CAPTURE(sample);
+      mpf::server::QueueWatch low(db.conninfo(), static_cast<uint64_t>(exact) / 3, sample);
+      low.check();
+      CHECK(low.warned());
+      mpf::server::QueueWatch high(db.conninfo(), static_cast<uint64_t>(exact) * 3, sample);
+      high.check();
+      CHECK_FALSE(high.warned());
+    }
+  }
+
   TEST_CASE("queue --json counts every transaction written while the peer acknowledges none") {
     mpf::test::TestDatabase db;
     db.init();

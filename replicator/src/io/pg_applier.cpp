@@ -20,8 +20,12 @@
 // existing row, if any, last written by the origin per its commit record, or of unknown commit
 // time) and fails the statement unless it wrote every row. The common case costs no lookup
 // statement at all (version lookups were ~25% of the apply's statement time while draining); a
-// group where LWW has something to decide is redone from the savepoint with every key looked up,
-// as before. Deletes are always looked up (a delete of a missing row still decides its tombstone).
+// group where LWW has something to decide is redone from the savepoint, its upserts through one
+// statement per table that looks every key up, decides LWW and records the conflicts in SQL
+// (lww_upsert_sql; issue #16: after a role change or a copy by hand every row of the target was
+// written by the target, and the redo with a lookup round trip per table and decisions here
+// halved the drain), and the next groups skip the fast attempt for a while. Deletes are always
+// looked up (a delete of a missing row still decides its tombstone).
 //
 // Round trips per group (they bound the lag): one for a group without deletes, which carries
 // BEGIN, the upserts, the deferred foreign-key checks, the position and COMMIT. With deletes, the
@@ -40,6 +44,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -58,10 +63,131 @@ using pg::quote_relation;
 // Clock skew the applier absorbs by waiting before its commit (see the header).
 constexpr auto kMaxCommitWait = std::chrono::seconds(2);
 
+// Groups applied without trying the fast upsert after one failed (see apply_fresh).
+constexpr int kFastSkipGroups = 64;
+
 std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
   return out;
+}
+
+// The parts of a table's upsert that lww_upsert_sql puts together (all already quoted).
+struct UpsertParts {
+  std::string rel;           // quoted relation
+  std::string relation_lit;  // the relation's name as a literal (conflict and tombstone rows)
+  std::string origin_lit;    // the origin's node name as a literal
+  std::string roname_lit;    // its replication origin's name as a literal
+  std::vector<std::string> cols, selects, sets, keys;
+  std::vector<std::string> key_texts;  // u.cK, the key columns' text in the image
+  std::vector<std::string> key_conds;  // mpf_row.k = u.cK::type
+};
+
+// Last-writer-wins for a table's upserts in ONE statement (issue #16): every row's current
+// version is looked up (the same probes as versions_sql), decided in SQL exactly as apply_group
+// decides a looked-up change (lww.hpp: the later (timestamp, node name) wins, names compared
+// bytewise), the winners upserted and every decision recorded in mpfailover.conflict with the
+// same fields and reasons. After a switchover, a failover or a copy by hand every row of the
+// target was written by the target itself, so every group needed this path; it used to cost a
+// failed fast upsert, a rollback to the savepoint, a version lookup round trip per table and
+// the decisions in C++. $1..$n: image columns as text[]; $n+1: the rows' timestamps (text[]
+// of bigint); $n+2: their ops ('I'/'U').
+std::string lww_upsert_sql(const UpsertParts& p) {
+  const size_t n = p.cols.size();
+  std::vector<std::string> uparams, ualiases, image;
+  for (size_t c = 0; c < n; ++c) {
+    uparams.push_back("$" + std::to_string(c + 1) + "::text[]");
+    ualiases.push_back("c" + std::to_string(c));
+    image.push_back("d.c" + std::to_string(c));
+  }
+  uparams.push_back("$" + std::to_string(n + 1) + "::text[]");
+  uparams.push_back("$" + std::to_string(n + 2) + "::text[]");
+  std::string kwhere;
+  for (const auto& c : p.key_conds) kwhere += (kwhere.empty() ? "" : " AND ") + c;
+  std::string dkey;
+  for (const auto& k : p.key_texts) dkey += (dkey.empty() ? "d." : ", d.") + k.substr(2);
+  std::string dselects;
+  for (const auto& sel : p.selects) dselects += (dselects.empty() ? "d." : ", d.") + sel.substr(2);
+  const std::string local = "(SELECT name FROM mpfailover.node)";
+  // The incoming change wins over the row (or tombstone) of version (H, O) when later.
+  auto later = [&](const std::string& h, const std::string& o) {
+    return "(d.hb > " + h + " OR (d.hb = " + h + " AND " + p.origin_lit + " COLLATE \"C\" > " + o +
+           " COLLATE \"C\"))";
+  };
+  return "WITH u AS (SELECT * FROM unnest(" + join(uparams) + ") WITH ORDINALITY AS u(" +
+         join(ualiases) +
+         ", h, op, ord)), "
+         "v AS MATERIALIZED (SELECT u.*, t.found, t.row_hlc, t.roident, t.local_row, "
+         "tb.hlc AS tomb_hlc, tb.origin AS tomb_origin FROM u "
+         "LEFT JOIN LATERAL (SELECT true AS found, "
+         "(extract(epoch FROM x.timestamp) * 1000000)::bigint AS row_hlc, x.roident, "
+         "CASE WHEN x.roident = 0 THEN to_jsonb(mpf_row)::text END AS local_row FROM " +
+         p.rel +
+         " mpf_row LEFT JOIN LATERAL pg_xact_commit_timestamp_origin(mpf_row.xmin) x ON true "
+         "WHERE " +
+         kwhere +
+         " OFFSET 0) t ON true "
+         "LEFT JOIN LATERAL (SELECT mpfailover.tombstone_hlc(s) AS hlc, s.origin "
+         "FROM mpfailover.tombstone s WHERE t.found IS NULL AND s.relation = " +
+         p.relation_lit + " AND s.key = ARRAY[" + join(p.key_texts) +
+         "]::text[] OFFSET 0) tb ON true), "
+         "d AS MATERIALIZED (SELECT v.*, v.h::bigint AS hb, CASE "
+         "WHEN v.found AND NOT coalesce(v.roident = (SELECT roident FROM pg_replication_origin "
+         "WHERE roname = " +
+         p.roname_lit +
+         "), false) AND v.row_hlc IS NOT NULL THEN 'row' "
+         "WHEN v.found IS NULL AND v.tomb_hlc IS NOT NULL AND v.tomb_origin <> " +
+         p.origin_lit +
+         " THEN 'tomb' END AS against FROM v), "
+         "e AS MATERIALIZED (SELECT d.*, CASE d.against "
+         "WHEN 'row' THEN CASE WHEN " +
+         later("d.row_hlc", local) +
+         " THEN 'row-lost' ELSE 'change-lost' END "
+         "WHEN 'tomb' THEN CASE WHEN " +
+         later("d.tomb_hlc", "d.tomb_origin") +
+         " THEN 'restored' ELSE 'deleted-later' END END AS verdict "
+         "FROM d), "
+         "ins AS (INSERT INTO " +
+         p.rel + " AS mpf_row (" + join(p.cols) + ") SELECT " + dselects +
+         " FROM e d WHERE d.verdict IS NULL OR d.verdict IN ('row-lost', 'restored') ORDER BY "
+         "d.ord ON CONFLICT (" +
+         join(p.keys) + ") DO UPDATE SET " + join(p.sets) +
+         " RETURNING 1), "
+         "conf AS (INSERT INTO mpfailover.conflict (relation, key, kind, winner_origin, "
+         "winner_hlc, loser_origin, loser_hlc, loser_op, loser_image, loser_row, reason) "
+         "SELECT " +
+         p.relation_lit + ", ARRAY[" + dkey +
+         "]::text[], 'lww', "
+         "CASE d.verdict WHEN 'change-lost' THEN " +
+         local + " WHEN 'deleted-later' THEN d.tomb_origin ELSE " + p.origin_lit +
+         " END, "
+         "CASE d.verdict WHEN 'change-lost' THEN d.row_hlc WHEN 'deleted-later' THEN d.tomb_hlc "
+         "ELSE d.hb END, "
+         "CASE d.verdict WHEN 'row-lost' THEN " +
+         local + " WHEN 'restored' THEN d.tomb_origin ELSE " + p.origin_lit +
+         " END, "
+         "CASE d.verdict WHEN 'row-lost' THEN d.row_hlc WHEN 'restored' THEN d.tomb_hlc "
+         "ELSE d.hb END, "
+         "CASE WHEN d.verdict IN ('change-lost', 'deleted-later') THEN d.op ELSE 'U' END, "
+         "CASE WHEN d.verdict IN ('change-lost', 'deleted-later') THEN ARRAY[" +
+         join(image) +
+         "]::text[] END, "
+         "CASE WHEN d.verdict = 'row-lost' THEN d.local_row::jsonb END, "
+         "CASE d.verdict "
+         "WHEN 'row-lost' THEN 'change from \"' || " +
+         p.origin_lit +
+         " || '\" is later than the row written here' "
+         "WHEN 'change-lost' THEN 'row written here is later than the change from \"' || " +
+         p.origin_lit +
+         " || '\"' "
+         "WHEN 'restored' THEN 'change from \"' || " +
+         p.origin_lit +
+         " || '\" is later than the delete made here: row restored' "
+         "ELSE 'row was deleted here later than the change from \"' || " +
+         p.origin_lit +
+         " || '\"' END "
+         "FROM e d WHERE d.verdict IS NOT NULL ORDER BY d.ord RETURNING 1) "
+         "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM conf)";
 }
 
 }  // namespace
@@ -79,6 +205,9 @@ struct PgApplier::BoundTable {
   // table whose columns are all key columns (its upsert does nothing on a conflict).
   std::string fast_upsert_sql;
   std::string fast_upsert_name;
+  // Last-writer-wins decided in one statement (lww_upsert_sql); empty like fast_upsert_sql.
+  std::string lww_upsert_sql;
+  std::string lww_upsert_name;
   // Prepared once per bind (planning these per group cost more than running them).
   std::string delete_name, upsert_name, versions_name, tombstone_name;
 };
@@ -281,6 +410,15 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
           "FROM pg_xact_commit_timestamp_origin(mpf_row.xmin) x) RETURNING 1) "
           "SELECT 1 / (SELECT (count(*) = $" +
           std::to_string(remote.columns.size() + 1) + "::bigint)::int FROM ins)";
+      std::vector<std::string> key_conds;
+      for (size_t k = 0; k < remote.key_columns.size(); ++k) {
+        key_conds.push_back("mpf_row." + quote_ident(remote.key_columns[k]) + " = u.c" +
+                            std::to_string(bt->key_in_image[k]) +
+                            "::" + type_of[remote.key_columns[k]]);
+      }
+      bt->lww_upsert_sql = lww_upsert_sql(UpsertParts{
+          rel, conn_->quote(here.relation), conn_->quote(origin),
+          conn_->quote("mpfailover_" + origin), cols, selects, sets, keys, tomb_key, key_conds});
     }
     tables_.push_back(std::move(bt));
   }
@@ -337,6 +475,9 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
         t->fast_upsert_name = "mpf_fast_" + id;
         conn_->prepare(t->fast_upsert_name, t->fast_upsert_sql);
         conn_->prepare_now(t->fast_upsert_name);
+        t->lww_upsert_name = "mpf_lww_" + id;
+        conn_->prepare(t->lww_upsert_name, t->lww_upsert_sql);
+        conn_->prepare_now(t->lww_upsert_name);
       }
     }
   } catch (const std::exception& e) {
@@ -542,9 +683,18 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
   bool sent_commit = false;
   try {
     const std::string open = begin_sql() + "SAVEPOINT mpf_group; ";  // begin_sql() sets tx_
+    bool open_sent = false;
     for (const bool fast : {true, false}) {
+      // After a fast attempt failed, the next groups most likely meet the same rows written
+      // here (after a role change every row of the target is): they go straight to the
+      // last-writer-wins statements for a while instead of failing and rolling back first.
+      if (fast && fast_skips_ > 0) {
+        --fast_skips_;
+        continue;
+      }
+      const bool with_open = !std::exchange(open_sent, true);
       try {
-        std::string writes = apply_group(net, fast ? open : std::string(), fast);
+        std::string writes = apply_group(net, with_open ? open : std::string(), fast);
         if (last) {
           // Deferred foreign keys checked inside the savepoint, not by COMMIT: an orphan (a
           // child whose parent the other node deleted) must stop apply naming its transaction,
@@ -570,6 +720,7 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
         // Back to the savepoint. (Had the COMMIT itself failed, the transaction is over and
         // this fails: apply failed.)
         sent_commit = false;
+        if (fast) fast_skips_ = kFastSkipGroups;
         tx_->exec("ROLLBACK TO SAVEPOINT mpf_group");
       }
     }
@@ -629,11 +780,12 @@ std::string PgApplier::apply_group(const NetEffect& net, const std::string& open
     // Fast: the table's upserts go without a version lookup, through the upsert that fails
     // unless last-writer-wins had nothing to decide for any of them; deletes (their tombstones
     // and local rows) are looked up.
+    // Not fast: the upserts are decided and written by the table's one last-writer-wins
+    // statement (lww_upsert_sql), only deletes are looked up here.
     std::vector<const NetChange*> changes;
     std::vector<const NetChange*> fast_rows;
     for (const auto& c : found->second) {
-      (fast && c.op != Op::kDelete && !t->fast_upsert_name.empty() ? fast_rows : changes)
-          .push_back(&c);
+      (c.op != Op::kDelete && !t->fast_upsert_name.empty() ? fast_rows : changes).push_back(&c);
     }
     if (!fast_rows.empty()) {
       const size_t width = fast_rows.front()->image.size();
@@ -647,8 +799,19 @@ std::string PgApplier::apply_group(const NetEffect& net, const std::string& open
         }
         params.push_back(pg::array_literal(column));
       }
-      params.push_back(std::to_string(fast_rows.size()));
-      fast_sql += execute_sql(t->fast_upsert_name, params);
+      if (fast) {
+        params.push_back(std::to_string(fast_rows.size()));
+        fast_sql += execute_sql(t->fast_upsert_name, params);
+      } else {
+        std::vector<std::string> hlcs, ops;
+        for (const auto* r : fast_rows) {
+          hlcs.push_back(std::to_string(r->hlc));
+          ops.emplace_back(1, static_cast<char>(r->op));
+        }
+        params.push_back(pg::array_literal(hlcs));
+        params.push_back(pg::array_literal(ops));
+        fast_sql += execute_sql(t->lww_upsert_name, params);
+      }
     }
     if (changes.empty()) continue;
     std::vector<std::string> params;

@@ -1,7 +1,8 @@
 -- Seed for the replication benchmark (tests/bench/replication_bench.sh): the same rows as
 -- mpf_bench_capture's seed (capture_overhead.cpp), with keys md5('user' || i)::uuid etc., so the
 -- pgbench scripts can name existing rows by number. Run on node a only; replication carries it
--- to node b. Variables: nusers, ngroups, nmembers, nmeetings (psql -v).
+-- to node b. Variables: nusers, ngroups, nmembers, nmeetings, nparts (participants per meeting: 1
+-- to nparts; psql -v).
 BEGIN;
 INSERT INTO users (user_id, login, first_name, last_name, email, phone, time_zone, privileges)
 SELECT md5('user' || i)::uuid, 'user' || i, 'First' || i, 'Last' || i,
@@ -33,7 +34,7 @@ SELECT md5('meeting' || m)::uuid, md5('participant' || m || '.' || p)::uuid,
   CASE WHEN p % 3 = 2 THEN NULL ELSE md5('user' || ((m * 13 + p * 101) % :nusers))::uuid END,
   'Participant ' || m || '.' || p, 'p' || m || '.' || p || '@example.com',
   CASE WHEN p = 1 THEN 'host' ELSE 'attendee' END
-FROM generate_series(0, :nmeetings - 1) m, generate_series(1, 1 + m % 4) p;
+FROM generate_series(0, :nmeetings - 1) m, generate_series(1, 1 + m % :nparts) p;
 -- Marks the end of the seed: replication_bench.sh waits for this row on node b.
 INSERT INTO groups (group_id, name, description)
 VALUES (md5('bench-marker')::uuid, 'bench-marker', 'seed');

@@ -95,6 +95,7 @@ class PgApplier {
   std::vector<BoundTable*> by_id_;                   // origin table_id -> table
   Position committed_;
   uint64_t statement_generation_ = 0;      // prepared statement names stay unique across binds
+  int fast_skips_ = 0;                     // groups left to apply without the fast attempt
   std::map<Position, std::string> skips_;  // operator's skip requests, read at bind
 };
 

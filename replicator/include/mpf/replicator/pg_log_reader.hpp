@@ -108,6 +108,8 @@ class PgLogReader final : public LogSource {
 //                 first_change (bigint[]: hlc, seq, table_id of its first-captured change)
 //   waiting_table one row per table with waiting rows: table_id, rows, bytes, first_hlc
 // Both come from one sequential scan of the log (hash or sort aggregation within work_mem).
-std::string waiting_changes_cte(Position acked);
+// sample_percent < 100: only a block sample of the log is read (TABLESAMPLE SYSTEM), so the
+// counts are that share of the backlog's, for the caller to scale (a bounded read of a huge log).
+std::string waiting_changes_cte(Position acked, double sample_percent = 100);
 
 }  // namespace mpf::replicator

@@ -38,6 +38,10 @@ struct Backlog {
   std::string peer;
   std::string read_at;  // the database's now(), ISO 8601
   double scan_ms = 0;   // how long the read took
+  // True when the log was larger than BacklogReader::kSampleAboveBytes on disk: the counts, the
+  // breakdown and the oldest change then come from a block sample of that size, scaled up, so
+  // a read stays bounded on a huge backlog (issue #16).
+  bool estimated = false;
 
   int64_t transactions = 0;
   int64_t rows = 0;
@@ -78,6 +82,8 @@ struct Backlog {
 
 class BacklogReader {
  public:
+  // A log larger than this on disk is read from a sample of about this size (Backlog::estimated).
+  static constexpr int64_t kSampleAboveBytes = 32ll << 20;
   BacklogReader(std::string conninfo, std::string node, std::string peer);
   ~BacklogReader();
 

@@ -1,0 +1,12 @@
+-- mpfailover catalog, version 9 (issue #16): an index on change_log.txid.
+--
+-- Every statement that reads the log selects a txid range first: a window is the transactions
+-- visible in tick t's snapshot and not in tick t-1's, so all of them have
+-- pg_snapshot_xmin(prev) <= txid < pg_snapshot_xmax(cur); the trim deletes txid <
+-- pg_snapshot_xmax of the acknowledged tick. Without an index each of these scanned the whole
+-- backlog, so a window read at the head and every trim cost more the longer the peer had been
+-- away (measured with tests/bench/realistic_bench.sh, see docs/benchmarks.md). The capture
+-- trigger (replicator/pgmodule) maintains this index itself with index_insert, since it
+-- heap-inserts without the executor; it refuses any index it cannot maintain (expression,
+-- partial, unique).
+CREATE INDEX IF NOT EXISTS change_log_txid ON mpfailover.change_log (txid);
