@@ -16,6 +16,8 @@ packages=(
   iproute2 nftables iputils-ping iputils-arping procps psmisc socat bc jq
   clang clang-format
   dpkg-dev mmdebstrap systemd python3  # the .deb (cpack, dpkg-shlibdeps) and its install test
+  libssl-dev                  # the etcd arbiter's https endpoints (Boost.Beast over OpenSSL)
+  etcd-server etcd-client     # heartbeat.arbiter = etcd: the arbiter test's single-member etcd
 )
 
 missing=()

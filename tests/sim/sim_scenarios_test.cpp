@@ -134,8 +134,10 @@ TEST_CASE(
   REQUIRE(w.run_until([&] { return w.node(kB).role() == Role::kActive; }, 10s));
   CHECK(w.node(kB).epoch() == 2);
   w.run_for(30s);
-  w.boot_host(kA);  // persisted active at epoch 1, writes still open in its database
-  CHECK(w.node(kA).store().writes_open);
+  w.boot_host(kA);  // persisted active at epoch 1, writes still open in its database...
+  // ...closed at once by the starting daemon (issue #18), before it hears anything.
+  w.run_for(20ms);
+  CHECK_FALSE(w.node(kA).store().writes_open);
   CHECK(w.run_until([&] { return settled(w, kB); }, 5s));
   CHECK(w.node(kA).epoch() == 2);
   expect_clean(w);
