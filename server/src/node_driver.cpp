@@ -766,7 +766,7 @@ void NodeDriver::arbiter_tick() {
   if (!arbiter_) return;
   const auto now = clock_.now();
   const Role r = role_->role();
-  if (arbiter_held_ && r != Role::kActive && r != Role::kPromoting) {
+  if (arbiter_held_ && (r == Role::kStandby || r == Role::kStandalone)) {
     // Not active any more (stepped down, handed over): free the key for the peer now rather
     // than when the lease expires.
     spdlog::info("ArbiterRelease epoch={}", *arbiter_held_);

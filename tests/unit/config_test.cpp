@@ -238,7 +238,15 @@ TEST_CASE("the example config in deploy/ parses and documents every key the pars
                           "on_demote =",
                           "group =",
                           "[metrics]",
-                          "max_protocol_version ="}) {
+                          "max_protocol_version =",
+                          "arbiter =",
+                          "[arbiter]",
+                          "endpoints =",
+                          "prefix =",
+                          "ca_file =",
+                          "cert_file =",
+                          "key_file =",
+                          "fence_after ="}) {
     CAPTURE(key);
     CHECK(text.str().find(key) != std::string::npos);
   }
