@@ -205,18 +205,18 @@ bool EtcdArbiter::busy() const {
   return running_job_ || !jobs_.empty();
 }
 
-void EtcdArbiter::acquire(heartbeat::Epoch epoch, std::optional<LeaderValue> replace, bool force,
+void EtcdArbiter::acquire(Epoch epoch, std::optional<LeaderValue> replace, bool force,
                           std::function<void(EtcdAnswer)> done) {
   post([this, epoch, replace = std::move(replace), force, done = std::move(done)] {
     done(do_acquire(epoch, replace, force));
   });
 }
 
-void EtcdArbiter::renew(heartbeat::Epoch epoch, std::function<void(EtcdAnswer)> done) {
+void EtcdArbiter::renew(Epoch epoch, std::function<void(EtcdAnswer)> done) {
   post([this, epoch, done = std::move(done)] { done(do_renew(epoch)); });
 }
 
-void EtcdArbiter::release(heartbeat::Epoch epoch) {
+void EtcdArbiter::release(Epoch epoch) {
   post([this, epoch] { do_release(epoch); });
 }
 
@@ -273,7 +273,7 @@ Result<std::optional<std::pair<LeaderValue, int64_t>>> EtcdArbiter::read_key() {
   return std::optional<std::pair<LeaderValue, int64_t>>(std::pair{*v, json_int(kv, "lease")});
 }
 
-EtcdAnswer EtcdArbiter::do_acquire(heartbeat::Epoch epoch,
+EtcdAnswer EtcdArbiter::do_acquire(Epoch epoch,
                                    const std::optional<LeaderValue>& replace, bool force) {
   EtcdAnswer a;
   if (auto s = ensure_lease(a.sent_at); !s) {
@@ -334,7 +334,7 @@ EtcdAnswer EtcdArbiter::do_acquire(heartbeat::Epoch epoch,
   return a;
 }
 
-EtcdAnswer EtcdArbiter::do_renew(heartbeat::Epoch epoch) {
+EtcdAnswer EtcdArbiter::do_renew(Epoch epoch) {
   EtcdAnswer a;
   if (lease_ == 0) {
     a.detail = "no lease";
@@ -373,7 +373,7 @@ EtcdAnswer EtcdArbiter::do_renew(heartbeat::Epoch epoch) {
   return a;
 }
 
-void EtcdArbiter::do_release(heartbeat::Epoch epoch) {
+void EtcdArbiter::do_release(Epoch epoch) {
   const std::string key = base64_encode(options_.key);
   (void)call(
       "/v3/kv/txn",

@@ -726,15 +726,15 @@ TEST_CASE("two standbys that talk with no active settle: the higher (epoch, name
   auto b = settled(Role::kStandby, 5, clock, fencing_opts("b", "a"));
   for (int i = 0; i < 14; ++i) {
     clock.advance(1s);
-    CHECK(a.on_peer(peer(Role::kStandby, 5, "b"), round_trip(clock.now()), clock.now())
-              .actions.empty());
-    (void)b.on_peer(peer(Role::kStandby, 6, "a"), round_trip(clock.now()), clock.now());
+    // Each hears the other's current epoch (b adopts the handed epoch 6 from a's word).
+    (void)a.on_peer(peer(Role::kStandby, b.epoch(), "b"), round_trip(clock.now()), clock.now());
+    (void)b.on_peer(peer(Role::kStandby, a.epoch(), "a"), round_trip(clock.now()), clock.now());
     CHECK_FALSE(a.tick(clock.now()).to);
     CHECK_FALSE(b.tick(clock.now()).to);
   }
   clock.advance(2s);
-  (void)a.on_peer(peer(Role::kStandby, 5, "b"), round_trip(clock.now()), clock.now());
-  (void)b.on_peer(peer(Role::kStandby, 6, "a"), round_trip(clock.now()), clock.now());
+  (void)a.on_peer(peer(Role::kStandby, b.epoch(), "b"), round_trip(clock.now()), clock.now());
+  (void)b.on_peer(peer(Role::kStandby, a.epoch(), "a"), round_trip(clock.now()), clock.now());
   auto da = a.tick(clock.now());
   auto db = b.tick(clock.now());
   // b adopted the handed epoch 6 from a's word; on the tie the name decides: b.

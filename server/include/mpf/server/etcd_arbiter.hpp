@@ -68,10 +68,10 @@ class EtcdArbiter {
   explicit EtcdArbiter(EtcdOptions options);
   ~EtcdArbiter();
 
-  void acquire(heartbeat::Epoch epoch, std::optional<heartbeat::LeaderValue> replace, bool force,
+  void acquire(Epoch epoch, std::optional<heartbeat::LeaderValue> replace, bool force,
                std::function<void(EtcdAnswer)> done);
-  void renew(heartbeat::Epoch epoch, std::function<void(EtcdAnswer)> done);
-  void release(heartbeat::Epoch epoch);
+  void renew(Epoch epoch, std::function<void(EtcdAnswer)> done);
+  void release(Epoch epoch);
 
   // Requests still queued or running (status shows it; renewals are skipped while one is).
   bool busy() const;
@@ -82,10 +82,10 @@ class EtcdArbiter {
   void post(std::function<void()> job);
   Result<std::string> call(const std::string& path, const std::string& body);
   Status ensure_lease(TimePoint& sent_at);
-  EtcdAnswer do_acquire(heartbeat::Epoch epoch,
+  EtcdAnswer do_acquire(Epoch epoch,
                         const std::optional<heartbeat::LeaderValue>& replace, bool force);
-  EtcdAnswer do_renew(heartbeat::Epoch epoch);
-  void do_release(heartbeat::Epoch epoch);
+  EtcdAnswer do_renew(Epoch epoch);
+  void do_release(Epoch epoch);
   Result<std::optional<std::pair<heartbeat::LeaderValue, int64_t>>> read_key();
 
   EtcdOptions options_;
