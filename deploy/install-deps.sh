@@ -17,6 +17,8 @@ packages=(
   clang clang-format
   dpkg-dev mmdebstrap systemd python3  # the .deb (cpack, dpkg-shlibdeps) and its install test
   prometheus man-db python3-yaml  # lint: promtool check/test rules; man -l on the man pages
+  libssl-dev                  # the etcd arbiter's https endpoints (Boost.Beast over OpenSSL)
+  etcd-server etcd-client     # heartbeat.arbiter = etcd: the arbiter test's single-member etcd
 )
 
 missing=()

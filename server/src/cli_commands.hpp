@@ -27,6 +27,7 @@ int cmd_failover(const std::string& config_path, const std::vector<std::string>&
 int cmd_switchover(const std::string& config_path, const std::vector<std::string>& args);
 int cmd_standalone(const std::string& config_path, const std::vector<std::string>& args);
 int cmd_join(const std::string& config_path, const std::vector<std::string>& args);
+int cmd_maintenance(const std::string& config_path, const std::vector<std::string>& args);
 
 // Straight to the peer's port 2008, this node's side from its database (cli_verify.cpp).
 int cmd_verify(const std::string& config_path, const std::vector<std::string>& args);

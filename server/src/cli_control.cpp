@@ -73,7 +73,13 @@ std::string secs(const json& v) {
 
 void print_status(const json& s, std::ostream& out) {
   out << "node " << s["node"].get<std::string>() << ": " << s["role"].get<std::string>()
-      << ", epoch " << s["epoch"] << " (writes " << s["writes"].get<std::string>() << ")\n";
+      << ", epoch " << s["epoch"] << " (writes " << s["writes"].get<std::string>() << ")";
+  if (s.value("fenced", false)) {
+    out << " FENCED: " << text_or_dash(s["fenced_reason"])
+        << " (writes stay closed until the peer or the arbiter confirms the epoch)";
+  }
+  if (s.value("maintenance", false)) out << " [maintenance: automatic failover paused]";
+  out << "\n";
   out << "peer " << s["peer"].get<std::string>() << " (" << s["peer_address"].get<std::string>()
       << "): " << s["peer_state"].get<std::string>();
   if (!s["peer_role"].is_null()) {
@@ -339,6 +345,38 @@ int cmd_join(const std::string& config_path, const std::vector<std::string>& arg
                 "(last writer wins per row, conflicts recorded). Fencing decides if both are\n"
                 "active.",
                 config_path, args);
+}
+
+int cmd_maintenance(const std::string& config_path, const std::vector<std::string>& args) {
+  const std::string about =
+      "Maintenance mode for planned work: `on` pauses automatic failover, self-fencing and the\n"
+      "no-active settle rule on this node (run it on both nodes); `off` resumes them. Persisted\n"
+      "in the node's database: a restart keeps it. status, list and metrics show it.";
+  const std::string usage = "maintenance on|off [--json]";
+  if (args.empty() || (args[0] != "on" && args[0] != "off")) {
+    if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+      Common help;
+      return parse("maintenance", usage, about, args, help, false);
+    }
+    std::cerr << "mpfailover maintenance: expected on or off, got \""
+              << (args.empty() ? std::string() : args[0])
+              << "\"\nhint: mpfailover maintenance on   (or off)\n";
+    return kExitUsage;
+  }
+  Common c;
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (int rc = parse("maintenance", usage, about, rest, c, false); rc >= 0) return rc;
+  auto cfg = config_or_error(config_path);
+  if (!cfg) return kExitUsage;
+  auto r = ask(*cfg, json{{"command", "maintenance"}, {"on", args[0] == "on"}});
+  if (!r) return fail(r.status());
+  if (c.json_output) std::cout << r->dump(2) << "\n";
+  if (!r->value("ok", false)) {
+    std::cerr << "mpfailover: maintenance refused: " << r->value("error", "") << "\n";
+    return kExitFailed;
+  }
+  if (!c.json_output) std::cout << r->value("message", "") << "\n";
+  return kExitOk;
 }
 
 }  // namespace mpf::server::cli

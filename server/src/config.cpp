@@ -12,6 +12,7 @@
 #include <boost/program_options.hpp>
 
 #include <mpf/core/duration.hpp>
+#include <mpf/heartbeat/fence_timing.hpp>
 #include <mpf/replicator/wire.hpp>
 #include <mpf/server/config.hpp>
 
@@ -185,6 +186,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   std::string retention_text, tombstone_retention_text, max_protocol_text;
   std::string hb_timeout_text, ping_timeout_text, max_skew_text, witness_text;
   std::string automatic_text, missed_text, switchover_timeout_text, hook_timeout_text;
+  std::string fence_after_text, arbiter_endpoints_text;
   po::options_description desc;
   // Every key is a string here; typed parsing below gives messages that name the key.
   // clang-format off
@@ -210,6 +212,13 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
       ("failover.automatic", po::value(&automatic_text))
       ("failover.missed_heartbeats", po::value(&missed_text))
       ("failover.switchover_timeout", po::value(&switchover_timeout_text))
+      ("failover.fence_after", po::value(&fence_after_text))
+      ("heartbeat.arbiter", po::value(&cfg.heartbeat.arbiter))
+      ("arbiter.endpoints", po::value(&arbiter_endpoints_text))
+      ("arbiter.prefix", po::value(&cfg.arbiter.prefix))
+      ("arbiter.ca_file", po::value(&cfg.arbiter.ca_file))
+      ("arbiter.cert_file", po::value(&cfg.arbiter.cert_file))
+      ("arbiter.key_file", po::value(&cfg.arbiter.key_file))
       ("shared.address", po::value(&cfg.shared.address))
       ("shared.interface", po::value(&cfg.shared.interface))
       ("shared.hostname", po::value(&cfg.shared.hostname))
@@ -339,6 +348,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
         std::tuple{"heartbeat.max_skew", &max_skew_text, &cfg.heartbeat.max_skew},
         std::tuple{"failover.switchover_timeout", &switchover_timeout_text,
                    &cfg.failover.switchover_timeout},
+        std::tuple{"failover.fence_after", &fence_after_text, &cfg.failover.fence_after},
         std::tuple{"hooks.timeout", &hook_timeout_text, &cfg.hooks.timeout}}) {
     if (!vm.count(key)) continue;
     auto d = parse_duration(*text);
@@ -390,10 +400,81 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
     }
     cfg.failover.missed_heartbeats = n;
   }
-  if (cfg.failover.automatic && cfg.heartbeat.witness.empty()) {
+  // Issue #18: a timeout above the interval is what once disabled peer-loss detection; the
+  // monitor copes now, but a heartbeat still unanswered when the next goes out is a setting
+  // mistake, not a choice.
+  if (cfg.heartbeat.timeout > cfg.heartbeat.interval) {
+    return err.key("heartbeat.timeout",
+                   "heartbeat.timeout " + hb_timeout_text + " is above heartbeat.interval " +
+                       (interval_text.empty() ? std::string("60s") : interval_text) +
+                       ": an answer must be due before the next heartbeat goes out\nhint: set "
+                       "heartbeat.timeout at most heartbeat.interval (e.g. half of it)");
+  }
+  {
+    const std::string a = trim(cfg.heartbeat.arbiter);
+    if (a != "none" && a != "etcd") {
+      return err.key("heartbeat.arbiter", "invalid heartbeat.arbiter \"" + cfg.heartbeat.arbiter +
+                                              "\": expected none or etcd");
+    }
+    cfg.heartbeat.arbiter = a;
+  }
+  const bool arbiter = cfg.heartbeat.arbiter == "etcd";
+  if (vm.count("arbiter.endpoints")) {
+    for (const auto& e : split_list(arbiter_endpoints_text)) {
+      if (e.empty()) continue;
+      if (e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0) {
+        return err.key("arbiter.endpoints",
+                       "invalid arbiter.endpoints entry \"" + e +
+                           "\": expected http://HOST:PORT or https://HOST:PORT (etcd client URLs)");
+      }
+      cfg.arbiter.endpoints.push_back(e);
+    }
+  }
+  if (arbiter && cfg.arbiter.endpoints.empty()) {
+    return err.key("heartbeat.arbiter",
+                   "heartbeat.arbiter = etcd needs arbiter.endpoints (etcd client URLs, e.g. "
+                   "http://198.18.0.1:2379)");
+  }
+  if (!arbiter && (vm.count("arbiter.endpoints") || vm.count("arbiter.ca_file") ||
+                   vm.count("arbiter.cert_file") || vm.count("arbiter.key_file"))) {
+    return err.key("arbiter.endpoints",
+                   "arbiter.* keys are set but heartbeat.arbiter is not etcd\nhint: set "
+                   "heartbeat.arbiter = etcd, or remove the [arbiter] section");
+  }
+  if (cfg.arbiter.prefix.empty() || cfg.arbiter.prefix.front() != '/') {
+    return err.key("arbiter.prefix", "invalid arbiter.prefix \"" + cfg.arbiter.prefix +
+                                         "\": expected a key path "
+                                         "starting with /");
+  }
+  if (cfg.arbiter.cert_file.empty() != cfg.arbiter.key_file.empty()) {
+    return err.key("arbiter.cert_file",
+                   "arbiter.cert_file and arbiter.key_file go together (etcd client certificate)");
+  }
+  if (cfg.failover.automatic && cfg.heartbeat.witness.empty() && !arbiter) {
     return err.key("failover.automatic",
-                   "failover.automatic = true needs heartbeat.witness: without a witness a node "
-                   "cannot tell a dead peer from its own cut-off link (split brain)");
+                   "failover.automatic = true needs heartbeat.witness or heartbeat.arbiter = "
+                   "etcd: without either a node cannot tell a dead peer from its own cut-off link "
+                   "(split brain)");
+  }
+  // Self-fencing must close an isolated active before the standby can open (fence_timing.hpp).
+  if (cfg.failover.automatic || arbiter) {
+    const auto t = heartbeat::fence_timing(cfg.heartbeat.interval, cfg.heartbeat.timeout,
+                                           cfg.failover.missed_heartbeats, arbiter);
+    const bool given = vm.count("failover.fence_after") > 0;
+    const Duration f = given ? cfg.failover.fence_after : t.fence_after;
+    if (auto problem = heartbeat::fence_after_problem(f, t, arbiter)) {
+      return err.key(given ? "failover.fence_after" : "heartbeat.timeout",
+                     (given ? *problem
+                            : "the heartbeat timing leaves no safe self-fencing delay: " +
+                                  *problem + " (derived)") +
+                         "\nhint: raise heartbeat.timeout or failover.missed_heartbeats, or set "
+                         "failover.fence_after between the bounds (docs/fencing.md)");
+    }
+    cfg.failover.fence_after = f;
+  } else if (vm.count("failover.fence_after")) {
+    return err.key("failover.fence_after",
+                   "failover.fence_after is set but nothing fences: self-fencing runs with "
+                   "failover.automatic = true or heartbeat.arbiter = etcd");
   }
   if (!cfg.shared.address.empty()) {
     const auto slash = cfg.shared.address.find('/');

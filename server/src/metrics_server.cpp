@@ -195,6 +195,9 @@ MetricsValues gather_metrics(NodeDriver& driver, const replicator::Shipper& ship
   v.peer_state = status.value("peer_state", "");
   v.last_heartbeat_age_s = optional_number(status, "last_heartbeat_age_s");
   v.lag_s = optional_number(status, "lag_s");
+  v.fenced = status.value("fenced", false);
+  if (v.fenced) v.fenced_reason = status.value("fenced_reason", std::string());
+  v.maintenance = status.value("maintenance", false);
   const auto out = shipper.stats();
   const auto in = receiver.stats();
   v.outbound_up = out.connected;

@@ -117,6 +117,17 @@ std::string render_metrics(const MetricsValues& v) {
   w.state_set("mpfailover_role", "This node's role: 1 for the current role, 0 for the others.",
               "role", kRoles, v.role);
   w.gauge("mpfailover_epoch", "This node's epoch (incremented by every promotion).", v.epoch);
+  w.head("mpfailover_fenced", "gauge",
+         "1 while this active node is fenced (writes closed until the peer or the arbiter "
+         "confirms its epoch), with the reason; 0 otherwise.");
+  if (v.fenced) {
+    w.sample("mpfailover_fenced", 1.0, "reason=\"" + v.fenced_reason + "\"");
+  } else {
+    w.sample("mpfailover_fenced", 0.0, "reason=\"\"");
+  }
+  w.gauge("mpfailover_maintenance",
+          "1 while maintenance mode pauses automatic failover and self-fencing on this node.",
+          v.maintenance ? 1.0 : 0.0);
   w.state_set("mpfailover_peer_state",
               "The peer's state as heartbeats and pings see it: 1 for the current state.", "state",
               kPeerStates, v.peer_state);

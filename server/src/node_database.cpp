@@ -31,7 +31,8 @@ Result<PersistedRole> NodeDatabase::load_role() {
   if (!c) return c.status();
   try {
     pqxx::read_transaction tx(**c);
-    auto r = tx.exec("SELECT initialized, role, epoch, standalone_from FROM mpfailover.node");
+    auto r = tx.exec(
+        "SELECT initialized, role, epoch, standalone_from, maintenance FROM mpfailover.node");
     if (r.empty()) return failed_precondition("database has no mpfailover node record");
     PersistedRole p;
     p.initialized = r[0][0].as<bool>();
@@ -41,6 +42,7 @@ Result<PersistedRole> NodeDatabase::load_role() {
     p.role = *role;
     p.epoch = r[0][2].as<int64_t>();
     p.standalone_from = *from;
+    p.maintenance = r[0][4].as<bool>();
     return p;
   } catch (const std::exception& e) {
     conn_.reset();
@@ -55,9 +57,9 @@ Status NodeDatabase::persist_role(const PersistedRole& p) {
     pqxx::work tx(**c);
     tx.exec_params(
         "UPDATE mpfailover.node SET initialized = true, role = $1, epoch = $2, "
-        "standalone_from = $3, role_changed_at = now()",
+        "standalone_from = $3, maintenance = $4, role_changed_at = now()",
         std::string(heartbeat::to_string(p.role)), p.epoch,
-        std::string(heartbeat::to_string(p.standalone_from)));
+        std::string(heartbeat::to_string(p.standalone_from)), p.maintenance);
     tx.commit();
     return Status::ok();
   } catch (const pqxx::in_doubt_error& e) {

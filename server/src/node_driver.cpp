@@ -20,6 +20,8 @@
 #include <zmq.hpp>
 
 #include <mpf/core/text.hpp>
+#include <mpf/heartbeat/arbiter_value.hpp>
+#include <mpf/heartbeat/fence_timing.hpp>
 #include <mpf/heartbeat/icmp_pinger.hpp>
 #include <mpf/replicator/receiver.hpp>
 #include <mpf/replicator/shipper.hpp>
@@ -95,12 +97,40 @@ Status NodeDriver::start() {
   ro.automatic_failover = config_.failover.automatic;
   ro.missed_heartbeats = config_.failover.missed_heartbeats;
   ro.switchover_timeout = config_.failover.switchover_timeout;
-  ro.peer_heard_window = config_.heartbeat.interval + config_.heartbeat.timeout;
-  // A node that was active waits for one heartbeat round and a ping before taking writes.
+  // The standby's silence before automatic failover: interval x missed + timeout; self-fencing
+  // is ordered before it (heartbeat/include/mpf/heartbeat/fence_timing.hpp).
+  ro.peer_heard_window =
+      config_.heartbeat.interval * config_.failover.missed_heartbeats + config_.heartbeat.timeout;
+  // A node that was active waits for one heartbeat round and a ping before settling (fenced
+  // unless the peer answered).
   ro.start_grace =
       config_.heartbeat.timeout + config_.heartbeat.ping_timeout + std::chrono::milliseconds(500);
   ro.handover_timeout = std::max<Duration>(std::chrono::seconds(5), 3 * config_.heartbeat.timeout);
+  ro.arbiter = config_.heartbeat.arbiter == "etcd";
+  // load_config derived or checked failover.fence_after; zero when nothing fences.
+  ro.fence_after =
+      (config_.failover.automatic || ro.arbiter) ? config_.failover.fence_after : Duration::zero();
+  ro.settle_no_active = ro.handover_timeout + 2 * config_.heartbeat.interval;
   role_ = std::make_unique<heartbeat::RoleMachine>(ro, *persisted, clock_.now());
+  if (ro.arbiter) {
+    EtcdOptions eo;
+    eo.endpoints = config_.arbiter.endpoints;
+    eo.key = heartbeat::leader_key(config_.arbiter.prefix, config_.node.name, config_.peer.name);
+    eo.node = config_.node.name;
+    eo.ca_file = config_.arbiter.ca_file;
+    eo.cert_file = config_.arbiter.cert_file;
+    eo.key_file = config_.arbiter.key_file;
+    eo.lease_ttl = std::chrono::duration_cast<std::chrono::seconds>(
+        heartbeat::fence_timing(config_.heartbeat.interval, config_.heartbeat.timeout,
+                                config_.failover.missed_heartbeats, true)
+            .lease_ttl);
+    eo.request_timeout = config_.heartbeat.timeout;
+    std::string endpoints;
+    for (const auto& e : eo.endpoints) endpoints += (endpoints.empty() ? "" : ",") + e;
+    spdlog::info("ArbiterConfigured kind=etcd endpoints=\"{}\" key={} lease_ttl_s={}", endpoints,
+                 eo.key, eo.lease_ttl.count());
+    arbiter_ = std::make_unique<EtcdArbiter>(std::move(eo));
+  }
 
   try {
     beat_socket_ = std::make_unique<zmq::socket_t>(zmq_, zmq::socket_type::dealer);
@@ -163,7 +193,8 @@ void NodeDriver::tick() {
     poll_heartbeat_socket();
     const auto now = clock_.now();
     apply_monitor(monitor_->tick(now));
-    apply(role_->tick(now), "tick");
+    apply(role_->tick(monitor_->snapshot(), now), "tick");
+    arbiter_tick();
     watch_drain();
     publish_status();
   } catch (const std::exception& e) {
@@ -461,6 +492,10 @@ void NodeDriver::apply(const Decision& d, const char* trigger) {
   if (d.to) {
     spdlog::info("RoleChanged from={} to={} epoch={} reason={}", heartbeat::to_string(*d.from),
                  heartbeat::to_string(*d.to), role_->epoch(), d.reason);
+  } else if (d.fence_changed) {
+    spdlog::warn("FenceChanged fenced={} reason={} epoch={} trigger={} note=\"{}\"",
+                 role_->fenced(), role_->fenced() ? role_->fenced_reason() : "confirmed",
+                 role_->epoch(), trigger, one_line(d.message));
   } else if (d.accepted && !d.message.empty()) {
     spdlog::info("RoleNote trigger={} note=\"{}\"", trigger, one_line(d.message));
   }
@@ -511,6 +546,9 @@ void NodeDriver::apply(const Decision& d, const char* trigger) {
         break;
       case RoleAction::Kind::kSendHeartbeatSoon:
         monitor_->send_soon();
+        break;
+      case RoleAction::Kind::kArbiterAcquire:
+        arbiter_acquire(a);
         break;
     }
   }
@@ -617,6 +655,12 @@ json NodeDriver::status_json() {
   j["role"] = std::string(heartbeat::to_string(role_->role()));
   j["epoch"] = role_->epoch();
   j["writes"] = writes_;
+  // Self-fencing (docs/fencing.md): an active whose epoch nothing confirmed keeps writes closed.
+  j["fenced"] = role_->fenced();
+  j["fenced_reason"] = role_->fenced() ? json(role_->fenced_reason()) : json(nullptr);
+  j["maintenance"] = role_->maintenance();
+  j["fence_after_s"] = seconds(config_.failover.fence_after);
+  j["arbiter"] = arbiter_status();
   j["peer"] = config_.peer.name;
   j["peer_address"] = config_.peer.address;
   j["peer_state"] = std::string(heartbeat::to_string(snap.peer_state));
@@ -700,6 +744,90 @@ json NodeDriver::status_json() {
   return j;
 }
 
+void NodeDriver::arbiter_acquire(const RoleAction& a) {
+  if (!arbiter_) {
+    spdlog::error(
+        "ArbiterMissing reason=\"the role machine asked for the arbiter's key, but no "
+        "arbiter is configured\"");
+    return;
+  }
+  std::optional<heartbeat::LeaderValue> replace;
+  if (!a.replace_node.empty()) replace = heartbeat::LeaderValue{a.replace_node, a.replace_epoch};
+  spdlog::info("ArbiterAcquire epoch={} replace={} force={}", a.epoch,
+               replace ? heartbeat::encode_leader(*replace) : std::string("-"), a.force);
+  arbiter_in_flight_ = true;
+  const Epoch epoch = a.epoch;
+  arbiter_->acquire(a.epoch, replace, a.force, [this, epoch](EtcdAnswer answer) {
+    boost::asio::post(
+        io_, [this, answer = std::move(answer), epoch] { on_arbiter_answer(answer, true, epoch); });
+  });
+}
+
+void NodeDriver::arbiter_tick() {
+  if (!arbiter_) return;
+  const auto now = clock_.now();
+  const Role r = role_->role();
+  if (arbiter_held_ && (r == Role::kStandby || r == Role::kStandalone)) {
+    // Not active any more (stepped down, handed over): free the key for the peer now rather
+    // than when the lease expires.
+    spdlog::info("ArbiterRelease epoch={}", *arbiter_held_);
+    arbiter_->release(*arbiter_held_);
+    arbiter_held_.reset();
+    return;
+  }
+  if (r != Role::kActive || role_->fenced() || arbiter_in_flight_) return;
+  if (arbiter_renew_at_ && now - *arbiter_renew_at_ < config_.heartbeat.interval) return;
+  arbiter_renew_at_ = now;
+  arbiter_in_flight_ = true;
+  const Epoch epoch = role_->epoch();
+  arbiter_->renew(epoch, [this, epoch](EtcdAnswer answer) {
+    boost::asio::post(io_, [this, answer = std::move(answer), epoch] {
+      on_arbiter_answer(answer, false, epoch);
+    });
+  });
+}
+
+void NodeDriver::on_arbiter_answer(const EtcdAnswer& answer, bool acquire, Epoch epoch) {
+  arbiter_in_flight_ = false;
+  if (answer.holds) {
+    arbiter_held_ = epoch;
+    arbiter_confirmed_at_ = answer.sent_at;
+  }
+  if (!answer.holds && answer.detail != arbiter_detail_) {
+    spdlog::warn("ArbiterRefused acquire={} epoch={} detail=\"{}\"", acquire, epoch,
+                 one_line(answer.detail));
+  }
+  arbiter_detail_ =
+      answer.holds ? "holds the key at epoch " + std::to_string(epoch) : answer.detail;
+  heartbeat::ArbiterWord w;
+  w.holds = answer.holds;
+  w.sent_at = answer.sent_at;
+  if (answer.holder) {
+    w.holder = answer.holder->node;
+    w.holder_epoch = answer.holder->epoch;
+  }
+  const auto now = clock_.now();
+  if (acquire) {
+    apply(role_->on_arbiter_acquired(w, answer.detail, now), "arbiter");
+  } else {
+    apply(role_->on_arbiter(w, now), "arbiter");
+  }
+}
+
+json NodeDriver::arbiter_status() const {
+  if (!arbiter_) return json(nullptr);
+  const auto now = clock_.now();
+  return json{
+      {"kind", "etcd"},
+      {"endpoints", config_.arbiter.endpoints},
+      {"key", arbiter_->options().key},
+      {"lease_ttl_s", arbiter_->options().lease_ttl.count()},
+      {"holds", arbiter_held_.has_value() && role_->role() == Role::kActive && !role_->fenced()},
+      {"last_confirmed_age_s",
+       arbiter_confirmed_at_ ? json(seconds(now - *arbiter_confirmed_at_)) : json(nullptr)},
+      {"detail", arbiter_detail_}};
+}
+
 json NodeDriver::command_failover(bool force) {
   json report;
   if (auto a = db_.applied_from(config_.peer.name)) {
@@ -757,6 +885,17 @@ json NodeDriver::handle(const json& request) {
     auto d = role_->join(now);
     apply(d, "operator_join");
     return reply(d);
+  }
+  if (cmd == "maintenance") {
+    if (!request.contains("on") || !request["on"].is_boolean()) {
+      return json{{"ok", false}, {"error", "maintenance needs \"on\": true or false"}};
+    }
+    auto d = role_->set_maintenance(request["on"].get<bool>(), now);
+    spdlog::warn("MaintenanceChanged maintenance={}", role_->maintenance());
+    apply(d, "operator_maintenance");
+    auto j = reply(d);
+    j["maintenance"] = role_->maintenance();
+    return j;
   }
   return json{{"ok", false}, {"error", "unknown command \"" + cmd + "\""}};
 }

@@ -178,6 +178,76 @@ TEST_SUITE("control") {
     }
   }
 
+  TEST_CASE(
+      "issue #18: an active restarted without the peer's word comes back fenced; "
+      "maintenance mode is persisted and shown") {
+    OneNode n;
+    REQUIRE_MESSAGE(eventually(
+                        [&] {
+                          return n.status_says([](const json& s) {
+                            return s["role"] == "standby" && s["peer_state"] != "unknown";
+                          });
+                        },
+                        10s),
+                    n.daemon->log_text());
+    REQUIRE(n.cli("failover").rc == 0);
+    REQUIRE(eventually([&] { return n.app_read_only() == "off"; }, 10s));
+    auto s = n.status();
+    CHECK(s["fenced"] == false);
+    CHECK(s["fenced_reason"].is_null());
+    CHECK(s["maintenance"] == false);
+
+    // Restarted with the peer silent: active at its epoch, but writes closed until the peer's
+    // word (before: writes reopened at the old epoch).
+    n.daemon->stop();
+    n.daemon->start();
+    REQUIRE_MESSAGE(eventually(
+                        [&] {
+                          return n.status_says([](const json& x) {
+                            return x["role"] == "active" && x["fenced"] == true;
+                          });
+                        },
+                        10s),
+                    n.daemon->log_text());
+    s = n.status();
+    CHECK(s["fenced_reason"] == "restart_unconfirmed");
+    CHECK(s["writes"] == "closed");
+    CHECK(n.app_read_only() == "on");
+    auto text = n.cli("status");
+    CHECK(text.output.find("FENCED: restart_unconfirmed") != std::string::npos);
+    CHECK(n.daemon->log_text().find("FenceChanged") == std::string::npos);  // fenced from start
+    // `failover` refuses on a fenced active; --force reopens (the operator's judgement).
+    auto refused = n.cli("failover");
+    CHECK(refused.rc == 1);
+    CHECK(refused.output.find("fenced") != std::string::npos);
+    auto forced = n.cli("failover --force --json");
+    (void)forced;
+    CHECK(eventually(
+        [&] { return n.status_says([](const json& x) { return x["fenced"] == false; }); }, 10s));
+    CHECK(eventually([&] { return n.app_read_only() == "off"; }, 10s));
+
+    // Maintenance mode: on, persisted across a restart, shown; off again.
+    auto on = n.cli("maintenance on --json");
+    REQUIRE_MESSAGE(on.rc == 0, on.output);
+    CHECK(json::parse(on.output)["maintenance"] == true);
+    CHECK(n.status()["maintenance"] == true);
+    CHECK(n.cli("status").output.find("[maintenance") != std::string::npos);
+    n.daemon->stop();
+    n.daemon->start();
+    CHECK_MESSAGE(
+        eventually(
+            [&] { return n.status_says([](const json& x) { return x["maintenance"] == true; }); },
+            10s),
+        n.daemon->log_text());
+    auto off = n.cli("maintenance off");
+    CHECK_MESSAGE(off.rc == 0, off.output);
+    CHECK(off.output.find("maintenance mode off") != std::string::npos);
+    CHECK(n.status()["maintenance"] == false);
+    auto bad = n.cli("maintenance maybe");
+    CHECK(bad.rc != 0);
+    CHECK(bad.output.find("expected on or off") != std::string::npos);
+  }
+
   TEST_CASE("node.initial_role = active makes a brand-new node active at epoch 1") {
     mpf::test::TestDatabase db2;
     db2.init("a");

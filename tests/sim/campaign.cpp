@@ -59,6 +59,7 @@ class Nemesis {
         {3, &Nemesis::swizzle},      {8, &Nemesis::daemon_crash},   {4, &Nemesis::host_crash},
         {6, &Nemesis::slow_persist}, {3, &Nemesis::failed_persist}, {2, &Nemesis::clock_jump},
         {7, &Nemesis::switchover},   {3, &Nemesis::failover},       {2, &Nemesis::standalone},
+        {6, &Nemesis::arbiter_cut},  {3, &Nemesis::arbiter_loss},   {2, &Nemesis::maintenance},
     };
     int total = 0;
     for (const auto& c : kChoices) total += c.weight;
@@ -120,11 +121,13 @@ class Nemesis {
     w_.fault(Fault::kLinkDown);
     w_.partition(any_cut());
     w_.set_witness(n, false);
+    w_.set_arbiter_reachable(n, false);  // cut off from everyone: the arbiter too
     w_.trace(std::string(n == 0 ? "a" : "b") + " LinkDown");
     later(1s, 60s, [this, n] {
       w_.heal(0, 1);
       w_.heal(1, 0);
       w_.set_witness(n, true);
+      w_.set_arbiter_reachable(n, true);
     });
   }
   void witness_loss() {
@@ -185,6 +188,32 @@ class Nemesis {
     w_.fault(Fault::kClockJump);
     w_.jump_clock(n, w_.uniform(-3s, 3s));
   }
+  // Issue #18: the arbiter out of a node's reach (the active's: it must fence before its lease
+  // expires; the standby's: it cannot promote), and lost requests or answers.
+  void arbiter_cut() {
+    if (!w_.config().arbiter) return;
+    const int n = any_node();
+    w_.fault(Fault::kArbiterCut);
+    w_.set_arbiter_reachable(n, false);
+    w_.trace(std::string(n == 0 ? "a" : "b") + " ArbiterCut");
+    later(1s, 40s, [this, n] { w_.set_arbiter_reachable(n, true); });
+  }
+  void arbiter_loss() {
+    if (!w_.config().arbiter) return;
+    const int n = any_node();
+    w_.arbiter_loss(n) = 0.1 + 0.5 * w_.uniform();
+    later(1s, 30s, [this, n] { w_.arbiter_loss(n) = 0; });
+  }
+  // Planned work: both nodes in maintenance for a while (automatic failover and self-fencing
+  // paused), then out again.
+  void maintenance() {
+    w_.node(0).command("maintenance on");
+    w_.node(1).command("maintenance on");
+    later(1s, 30s, [this] {
+      w_.node(0).command("maintenance off");
+      w_.node(1).command("maintenance off");
+    });
+  }
   void switchover() { w_.node(any_node()).command("switchover"); }
   void failover() { w_.node(any_node()).command("failover"); }
   void standalone() {
@@ -218,7 +247,9 @@ CampaignResult run_campaign(uint64_t seed, Duration length) {
              (config.automatic_failover ? "on" : "off") + ", witness " +
              (config.witness ? "yes" : "no") + ", missed " +
              std::to_string(config.missed_heartbeats) + ", start " +
-             (config.brand_new ? "brand-new" : "initialized");
+             (config.brand_new ? "brand-new" : "initialized") + ", arbiter " +
+             (config.arbiter ? "etcd" : "none") + ", drift " + std::to_string(config.drift_ppm[0]) +
+             "/" + std::to_string(config.drift_ppm[1]) + " ppm";
   return r;
 }
 

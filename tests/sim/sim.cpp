@@ -35,7 +35,15 @@
 //  watch_drain: shipper caught up after the    watch_drain: the same test against the
 //    drain started → on_backlog_drained(acked)   replication model's caught_up_at_/acked_
 //  handle(): failover (definitions match),     command(): the same calls; an operator's
-//    switchover, standalone, join                command waits while the driver is blocked
+//    switchover, standalone, join, maintenance   command waits while the driver is blocked
+//  tick(): role_->tick(snapshot, now), then    tick(): the same order
+//    arbiter_tick()
+//  arbiter_acquire / arbiter_tick (renew every arbiter_acquire / arbiter_tick: the same rules;
+//    interval while active and not fenced,       EtcdArbiter's request sequence is one atomic
+//    release when standby or standalone) /       op at World's arbiter (each of its steps is
+//    on_arbiter_answer (on_arbiter_acquired      linearizable and the CAS decides alike); a
+//    or on_arbiter)                              lost request answers after the request timeout
+//  SteadyClock                                 SimNode::now(): simulated time x (1 + drift)
 //
 // Not mirrored: logging, metrics, hooks' outcome (they never change the role), set_writes
 // failures, the definitions check (always matching here).
@@ -116,6 +124,12 @@ std::string_view to_string(Fault f) {
       return "persist_cut_by_crash";
     case Fault::kClockJump:
       return "clock_jump";
+    case Fault::kArbiterCut:
+      return "arbiter_cut";
+    case Fault::kArbiterLoss:
+      return "arbiter_loss";
+    case Fault::kSelfFence:
+      return "self_fence";
     case Fault::kCount:
       break;
   }
@@ -129,9 +143,11 @@ Break break_from_env() {
   if (s == "skip_close_writes") return Break::kSkipCloseWrites;
   if (s == "open_before_persist") return Break::kOpenBeforePersist;
   if (s == "witness_always_reachable") return Break::kWitnessAlwaysReachable;
+  if (s == "no_self_fence") return Break::kNoSelfFence;
+  if (s == "arbiter_no_cas") return Break::kArbiterNoCas;
   std::fprintf(stderr,
                "MPF_SIM_BREAK=\"%s\" is not one of skip_close_writes, "
-               "open_before_persist, witness_always_reachable\n",
+               "open_before_persist, witness_always_reachable, no_self_fence, arbiter_no_cas\n",
                v);
   std::abort();
 }
@@ -153,6 +169,11 @@ SimConfig random_config(std::mt19937_64& rng) {
   c.switchover_timeout = pick(3s, 10s, 30s);
   c.brand_new = unit() < 0.3;
   c.b_boot_delay = std::chrono::milliseconds(static_cast<int>(unit() * 3000));
+  // Issue #18: half the seeds run with the etcd arbiter; every seed with drifting clocks.
+  c.arbiter = unit() < 0.5;
+  if (c.arbiter) c.witness = unit() < 0.5;  // the arbiter decides; a witness is optional
+  c.arbiter_delay = std::chrono::microseconds(200 + static_cast<int>(unit() * 5000));
+  for (auto& d : c.drift_ppm) d = static_cast<int>(unit() * 1000) - 500;
   return c;
 }
 
@@ -166,6 +187,12 @@ Counters& Counters::operator+=(const Counters& o) {
   step_downs += o.step_downs;
   standalones += o.standalones;
   promoted_while_hearing_active += o.promoted_while_hearing_active;
+  self_fences += o.self_fences;
+  unfences += o.unfences;
+  no_active_promotions += o.no_active_promotions;
+  arbiter_refusals += o.arbiter_refusals;
+  two_writer_episodes += o.two_writer_episodes;
+  down_daemon_overlaps += o.down_daemon_overlaps;
   end_operator_failovers += o.end_operator_failovers;
   blind_same_epoch += o.blind_same_epoch;
   frames += o.frames;
@@ -197,16 +224,24 @@ void SimNode::boot() {
   ro.automatic_failover = c.automatic_failover;
   ro.missed_heartbeats = c.missed_heartbeats;
   ro.switchover_timeout = c.switchover_timeout;
-  ro.peer_heard_window = c.interval + c.timeout;
+  ro.peer_heard_window = c.interval * c.missed_heartbeats + c.timeout;
   ro.start_grace = c.timeout + c.ping_timeout + 500ms;
   ro.handover_timeout = std::max<Duration>(5s, 3 * c.timeout);
-  role_ = std::make_unique<heartbeat::RoleMachine>(ro, store_.persisted, w_.now());
+  ro.arbiter = c.arbiter;
+  // What load_config derives (fence_timing.hpp): self-fencing with automatic failover or the
+  // arbiter.
+  if ((c.automatic_failover || c.arbiter) && c.inject != Break::kNoSelfFence) {
+    ro.fence_after =
+        heartbeat::fence_timing(c.interval, c.timeout, c.missed_heartbeats, c.arbiter).fence_after;
+  }
+  ro.settle_no_active = ro.handover_timeout + 2 * c.interval;
+  role_ = std::make_unique<heartbeat::RoleMachine>(ro, store_.persisted, now());
   w_.trace(name_ + " DaemonStarted role=" + std::string(to_string(store_.persisted.role)) +
            " epoch=" + std::to_string(store_.persisted.epoch) +
            " initialized=" + (store_.persisted.initialized ? "1" : "0") +
            " writes=" + (store_.writes_open ? "open" : "closed"));
   publish_status();
-  post([this] { apply(role_->start(w_.now()), "start"); });
+  post([this] { apply(role_->start(now()), "start"); });
   schedule_tick();
 }
 
@@ -236,6 +271,10 @@ void SimNode::crash() {
   persist_in_flight_.reset();
   work_.clear();
   forced_command_ = false;
+  lease_ = 0;  // EtcdArbiter's lease lives in the daemon: a new one after a restart
+  arbiter_renew_at_.reset();
+  arbiter_held_.reset();
+  arbiter_in_flight_ = false;
   last_answer_at_.reset();
   max_answer_seq_ = 0;
   last_peer_ping_.reset();
@@ -277,12 +316,18 @@ void SimNode::schedule_tick() {
   w_.at_driver(w_.now() + kTickInterval, id_, [this] { tick(); });
 }
 
+TimePoint SimNode::now() const {
+  const auto t = w_.now().time_since_epoch();
+  return TimePoint(t + t * w_.config().drift_ppm[id_] / 1'000'000);
+}
+
 void SimNode::tick() {
-  const auto now = w_.now();
+  const auto now = this->now();
   // poll_heartbeat_socket(): frames are delivered as they arrive, nothing to poll.
   then({
       [this, now] { apply_monitor(monitor_->tick(now)); },
-      [this, now] { apply(role_->tick(now), "tick"); },
+      [this, now] { apply(role_->tick(monitor_->snapshot(), now), "tick"); },
+      [this] { arbiter_tick(); },
       [this] { watch_drain(); },
       [this] {
         publish_status();
@@ -341,7 +386,7 @@ void SimNode::on_answer_frame(const HeartbeatMessage& m) {
           last_answer_at_ = w_.now();
         }
         heartbeat::HeartbeatAnswer a{m.seq, m.status.wall_us, m.echo_wall_us, w_.wall_us(id_)};
-        apply_monitor(monitor_->on_answer(a, w_.now()));
+        apply_monitor(monitor_->on_answer(a, now()));
       },
       [this, m] { on_peer_message(m); },
   });
@@ -359,8 +404,8 @@ void SimNode::send_beat(uint64_t seq, Command command, Epoch epoch, Position pos
 }
 
 void SimNode::on_peer_message(const HeartbeatMessage& m) {
-  const auto now = w_.now();
-  if (m.status.role == Role::kActive) heard_active_at_ = now;
+  const auto now = this->now();
+  if (m.status.role == Role::kActive) heard_active_at_ = w_.now();  // ground truth: world time
   store_.heard_peer = true;
   heartbeat::PeerView view{m.status.node, m.status.role, m.status.epoch};
   if (m.kind == HeartbeatMessage::Kind::kBeat && m.command == Command::kHandover) {
@@ -389,7 +434,7 @@ void SimNode::apply_monitor(const std::vector<MonitorAction>& actions) {
       case MonitorAction::Kind::kPingPeer: {
         if (peer_ping_in_flight_) {
           // IcmpPinger refuses a second ping in flight: kError, reported from the io_context.
-          post([this] { apply_monitor(monitor_->on_ping_result(false, w_.now())); });
+          post([this] { apply_monitor(monitor_->on_ping_result(false, now())); });
           break;
         }
         peer_ping_in_flight_ = true;
@@ -397,7 +442,7 @@ void SimNode::apply_monitor(const std::vector<MonitorAction>& actions) {
         w_.ping_peer(id_, [this, issued](bool replied) {
           peer_ping_in_flight_ = false;
           last_peer_ping_ = PingRecord{issued, replied};
-          apply_monitor(monitor_->on_ping_result(replied, w_.now()));
+          apply_monitor(monitor_->on_ping_result(replied, now()));
         });
         break;
       }
@@ -413,7 +458,7 @@ void SimNode::apply_monitor(const std::vector<MonitorAction>& actions) {
           if (w_.config().inject == Break::kWitnessAlwaysReachable) replied = true;
           witness_any_reply_ |= replied;
           if (--witness_replies_pending_ == 0) {
-            apply_monitor(monitor_->on_witness_result(witness_any_reply_, w_.now()));
+            apply_monitor(monitor_->on_witness_result(witness_any_reply_, now()));
           }
         };
         const auto issued = w_.now();
@@ -435,7 +480,7 @@ void SimNode::apply_monitor(const std::vector<MonitorAction>& actions) {
         break;
     }
   }
-  if (verdict_changed) apply(role_->on_monitor(monitor_->snapshot(), w_.now()), "monitor");
+  if (verdict_changed) apply(role_->on_monitor(monitor_->snapshot(), now()), "monitor");
 }
 
 void SimNode::apply(const Decision& d, const char* trigger) {
@@ -451,6 +496,18 @@ void SimNode::apply(const Decision& d, const char* trigger) {
     auto& c = w_.counters();
     if (d.reason == "peer_active_higher_epoch") ++c.step_downs;
     if (d.reason == "operator_standalone") ++c.standalones;
+    if (d.reason == "no_active_peer") ++c.no_active_promotions;
+    if (d.reason == "arbiter_refused") ++c.arbiter_refusals;
+  } else if (d.fence_changed) {
+    w_.trace(name_ + " FenceChanged fenced=" +
+             (role_->fenced() ? "1 reason=" + role_->fenced_reason() : "0") +
+             " epoch=" + std::to_string(role_->epoch()) + " trigger=" + trigger);
+    if (role_->fenced()) {
+      ++w_.counters().self_fences;
+      w_.fault(Fault::kSelfFence);
+    } else {
+      ++w_.counters().unfences;
+    }
   } else if (!d.accepted && d.reason == "transition_refused") {
     w_.violation(name_ + ": the role machine refused its own transition: " + d.message);
   }
@@ -525,6 +582,69 @@ void SimNode::step_action() {
     case RoleAction::Kind::kSendHeartbeatSoon:
       monitor_->send_soon();
       break;
+    case RoleAction::Kind::kArbiterAcquire:
+      arbiter_acquire(a);
+      break;
+  }
+}
+
+void SimNode::arbiter_acquire(const RoleAction& a) {
+  if (!w_.config().arbiter) {
+    w_.violation(name_ + ": the role machine asked for the arbiter's key without an arbiter");
+    return;
+  }
+  std::optional<heartbeat::LeaderValue> replace;
+  if (!a.replace_node.empty()) replace = heartbeat::LeaderValue{a.replace_node, a.replace_epoch};
+  arbiter_in_flight_ = true;
+  const Epoch epoch = a.epoch;
+  const TimePoint sent = now();
+  const uint64_t inc = incarnation_;
+  w_.arbiter_call(id_, World::ArbiterOp::kAcquire, epoch, replace, a.force, lease_,
+                  [this, epoch, sent, inc](ArbiterReply r) {
+                    if (inc != incarnation_) return;
+                    on_arbiter_answer(r, true, epoch, sent);
+                  });
+}
+
+void SimNode::arbiter_tick() {
+  if (!w_.config().arbiter) return;
+  const Role r = role_->role();
+  if (arbiter_held_ && (r == Role::kStandby || r == Role::kStandalone)) {
+    w_.arbiter_call(id_, World::ArbiterOp::kRelease, *arbiter_held_, std::nullopt, false, lease_,
+                    [](ArbiterReply) {});
+    arbiter_held_.reset();
+    lease_ = 0;
+    return;
+  }
+  if (r != Role::kActive || role_->fenced() || arbiter_in_flight_) return;
+  const auto t = now();
+  if (arbiter_renew_at_ && t - *arbiter_renew_at_ < w_.config().interval) return;
+  arbiter_renew_at_ = t;
+  arbiter_in_flight_ = true;
+  const Epoch epoch = role_->epoch();
+  const uint64_t inc = incarnation_;
+  w_.arbiter_call(id_, World::ArbiterOp::kRenew, epoch, std::nullopt, false, lease_,
+                  [this, epoch, t, inc](ArbiterReply r) {
+                    if (inc != incarnation_) return;
+                    on_arbiter_answer(r, false, epoch, t);
+                  });
+}
+
+void SimNode::on_arbiter_answer(const ArbiterReply& r, bool acquire, Epoch epoch,
+                                TimePoint sent_at) {
+  arbiter_in_flight_ = false;
+  if (r.reached) lease_ = r.lease;
+  if (r.holds) arbiter_held_ = epoch;
+  heartbeat::ArbiterWord w;
+  w.holds = r.holds;
+  w.sent_at = sent_at;
+  w.holder = r.holder;
+  w.holder_epoch = r.holder_epoch;
+  const auto t = now();
+  if (acquire) {
+    apply(role_->on_arbiter_acquired(w, r.reached ? "held" : "unreachable", t), "arbiter");
+  } else {
+    apply(role_->on_arbiter(w, t), "arbiter");
   }
 }
 
@@ -545,7 +665,7 @@ void SimNode::finish_slow_persist(uint64_t incarnation, bool ok) {
 }
 
 void SimNode::persisted(bool ok) {
-  apply(role_->on_persisted(ok, ok ? "" : "canceling statement due to statement timeout", w_.now()),
+  apply(role_->on_persisted(ok, ok ? "" : "canceling statement due to statement timeout", now()),
         "persist");
 }
 
@@ -559,7 +679,7 @@ void SimNode::watch_drain() {
   }
   if (caught_up_at_ && *caught_up_at_ > *drain_watch_since_) {
     drain_watch_since_.reset();
-    apply(role_->on_backlog_drained(acked_, w_.now()), "drain");
+    apply(role_->on_backlog_drained(acked_, now()), "drain");
   }
 }
 
@@ -573,7 +693,7 @@ std::optional<Decision> SimNode::command(const std::string& cmd, bool force) {
   // A command queued behind a blocked driver runs later; then the caller gets nullopt.
   auto out = std::make_shared<std::optional<Decision>>();
   post([this, cmd, force, out] {
-    const auto now = w_.now();
+    const auto now = this->now();
     Decision d;
     if (cmd == "failover") {
       heartbeat::CommandContext ctx;
@@ -586,6 +706,8 @@ std::optional<Decision> SimNode::command(const std::string& cmd, bool force) {
       d = role_->standalone(now);
     } else if (cmd == "join") {
       d = role_->join(now);
+    } else if (cmd == "maintenance on" || cmd == "maintenance off") {
+      d = role_->set_maintenance(cmd == "maintenance on", now);
     } else {
       MPF_ASSERT(false, "unknown simulated command");
     }
@@ -693,6 +815,112 @@ int64_t World::wall_us(int n) const {
   return kWallBaseUs + std::chrono::duration_cast<std::chrono::microseconds>(
                            now_.time_since_epoch() + wall_offset_[n])
                            .count();
+}
+
+// --- the arbiter ------------------------------------------------------------------------------
+
+void World::arbiter_expire() {
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (it->second <= now_) {
+      if (key_lease_ == it->first) {
+        key_.reset();  // etcd deletes the keys attached to an expired lease
+        key_lease_ = 0;
+      }
+      it = leases_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// One request, atomically, at the arbiter's instant of arrival (linearizable). The lease TTL is
+// the one NodeDriver requests (fence_timing().lease_ttl), counted on the arbiter's clock.
+ArbiterReply World::arbiter_apply(int n, ArbiterOp op, Epoch epoch,
+                                  const std::optional<heartbeat::LeaderValue>& replace, bool force,
+                                  int64_t lease) {
+  arbiter_expire();
+  const auto ttl =
+      heartbeat::fence_timing(config_.interval, config_.timeout, config_.missed_heartbeats, true)
+          .lease_ttl;
+  const heartbeat::LeaderValue mine{kNames[n], epoch};
+  ArbiterReply r;
+  r.reached = true;
+  const bool alive = lease != 0 && leases_.count(lease) > 0;
+  switch (op) {
+    case ArbiterOp::kAcquire: {
+      r.lease = alive ? lease : next_lease_++;
+      leases_[r.lease] = now_ + ttl;  // keepalive or grant
+      const bool cas = !key_ || force || *key_ == mine || (replace && *key_ == *replace) ||
+                       config_.inject == Break::kArbiterNoCas;
+      if (cas) {
+        key_ = mine;
+        key_lease_ = r.lease;
+        r.holds = true;
+      } else {
+        r.holder = key_->node;
+        r.holder_epoch = key_->epoch;
+      }
+      break;
+    }
+    case ArbiterOp::kRenew:
+      if (alive) {
+        leases_[lease] = now_ + ttl;
+        r.lease = lease;
+      }
+      r.holds = alive && key_ && *key_ == mine && key_lease_ == lease;
+      if (!r.holds && key_) {
+        r.holder = key_->node;
+        r.holder_epoch = key_->epoch;
+      }
+      break;
+    case ArbiterOp::kRelease:
+      if (key_ && *key_ == mine) {
+        key_.reset();
+        key_lease_ = 0;
+      }
+      leases_.erase(lease);
+      break;
+  }
+  return r;
+}
+
+void World::arbiter_call(int n, ArbiterOp op, Epoch epoch,
+                         std::optional<heartbeat::LeaderValue> replace, bool force, int64_t lease,
+                         std::function<void(ArbiterReply)> done) {
+  auto one_way = [this] {
+    return config_.arbiter_delay + uniform(Duration::zero(), config_.arbiter_delay);
+  };
+  auto lost = [this, n] {
+    if (!arbiter_ok_[n] || !host_up_[n]) return true;
+    if (arbiter_loss_[n] > 0 && uniform() < arbiter_loss_[n]) {
+      fault(Fault::kArbiterLoss);
+      return true;
+    }
+    return false;
+  };
+  // EtcdArbiter gives up after heartbeat.timeout per request.
+  const TimePoint give_up = now_ + config_.timeout;
+  auto answered = std::make_shared<bool>(false);
+  at_driver(give_up, n, [done, answered] {
+    if (!*answered) {
+      *answered = true;
+      done(ArbiterReply{});
+    }
+  });
+  if (lost()) return;
+  after(one_way(),
+        [this, n, op, epoch, replace, force, lease, done, answered, one_way, lost, give_up] {
+          if (!host_up_[n]) return;
+          ArbiterReply r = arbiter_apply(n, op, epoch, replace, force, lease);
+          if (lost()) return;  // the answer lost: the request took effect all the same
+          const TimePoint back = now_ + one_way();
+          if (back >= give_up) return;
+          at_driver(back, n, [done, answered, r] {
+            if (*answered) return;
+            *answered = true;
+            done(r);
+          });
+        });
 }
 
 // --- the network ------------------------------------------------------------------------------
@@ -806,6 +1034,8 @@ void World::heal_all() {
     l.extra_delay = Duration::zero();
   }
   witness_ok_ = {true, true};
+  arbiter_ok_ = {true, true};
+  arbiter_loss_ = {0, 0};
 }
 
 void World::crash_daemon(int n) {
@@ -908,6 +1138,7 @@ void World::check_now() {
   } else {
     blind_tie_ = false;
   }
+  check_writers();
   for (auto& np : nodes_) {
     const SimNode& n = *np;
     if (!n.running()) continue;
@@ -915,10 +1146,70 @@ void World::check_now() {
       violation(n.name() + ": writes open while promoting (the new epoch is not persisted yet)");
     }
     if (!n.quiescent() || n.role() == Role::kStarting || n.role() == Role::kPromoting) continue;
-    const bool should = n.role() == Role::kActive || n.role() == Role::kStandalone;
+    const bool should = n.role_machine()->writable();
     if (should != n.store().writes_open) {
       violation(n.name() + ": writes " + (n.store().writes_open ? "open" : "closed") + " while " +
                 std::string(to_string(n.role())));
+    }
+  }
+}
+
+// Issue #18: "at no instant are writes open on two nodes". With the arbiter, a violation for
+// any two running daemons (standalone by design aside). With the ICMP witness, two writers are
+// what a cut between the nodes gives when both still reach the witness (counted); the
+// guarantee checked is that an isolated active (cut from its peer and from the witness) has
+// closed its writes before the standby opened its own.
+void World::check_writers() {
+  auto isolated = [&](int i) {
+    const int j = 1 - i;
+    const bool peer_cut = !host_up_[j] || (links_[i][j].mode != CutMode::kOpen &&
+                                           links_[j][i].mode != CutMode::kOpen);
+    return host_up_[i] && peer_cut && (!witness_ok_[i] || !config_.witness);
+  };
+  for (int i = 0; i < 2; ++i) {
+    const bool open = host_up_[i] && nodes_[i]->store().writes_open;
+    if (open && !writes_opened_at_[i]) writes_opened_at_[i] = now_;
+    if (!open) writes_opened_at_[i].reset();
+    if (isolated(i) && !isolated_since_[i]) isolated_since_[i] = now_;
+    if (!isolated(i)) isolated_since_[i].reset();
+  }
+  auto writer = [&](int i) {
+    const SimNode& n = *nodes_[i];
+    return writes_opened_at_[i] && n.running() && n.role() != Role::kStandalone;
+  };
+  auto down_writer = [&](int i) { return writes_opened_at_[i] && !nodes_[i]->running(); };
+  const bool both = writer(0) && writer(1);
+  if (both && !two_writers_) {
+    ++counters_.two_writer_episodes;
+    trace("TwoWriters " + describe());
+    // Maintenance mode pauses self-fencing on purpose (planned work, the operator's call).
+    auto maintenance = [&](int i) {
+      return nodes_[i]->running() && nodes_[i]->role_machine()->maintenance();
+    };
+    if (config_.arbiter && !maintenance(0) && !maintenance(1)) {
+      violation("writes open on two nodes at once with the arbiter; " + describe());
+    }
+  }
+  two_writers_ = both;
+  const bool down = (down_writer(0) && writer(1)) || (down_writer(1) && writer(0));
+  if (down && !down_overlap_) {
+    ++counters_.down_daemon_overlaps;
+    trace("WritesOpenOnDownDaemon " + describe());
+  }
+  down_overlap_ = down;
+  if (!both || config_.arbiter || !config_.automatic_failover) return;
+  const auto fence_after =
+      heartbeat::fence_timing(config_.interval, config_.timeout, config_.missed_heartbeats, false)
+          .fence_after;
+  for (int i = 0; i < 2; ++i) {
+    const int j = 1 - i;
+    // i was isolated before j opened, long enough to have fenced, and its driver was free to.
+    if (isolated_since_[i] && *writes_opened_at_[j] > *isolated_since_[i] &&
+        *writes_opened_at_[i] < *isolated_since_[i] && nodes_[i]->quiescent() &&
+        now_ - *isolated_since_[i] > fence_after + 100ms && config_.inject != Break::kNoSelfFence) {
+      violation(nodes_[i]->name() + ": isolated (cut from its peer and the witness) since " +
+                time_text(*isolated_since_[i]) + ", still takes writes after " + nodes_[j]->name() +
+                " opened its own at " + time_text(*writes_opened_at_[j]) + "; " + describe());
     }
   }
 }
@@ -947,7 +1238,9 @@ void World::check_promotion(int n, const Decision& d, bool forced) {
                                       : "never") +
                 ", missed " + std::to_string(snap.missed) + ")");
     }
-    if (!in_silence(node.last_witness_ping_) || !node.last_witness_ping_->replied) {
+    // With the arbiter and no witness, the arbiter's compare-and-swap stands in for it.
+    if (config_.witness &&
+        (!in_silence(node.last_witness_ping_) || !node.last_witness_ping_->replied)) {
       violation(node.name() + ": automatic failover without a witness reply in this silence");
     }
   }
@@ -1008,8 +1301,8 @@ bool World::settle_and_check_liveness() {
            b.store().writes_open == (b.role() == Role::kActive);
   };
   const Duration bound = config_.timeout + config_.ping_timeout + 500ms +
-                         std::max<Duration>(5s, 3 * config_.timeout) + config_.switchover_timeout +
-                         10 * config_.interval;
+                         2 * std::max<Duration>(5s, 3 * config_.timeout) +
+                         config_.switchover_timeout + 12 * config_.interval;
   if (!run_until(converged, bound)) {
     const SimNode& a = *nodes_[0];
     const SimNode& b = *nodes_[1];
@@ -1063,6 +1356,8 @@ std::string World::describe() const {
       << (n.running() ? std::string(to_string(n.role())) : std::string("daemon down")) << " epoch "
       << n.epoch() << ", writes " << (n.store().writes_open ? "open" : "closed") << ", persisted "
       << to_string(n.store().persisted.role) << "/" << n.store().persisted.epoch;
+    if (n.running() && n.role_machine()->fenced())
+      o << ", fenced " << n.role_machine()->fenced_reason();
     if (n.running()) {
       o << ", peer " << to_string(n.monitor()->snapshot().peer_state);
       if (n.blocked()) o << ", blocked in a persist";

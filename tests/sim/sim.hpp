@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <queue>
@@ -36,6 +37,8 @@
 #include <vector>
 
 #include <mpf/core/clock.hpp>
+#include <mpf/heartbeat/arbiter_value.hpp>
+#include <mpf/heartbeat/fence_timing.hpp>
 #include <mpf/heartbeat/heartbeat_message.hpp>
 #include <mpf/heartbeat/peer_monitor.hpp>
 #include <mpf/heartbeat/role_machine.hpp>
@@ -64,6 +67,9 @@ enum class Fault {
   kFailedPersist,      // a persist that failed
   kPersistCutByCrash,  // a crash in the middle of a slow persist (committed or not: a coin)
   kClockJump,          // a node's wall clock jumped (only the skew estimate sees it)
+  kArbiterCut,         // a node cut off from the arbiter (etcd) for a while
+  kArbiterLoss,        // a request to the arbiter, or its answer, lost
+  kSelfFence,          // an active fenced itself (nothing confirmed it for fence_after)
   kCount
 };
 std::string_view to_string(Fault f);
@@ -75,6 +81,8 @@ enum class Break {
   kSkipCloseWrites,         // "skip_close_writes": kCloseWrites does nothing
   kOpenBeforePersist,       // "open_before_persist": a promotion opens writes before persisting
   kWitnessAlwaysReachable,  // "witness_always_reachable": witness pings always reply
+  kNoSelfFence,             // "no_self_fence": failover.fence_after = 0 (self-fencing off)
+  kArbiterNoCas,            // "arbiter_no_cas": the arbiter grants every acquire (no CAS)
 };
 Break break_from_env();
 
@@ -98,6 +106,21 @@ struct SimConfig {
   // The stronger "hears an active peer" rule as a violation (see World::check_promotion).
   bool strict_hearing = true;
   Break inject = Break::kNone;
+  // heartbeat.arbiter = etcd: a simulated linearizable store with leases (World's arbiter).
+  bool arbiter = false;
+  Duration arbiter_delay = std::chrono::milliseconds(1);  // one way, plus jitter
+  // Each node's steady clock runs this many parts per million fast (negative: slow) against the
+  // simulated time, which is also the arbiter's clock (its leases expire by it).
+  std::array<int, 2> drift_ppm{0, 0};
+};
+
+// The arbiter's answer to one request (as EtcdArbiter's EtcdAnswer).
+struct ArbiterReply {
+  bool reached = false;  // false: lost or cut (the driver's request timed out)
+  bool holds = false;
+  std::optional<std::string> holder;
+  Epoch holder_epoch = 0;
+  int64_t lease = 0;  // the node's lease after the request (0: none)
 };
 
 // A random configuration for one campaign seed.
@@ -144,6 +167,8 @@ class SimNode {
   bool blocked() const { return blocked_; }
   bool quiescent() const { return running_ && !blocked_ && stack_.empty(); }
   Role role() const { return role_ ? role_->role() : Role::kStarting; }
+  // This node's steady clock (drifting against the simulated time by drift_ppm).
+  TimePoint now() const;
   Epoch epoch() const { return role_ ? role_->epoch() : store_.persisted.epoch; }
   const heartbeat::RoleMachine* role_machine() const { return role_.get(); }
   const heartbeat::PeerMonitor* monitor() const { return monitor_.get(); }
@@ -187,6 +212,10 @@ class SimNode {
   void persisted(bool ok);
   void set_writes(bool writable);
   void watch_drain();
+  // NodeDriver's arbiter edge (arbiter_acquire, arbiter_tick, on_arbiter_answer).
+  void arbiter_acquire(const heartbeat::RoleAction& a);
+  void arbiter_tick();
+  void on_arbiter_answer(const ArbiterReply& r, bool acquire, Epoch epoch, TimePoint sent_at);
 
   World& w_;
   int id_;
@@ -221,6 +250,11 @@ class SimNode {
   std::deque<std::function<void()>> work_;
   bool pumping_ = false;
   bool forced_command_ = false;  // the command being applied is `failover --force`
+  // The arbiter edge (EtcdArbiter's lease_, NodeDriver's arbiter_*).
+  int64_t lease_ = 0;
+  std::optional<TimePoint> arbiter_renew_at_;
+  std::optional<Epoch> arbiter_held_;
+  bool arbiter_in_flight_ = false;
 
   // Ground truth for the invariants.
   std::optional<TimePoint> last_answer_at_;  // a fresh answer (higher seq than any before)
@@ -245,7 +279,17 @@ struct Counters {
   uint64_t promoted_while_hearing_active = 0;
   uint64_t end_operator_failovers = 0;
   uint64_t blind_same_epoch = 0;  // same-epoch actives from a promotion that never heard the peer
-                                  // // liveness needed an operator (no active after heal)
+  uint64_t self_fences = 0;       // an active closed its writes on its own
+  uint64_t unfences = 0;          // and opened them again on a confirmation
+  uint64_t no_active_promotions = 0;  // two standbys settled on their own (no_active_peer)
+  uint64_t arbiter_refusals = 0;      // promotions the arbiter's compare-and-swap refused
+  // Episodes with writes open on two running nodes: with the ICMP witness, expected under a
+  // cut between the nodes that both survive with the witness (what an ICMP witness cannot
+  // decide); with the arbiter, a violation.
+  uint64_t two_writer_episodes = 0;
+  // Episodes with writes open on a node whose daemon is down (killed while active) while the
+  // other node takes writes: nothing runs to close them (docs/fencing.md, limits).
+  uint64_t down_daemon_overlaps = 0;
   uint64_t frames = 0;
   Duration simulated{0};
 
@@ -300,6 +344,16 @@ class World {
   int64_t wall_us(int n) const;
   void jump_clock(int n, Duration d) { wall_offset_[n] += d; }
 
+  // The arbiter: a linearizable store with leases, reached over a path per node that can be cut
+  // or lose requests. `op` runs atomically at the arbiter when the request arrives; `done` runs
+  // on the node's driver with the answer, or with reached = false after the request timeout.
+  enum class ArbiterOp { kAcquire, kRenew, kRelease };
+  void arbiter_call(int n, ArbiterOp op, Epoch epoch, std::optional<heartbeat::LeaderValue> replace,
+                    bool force, int64_t lease, std::function<void(ArbiterReply)> done);
+  void set_arbiter_reachable(int n, bool ok) { arbiter_ok_[n] = ok; }
+  double& arbiter_loss(int n) { return arbiter_loss_[n]; }
+  const std::optional<heartbeat::LeaderValue>& arbiter_value() { return arbiter_expire(), key_; }
+
   // The application: commits a transaction on every node whose login is writable.
   void app_write();
   // The replication model: while both directions of port 2008 pass, both daemons run and
@@ -310,7 +364,8 @@ class World {
   void fault(Fault f) { ++counters_.faults[static_cast<size_t>(f)]; }
   void violation(const std::string& what);
   const std::vector<std::string>& violations() const { return violations_; }
-  void check_now();  // continuous checks, after every event
+  void check_now();      // continuous checks, after every event
+  void check_writers();  // issue #18: never writes open on two nodes (see sim.cpp)
   void check_epoch_persisted(int n, Epoch before, Epoch after);
   void check_promotion(int n, const heartbeat::Decision& d, bool forced);
   // After the faults stopped and both nodes run and talk: within a bounded simulated time,
@@ -356,6 +411,22 @@ class World {
   std::array<bool, 2> host_up_{true, true};
   std::array<bool, 2> witness_ok_{true, true};
   std::array<Duration, 2> wall_offset_{};
+  // The arbiter's state.
+  void arbiter_expire();
+  ArbiterReply arbiter_apply(int n, ArbiterOp op, Epoch epoch,
+                             const std::optional<heartbeat::LeaderValue>& replace, bool force,
+                             int64_t lease);
+  std::optional<heartbeat::LeaderValue> key_;
+  int64_t key_lease_ = 0;
+  std::map<int64_t, TimePoint> leases_;  // id -> expiry (simulated time)
+  int64_t next_lease_ = 1;
+  std::array<bool, 2> arbiter_ok_{true, true};
+  std::array<double, 2> arbiter_loss_{0, 0};
+  // Two-writer bookkeeping (check_now).
+  std::array<std::optional<TimePoint>, 2> writes_opened_at_;
+  std::array<std::optional<TimePoint>, 2> isolated_since_;
+  bool two_writers_ = false;
+  bool down_overlap_ = false;
   Counters counters_;
   std::vector<std::string> violations_;
   std::vector<std::string> violation_kinds_;

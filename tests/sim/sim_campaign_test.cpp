@@ -46,6 +46,15 @@ void print_summary(uint64_t first, uint64_t last, const Counters& c) {
       static_cast<unsigned long long>(c.standalones),
       static_cast<unsigned long long>(c.promoted_while_hearing_active),
       static_cast<unsigned long long>(c.blind_same_epoch));
+  std::printf(
+      "  issue #18: self-fences=%llu unfences=%llu; no-active promotions=%llu; arbiter "
+      "refusals=%llu; two-writer episodes=%llu (ICMP-witness seeds only: a cut both survive "
+      "with the witness); writes open on a killed daemon beside a writer=%llu\n",
+      static_cast<unsigned long long>(c.self_fences), static_cast<unsigned long long>(c.unfences),
+      static_cast<unsigned long long>(c.no_active_promotions),
+      static_cast<unsigned long long>(c.arbiter_refusals),
+      static_cast<unsigned long long>(c.two_writer_episodes),
+      static_cast<unsigned long long>(c.down_daemon_overlaps));
   std::fflush(stdout);
 }
 

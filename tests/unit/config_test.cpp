@@ -238,7 +238,15 @@ TEST_CASE("the example config in deploy/ parses and documents every key the pars
                           "on_demote =",
                           "group =",
                           "[metrics]",
-                          "max_protocol_version ="}) {
+                          "max_protocol_version =",
+                          "arbiter =",
+                          "[arbiter]",
+                          "endpoints =",
+                          "prefix =",
+                          "ca_file =",
+                          "cert_file =",
+                          "key_file =",
+                          "fence_after ="}) {
     CAPTURE(key);
     CHECK(text.str().find(key) != std::string::npos);
   }
@@ -390,5 +398,90 @@ TEST_CASE("metrics.listen is off by default, takes ADDRESS:PORT, and refuses gar
     CHECK(r.status().message().find("config file \"/etc/mpfailover/test.conf\" line 10: invalid "
                                     "metrics.listen \"" +
                                     std::string(bad) + "\"") == 0);
+  }
+}
+
+TEST_CASE("issue #18: heartbeat timing, self-fencing and the arbiter are validated") {
+  const std::string base =
+      "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n[security]\nmode=plain\n";
+  SUBCASE("a timeout above the interval is refused, naming both") {
+    auto c = parse_config(base + "[heartbeat]\ninterval=500ms\ntimeout=1s\n", "/etc/x.conf");
+    REQUIRE_FALSE(c);
+    CHECK(c.status().message().find("heartbeat.timeout 1s is above heartbeat.interval 500ms") !=
+          std::string::npos);
+    CHECK(c.status().message().find("hint:") != std::string::npos);
+  }
+  SUBCASE("automatic failover derives fence_after inside the standby's window") {
+    auto c = parse_config(base +
+                              "[heartbeat]\ninterval=1s\ntimeout=500ms\nwitness=198.18.0.1\n"
+                              "[failover]\nautomatic=true\nmissed_heartbeats=3\n",
+                          "/etc/x.conf");
+    REQUIRE_MESSAGE(c, c.status().message());
+    // window 3 x 1s + 500ms = 3.5s, margin 350ms: 3.15s.
+    CHECK(c->failover.fence_after == std::chrono::milliseconds(3150));
+  }
+  SUBCASE("a fence_after too close to the standby's failover is refused") {
+    auto c =
+        parse_config(base +
+                         "[heartbeat]\ninterval=1s\ntimeout=500ms\nwitness=198.18.0.1\n"
+                         "[failover]\nautomatic=true\nmissed_heartbeats=3\nfence_after=3400ms\n",
+                     "/etc/x.conf");
+    REQUIRE_FALSE(c);
+    CHECK(c.status().message().find("failover.fence_after") != std::string::npos);
+    CHECK(c.status().message().find("both could take writes") != std::string::npos);
+  }
+  SUBCASE("a fence_after below one heartbeat is refused") {
+    auto c = parse_config(base +
+                              "[heartbeat]\ninterval=1s\ntimeout=500ms\nwitness=198.18.0.1\n"
+                              "[failover]\nautomatic=true\nfence_after=900ms\n",
+                          "/etc/x.conf");
+    REQUIRE_FALSE(c);
+    CHECK(c.status().message().find("between two heartbeats") != std::string::npos);
+  }
+  SUBCASE("timing with no room for self-fencing is refused") {
+    auto c = parse_config(base +
+                              "[heartbeat]\ninterval=1s\ntimeout=50ms\nwitness=198.18.0.1\n"
+                              "[failover]\nautomatic=true\nmissed_heartbeats=1\n",
+                          "/etc/x.conf");
+    REQUIRE_FALSE(c);
+    CHECK(c.status().message().find("no safe self-fencing delay") != std::string::npos);
+  }
+  SUBCASE("fence_after without anything that fences is refused") {
+    auto c = parse_config(base + "[failover]\nfence_after=10s\n", "/etc/x.conf");
+    REQUIRE_FALSE(c);
+    CHECK(c.status().message().find("nothing fences") != std::string::npos);
+  }
+  SUBCASE("the etcd arbiter") {
+    auto c = parse_config(base +
+                              "[heartbeat]\ninterval=1s\ntimeout=500ms\narbiter=etcd\n"
+                              "[arbiter]\nendpoints=http://127.0.0.1:2379, https://e2:2379\n"
+                              "prefix=/mpf/\nca_file=/etc/ca.pem\n"
+                              "[failover]\nautomatic=true\n",
+                          "/etc/x.conf");
+    REQUIRE_MESSAGE(c, c.status().message());
+    CHECK(c->heartbeat.arbiter == "etcd");
+    CHECK(c->arbiter.endpoints ==
+          std::vector<std::string>{"http://127.0.0.1:2379", "https://e2:2379"});
+    CHECK(c->arbiter.prefix == "/mpf/");
+    CHECK(c->failover.fence_after == std::chrono::seconds(2));  // lease 3s x 2/3
+    auto none = parse_config(base + "[heartbeat]\narbiter=etcd\n", "/etc/x.conf");
+    REQUIRE_FALSE(none);
+    CHECK(none.status().message().find("needs arbiter.endpoints") != std::string::npos);
+    auto bad = parse_config(base + "[heartbeat]\narbiter=zookeeper\n", "/etc/x.conf");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.status().message().find("expected none or etcd") != std::string::npos);
+    auto url = parse_config(base + "[heartbeat]\narbiter=etcd\n[arbiter]\nendpoints=e1:2379\n",
+                            "/etc/x.conf");
+    REQUIRE_FALSE(url);
+    CHECK(url.status().message().find("http://HOST:PORT") != std::string::npos);
+    auto stray = parse_config(base + "[arbiter]\nendpoints=http://e1:2379\n", "/etc/x.conf");
+    REQUIRE_FALSE(stray);
+    CHECK(stray.status().message().find("heartbeat.arbiter is not etcd") != std::string::npos);
+    auto lease = parse_config(base +
+                                  "[heartbeat]\ninterval=1s\narbiter=etcd\n[arbiter]\n"
+                                  "endpoints=http://e1:2379\n[failover]\nfence_after=2900ms\n",
+                              "/etc/x.conf");
+    REQUIRE_FALSE(lease);
+    CHECK(lease.status().message().find("lease") != std::string::npos);
   }
 }

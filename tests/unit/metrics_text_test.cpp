@@ -213,3 +213,19 @@ TEST_CASE("unknown values leave their metric without a sample but keep HELP and 
   CHECK(q.samples.count("mpfailover_backlog_oldest_age_seconds") == 0);
   CHECK(q.samples.at("mpfailover_backlog_transactions") == "5");
 }
+
+TEST_CASE("self-fencing and maintenance mode show, the fence with its reason (issue #18)") {
+  auto v = sample_values();
+  v.fenced = true;
+  v.fenced_reason = "peer_and_witness_silent";
+  v.maintenance = true;
+  const auto p = parse(render_metrics(v));
+  CHECK(p.bad_lines.empty());
+  CHECK(p.samples.at("mpfailover_fenced{reason=\"peer_and_witness_silent\"}") == "1");
+  CHECK(p.samples.at("mpfailover_maintenance") == "1");
+  v.fenced = false;
+  v.maintenance = false;
+  const auto q = parse(render_metrics(v));
+  CHECK(q.samples.at("mpfailover_fenced{reason=\"\"}") == "0");
+  CHECK(q.samples.at("mpfailover_maintenance") == "0");
+}

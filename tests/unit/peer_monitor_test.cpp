@@ -311,3 +311,68 @@ TEST_CASE("a skew estimate from a slow round trip does not hide a better one") {
   CHECK(m.snapshot().clock_skew_ms == 0);
   CHECK(m.snapshot().rtt == std::chrono::microseconds(3'000'000));
 }
+
+TEST_CASE(
+    "a timeout above the interval still detects a silent peer (the deadline runs from the "
+    "first unanswered heartbeat, not the newest)") {
+  // Issue #18: interval 500ms, timeout 1s; every new heartbeat used to push the deadline on, so
+  // a 10 s cut left the peer "up".
+  ManualClock clock;
+  MonitorOptions o = options();
+  o.interval = 500ms;
+  o.timeout = 1s;
+  PeerMonitor m(o);
+  (void)m.tick(clock.now());
+  (void)m.on_answer(answer(1), clock.now());
+  int missed_events = 0;
+  for (int i = 0; i < 100; ++i) {  // 10 s of silence in 100 ms ticks
+    clock.advance(100ms);
+    for (const auto& a : m.tick(clock.now())) {
+      if (a.kind == Kind::kHeartbeatMissed) ++missed_events;
+      if (a.kind == Kind::kPingPeer) (void)m.on_ping_result(false, clock.now());
+    }
+  }
+  CHECK(missed_events >= 8);
+  CHECK(m.snapshot().missed >= 8);
+  CHECK(m.snapshot().peer_state == PeerState::kUnreachable);
+}
+
+TEST_CASE("the first miss comes timeout after the first heartbeat left unanswered") {
+  ManualClock clock;
+  MonitorOptions o = options();
+  o.interval = 500ms;
+  o.timeout = 1s;
+  PeerMonitor m(o);
+  (void)m.tick(clock.now());                  // heartbeat 1 at 0
+  (void)m.on_answer(answer(1), clock.now());  // answered
+  clock.advance(500ms);
+  (void)m.tick(clock.now());  // heartbeat 2 at 0.5 s: unanswered from here on
+  clock.advance(500ms);
+  (void)m.tick(clock.now());  // heartbeat 3 at 1 s
+  clock.advance(499ms);
+  CHECK_FALSE(has(m.tick(clock.now()), Kind::kHeartbeatMissed));
+  clock.advance(1ms);
+  CHECK(has(m.tick(clock.now()), Kind::kHeartbeatMissed));  // 1.5 s = heartbeat 2 + timeout
+}
+
+TEST_CASE("the snapshot records when the heartbeat behind the newest answer was sent") {
+  ManualClock clock;
+  PeerMonitor m(options(true));
+  (void)m.tick(clock.now());  // heartbeat 1 at 0
+  const auto sent = clock.now();
+  clock.advance(2s);
+  (void)m.on_answer(answer(1), clock.now());
+  REQUIRE(m.snapshot().last_round_trip_sent_at.has_value());
+  CHECK(*m.snapshot().last_round_trip_sent_at == sent);
+  CHECK(*m.snapshot().last_answer_at == clock.now());
+  // A witness reply is recorded with its ping's send time.
+  clock.advance(58s);
+  (void)m.tick(clock.now());  // heartbeat 2
+  clock.advance(5s);
+  const auto ping_at = clock.now();
+  REQUIRE(has(m.tick(clock.now()), Kind::kPingWitness));
+  clock.advance(300ms);
+  (void)m.on_witness_result(true, clock.now());
+  REQUIRE(m.snapshot().last_witness_reply_sent_at.has_value());
+  CHECK(*m.snapshot().last_witness_reply_sent_at == ping_at);
+}

@@ -67,13 +67,23 @@ PeerView peer(Role role, mpf::Epoch epoch, std::string node = "a") {
   return PeerView{std::move(node), role, epoch};
 }
 
-// A machine already settled in `role` at `epoch`.
+// The peer answered a heartbeat sent at `sent`: a round trip (what confirms a fenced active).
+MonitorSnapshot round_trip(mpf::TimePoint sent, PeerState s = PeerState::kUp) {
+  MonitorSnapshot m = monitor(s);
+  m.last_round_trip_sent_at = sent;
+  return m;
+}
+
+// A machine already settled in `role` at `epoch`; an active one confirmed by a standby peer's
+// answer (a persisted active starts fenced).
 RoleMachine settled(Role role, mpf::Epoch epoch, ManualClock& clock, RoleOptions o = opts()) {
   RoleMachine m(o, persisted(role, epoch), clock.now());
   (void)m.start(clock.now());
-  if (m.role() == Role::kStarting)
-    (void)m.on_monitor(monitor(PeerState::kUnreachable), clock.now());
+  if (m.role() == Role::kStarting) {
+    (void)m.on_peer(peer(Role::kStandby, epoch, o.peer), round_trip(clock.now()), clock.now());
+  }
   REQUIRE(m.role() == role);
+  if (role == Role::kActive) REQUIRE(m.writable());
   return m;
 }
 
@@ -143,15 +153,19 @@ TEST_CASE("a persisted role rules over node.initial_role") {
   CHECK(m.epoch() == 4);
 }
 
-TEST_CASE("a node that was active waits for word of the peer before taking writes") {
+TEST_CASE("a node that was active closes writes at start and waits for word of the peer") {
   ManualClock clock;
   RoleMachine m(opts(), persisted(Role::kActive, 3), clock.now());
   auto d = m.start(clock.now());
   CHECK(m.role() == Role::kStarting);
+  CHECK(has(d, Kind::kCloseWrites));  // the previous run left the login writable
   CHECK_FALSE(has(d, Kind::kOpenWrites));
-  SUBCASE("the peer answers as standby: active again") {
-    auto e = m.on_peer(peer(Role::kStandby, 3), monitor(PeerState::kUp), clock.now());
+  CHECK_FALSE(m.writable());
+  SUBCASE("the peer answers as standby: active again, writes open") {
+    clock.advance(10ms);
+    auto e = m.on_peer(peer(Role::kStandby, 3), round_trip(clock.now()), clock.now());
     CHECK(m.role() == Role::kActive);
+    CHECK_FALSE(m.fenced());
     CHECK(has(e, Kind::kOpenWrites));
     CHECK(has(e, Kind::kRunPromoteHook));
   }
@@ -163,17 +177,42 @@ TEST_CASE("a node that was active waits for word of the peer before taking write
     CHECK(has(e, Kind::kRunDemoteHook));
     CHECK(m.epoch() == 4);
   }
-  SUBCASE("the peer is unreachable: active") {
-    (void)m.on_monitor(monitor(PeerState::kUnreachable, 1), clock.now());
+  SUBCASE("the peer is unreachable: active but fenced (issue #18), until the peer's word") {
+    auto e = m.on_monitor(monitor(PeerState::kUnreachable, 1), clock.now());
     CHECK(m.role() == Role::kActive);
+    CHECK(m.fenced());
+    CHECK(m.fenced_reason() == "restart_unconfirmed");
+    CHECK_FALSE(m.writable());
+    CHECK_FALSE(has(e, Kind::kOpenWrites));
+    CHECK(has(e, Kind::kRunDemoteHook));
+    // The peer's beat alone (no round trip) is no confirmation: it may not hear this node.
+    clock.advance(5s);
+    CHECK_FALSE(has(m.on_peer(peer(Role::kStandby, 3), monitor(PeerState::kUp), clock.now()),
+                    Kind::kOpenWrites));
+    CHECK(m.fenced());
+    auto f = m.on_peer(peer(Role::kStandby, 3), round_trip(clock.now()), clock.now());
+    CHECK(f.fence_changed);
+    CHECK(has(f, Kind::kOpenWrites));
+    CHECK(m.writable());
   }
-  SUBCASE("no word at all within the grace: active") {
+  SUBCASE("unreachable, and the peer was promoted higher meanwhile: steps down when it hears") {
+    (void)m.on_monitor(monitor(PeerState::kUnreachable, 1), clock.now());
+    REQUIRE(m.fenced());
+    clock.advance(30s);
+    auto e = m.on_peer(peer(Role::kActive, 4), round_trip(clock.now()), clock.now());
+    CHECK(m.role() == Role::kStandby);
+    CHECK_FALSE(m.fenced());
+    CHECK_FALSE(has(e, Kind::kOpenWrites));
+  }
+  SUBCASE("no word at all within the grace: active, fenced") {
     clock.advance(9s);
     (void)m.tick(clock.now());
     CHECK(m.role() == Role::kStarting);
     clock.advance(1s);
-    (void)m.tick(clock.now());
+    auto e = m.tick(clock.now());
     CHECK(m.role() == Role::kActive);
+    CHECK(m.fenced());
+    CHECK_FALSE(has(e, Kind::kOpenWrites));
   }
 }
 
@@ -552,4 +591,247 @@ TEST_CASE("role names round-trip") {
     CHECK(mpf::heartbeat::role_from_string(mpf::heartbeat::to_string(r)) == r);
   }
   CHECK_FALSE(mpf::heartbeat::role_from_string("leader"));
+}
+
+// --- issue #18: self-fencing, maintenance, the no-active settle rule, the arbiter -------------
+
+namespace {
+
+RoleOptions fencing_opts(std::string node = "a", std::string peer_name = "b") {
+  RoleOptions o = opts(std::move(node), std::move(peer_name));
+  o.automatic_failover = true;
+  o.fence_after = 2s;
+  o.settle_no_active = 15s;
+  o.peer_heard_window = 3500ms;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "self-fencing: an active nothing confirmed for fence_after closes writes, and reopens "
+    "on a round trip with a standby peer") {
+  ManualClock clock;
+  auto a = settled(Role::kActive, 5, clock, fencing_opts());
+  // Round trips every second keep it open.
+  for (int i = 0; i < 5; ++i) {
+    clock.advance(1s);
+    auto d = a.tick(round_trip(clock.now() - 10ms), clock.now());
+    CHECK_FALSE(has(d, Kind::kCloseWrites));
+  }
+  CHECK(a.writable());
+  // Silence: the last round trip's heartbeat went out at `last`.
+  const auto last = clock.now() - 10ms;
+  clock.advance(1980ms);
+  CHECK_FALSE(has(a.tick(round_trip(last), clock.now()), Kind::kCloseWrites));
+  clock.advance(10ms);
+  auto d = a.tick(round_trip(last, PeerState::kUnreachable), clock.now());
+  CHECK(d.fence_changed);
+  CHECK(has(d, Kind::kCloseWrites));
+  CHECK(has(d, Kind::kRunDemoteHook));
+  CHECK(a.role() == Role::kActive);
+  CHECK(a.fenced());
+  CHECK(a.fenced_reason() == "peer_and_witness_silent");
+  CHECK_FALSE(a.writable());
+  // An answer to a heartbeat sent BEFORE the fence is no confirmation.
+  (void)a.on_peer(peer(Role::kStandby, 5, "b"), round_trip(last), clock.now());
+  CHECK(a.fenced());
+  // The peer still active at a lower epoch (it promoted, then heard us): not yet.
+  clock.advance(1s);
+  (void)a.on_peer(peer(Role::kActive, 4, "b"), round_trip(clock.now()), clock.now());
+  CHECK(a.fenced());
+  // A round trip begun after the fence, the peer standby at this epoch: open again.
+  clock.advance(1s);
+  auto e = a.on_peer(peer(Role::kStandby, 5, "b"), round_trip(clock.now()), clock.now());
+  CHECK(e.fence_changed);
+  CHECK(has(e, Kind::kOpenWrites));
+  CHECK(has(e, Kind::kRunPromoteHook));
+  CHECK(a.writable());
+}
+
+TEST_CASE("self-fencing: a witness reply keeps an active whose peer is gone open") {
+  ManualClock clock;
+  auto a = settled(Role::kActive, 5, clock, fencing_opts());
+  for (int i = 0; i < 10; ++i) {
+    clock.advance(1s);
+    MonitorSnapshot m = monitor(PeerState::kUnreachable, i + 1, WitnessState::kReachable);
+    m.last_witness_reply_sent_at = clock.now() - 300ms;
+    CHECK_FALSE(has(a.tick(m, clock.now()), Kind::kCloseWrites));
+  }
+  CHECK(a.writable());
+}
+
+TEST_CASE(
+    "self-fencing: a standby above this epoch (it heard a newer active) makes a fenced "
+    "active step down") {
+  ManualClock clock;
+  auto a = settled(Role::kActive, 5, clock, fencing_opts());
+  clock.advance(3s);
+  (void)a.tick(monitor(PeerState::kUnreachable), clock.now());
+  REQUIRE(a.fenced());
+  clock.advance(1s);
+  auto d = a.on_peer(peer(Role::kStandby, 7, "b"), round_trip(clock.now()), clock.now());
+  CHECK(a.role() == Role::kStandby);
+  CHECK(d.reason == "peer_higher_epoch");
+  CHECK(a.epoch() == 7);
+}
+
+TEST_CASE("self-fencing is off without fence_after, and paused in maintenance mode") {
+  ManualClock clock;
+  SUBCASE("off") {
+    auto a = settled(Role::kActive, 5, clock, opts("a", "b"));
+    clock.advance(1h);
+    CHECK_FALSE(has(a.tick(monitor(PeerState::kUnreachable), clock.now()), Kind::kCloseWrites));
+    CHECK(a.writable());
+  }
+  SUBCASE("maintenance") {
+    auto a = settled(Role::kActive, 5, clock, fencing_opts());
+    auto d = a.set_maintenance(true, clock.now());
+    REQUIRE(find(d, Kind::kPersist) != nullptr);
+    CHECK(find(d, Kind::kPersist)->persist.maintenance);
+    CHECK(a.maintenance());
+    clock.advance(1h);
+    CHECK_FALSE(has(a.tick(monitor(PeerState::kUnreachable), clock.now()), Kind::kCloseWrites));
+    CHECK(a.writable());
+    // Off again: the count starts from now, then fences if nothing confirms.
+    auto e = a.set_maintenance(false, clock.now());
+    CHECK_FALSE(find(e, Kind::kPersist)->persist.maintenance);
+    clock.advance(1s);
+    CHECK_FALSE(has(a.tick(monitor(PeerState::kUnreachable), clock.now()), Kind::kCloseWrites));
+    clock.advance(1s);
+    CHECK(has(a.tick(monitor(PeerState::kUnreachable), clock.now()), Kind::kCloseWrites));
+  }
+}
+
+TEST_CASE("maintenance mode pauses automatic failover") {
+  ManualClock clock;
+  RoleOptions o = fencing_opts("b", "a");
+  o.peer_heard_window = 1s;
+  auto b = settled(Role::kStandby, 3, clock, o);
+  (void)b.on_peer(peer(Role::kActive, 3), monitor(PeerState::kUp), clock.now());
+  (void)b.set_maintenance(true, clock.now());
+  clock.advance(10s);
+  auto silent = monitor(PeerState::kUnreachable, 5, WitnessState::kReachable);
+  CHECK(b.on_monitor(silent, clock.now()).actions.empty());
+  CHECK(b.role() == Role::kStandby);
+  (void)b.set_maintenance(false, clock.now());
+  (void)b.on_monitor(silent, clock.now());
+  CHECK(b.role() == Role::kPromoting);
+}
+
+TEST_CASE("two standbys that talk with no active settle: the higher (epoch, name) promotes") {
+  // Issue #18: a switchover interrupted by a crash left both standby until an operator acted.
+  ManualClock clock;
+  auto a = settled(Role::kStandby, 6, clock, fencing_opts("a", "b"));  // handed over epoch 6
+  auto b = settled(Role::kStandby, 5, clock, fencing_opts("b", "a"));
+  for (int i = 0; i < 14; ++i) {
+    clock.advance(1s);
+    // Each hears the other's current epoch (b adopts the handed epoch 6 from a's word).
+    (void)a.on_peer(peer(Role::kStandby, b.epoch(), "b"), round_trip(clock.now()), clock.now());
+    (void)b.on_peer(peer(Role::kStandby, a.epoch(), "a"), round_trip(clock.now()), clock.now());
+    CHECK_FALSE(a.tick(clock.now()).to);
+    CHECK_FALSE(b.tick(clock.now()).to);
+  }
+  clock.advance(2s);
+  (void)a.on_peer(peer(Role::kStandby, b.epoch(), "b"), round_trip(clock.now()), clock.now());
+  (void)b.on_peer(peer(Role::kStandby, a.epoch(), "a"), round_trip(clock.now()), clock.now());
+  auto da = a.tick(clock.now());
+  auto db = b.tick(clock.now());
+  // b adopted the handed epoch 6 from a's word; on the tie the name decides: b.
+  CHECK(b.epoch() == 6);
+  CHECK(db.reason == "no_active_peer");
+  CHECK(b.role() == Role::kPromoting);
+  REQUIRE(find(db, Kind::kPersist) != nullptr);
+  CHECK(find(db, Kind::kPersist)->persist.epoch == 7);
+  CHECK(a.role() == Role::kStandby);
+  CHECK_FALSE(da.to);
+}
+
+TEST_CASE("a brand-new pair of standbys (epoch 0) waits for the operator") {
+  ManualClock clock;
+  auto a = settled(Role::kStandby, 0, clock, fencing_opts("a", "b"));
+  for (int i = 0; i < 60; ++i) {
+    clock.advance(1s);
+    (void)a.on_peer(peer(Role::kStandby, 0, "b"), round_trip(clock.now()), clock.now());
+    CHECK_FALSE(a.tick(clock.now()).to);
+  }
+  CHECK(a.role() == Role::kStandby);
+}
+
+TEST_CASE("with the arbiter a promotion opens writes only after the compare-and-swap") {
+  ManualClock clock;
+  RoleOptions o = fencing_opts("b", "a");
+  o.arbiter = true;
+  auto b = settled(Role::kStandby, 3, clock, o);
+  auto d = b.failover(CommandContext{}, monitor(PeerState::kUnreachable, 3), clock.now());
+  REQUIRE(d.accepted);
+  auto e = finish_promotion(b, clock);
+  CHECK(b.role() == Role::kPromoting);
+  CHECK_FALSE(has(e, Kind::kOpenWrites));
+  REQUIRE(find(e, Kind::kArbiterAcquire) != nullptr);
+  CHECK(find(e, Kind::kArbiterAcquire)->epoch == 4);
+  CHECK(find(e, Kind::kArbiterAcquire)->replace_node.empty());
+  SUBCASE("granted") {
+    mpf::heartbeat::ArbiterWord w;
+    w.holds = true;
+    w.sent_at = clock.now();
+    auto f = b.on_arbiter_acquired(w, "", clock.now());
+    CHECK(b.role() == Role::kActive);
+    CHECK(has(f, Kind::kOpenWrites));
+    CHECK(b.writable());
+    // Renewals keep it open; none for fence_after fences it even though... nothing else counts.
+    clock.advance(1s);
+    w.sent_at = clock.now();
+    (void)b.on_arbiter(w, clock.now());
+    clock.advance(1s);
+    CHECK_FALSE(has(b.tick(round_trip(clock.now()), clock.now()), Kind::kCloseWrites));
+    clock.advance(1s);
+    auto g = b.tick(round_trip(clock.now()), clock.now());  // the peer's round trips do not count
+    CHECK(has(g, Kind::kCloseWrites));
+    CHECK(b.fenced_reason() == "arbiter_unconfirmed");
+    CHECK(has(g, Kind::kArbiterAcquire));
+    w.sent_at = clock.now();
+    CHECK(has(b.on_arbiter_acquired(w, "", clock.now()), Kind::kOpenWrites));
+  }
+  SUBCASE("refused: the peer's lease is alive") {
+    mpf::heartbeat::ArbiterWord w;
+    w.holder = "a";
+    w.holder_epoch = 3;
+    auto f = b.on_arbiter_acquired(w, "key held by a", clock.now());
+    CHECK(b.role() == Role::kStandby);
+    CHECK(f.reason == "arbiter_refused");
+    CHECK_FALSE(has(f, Kind::kOpenWrites));
+    CHECK(b.last_error().find("refused by the arbiter") != std::string::npos);
+  }
+}
+
+TEST_CASE("with the arbiter a restarted active reopens only when it holds the key again") {
+  ManualClock clock;
+  RoleOptions o = fencing_opts();
+  o.arbiter = true;
+  RoleMachine a(o, persisted(Role::kActive, 5), clock.now());
+  (void)a.start(clock.now());
+  // Even a standby peer's round trip does not reopen it: the arbiter decides.
+  auto d = a.on_peer(peer(Role::kStandby, 5, "b"), round_trip(clock.now()), clock.now());
+  CHECK(a.role() == Role::kActive);
+  CHECK(a.fenced());
+  REQUIRE(find(d, Kind::kArbiterAcquire) != nullptr);
+  CHECK(find(d, Kind::kArbiterAcquire)->replace_node == "a");
+  CHECK(find(d, Kind::kArbiterAcquire)->replace_epoch == 5);
+  SUBCASE("the key is b's at epoch 6: step down") {
+    mpf::heartbeat::ArbiterWord w;
+    w.holder = "b";
+    w.holder_epoch = 6;
+    auto e = a.on_arbiter_acquired(w, "held", clock.now());
+    CHECK(a.role() == Role::kStandby);
+    CHECK(a.epoch() == 6);
+    CHECK_FALSE(has(e, Kind::kOpenWrites));
+  }
+  SUBCASE("etcd unreachable: stays fenced, asks again") {
+    mpf::heartbeat::ArbiterWord w;
+    (void)a.on_arbiter_acquired(w, "connection refused", clock.now());
+    CHECK(a.fenced());
+    clock.advance(1s);
+    CHECK(has(a.tick(clock.now()), Kind::kArbiterAcquire));
+  }
 }

@@ -67,35 +67,38 @@ void PeerMonitor::send_soon() { next_send_at_.reset(); }
 TimePoint PeerMonitor::next_deadline() const {
   if (!next_send_at_) return TimePoint{};  // now
   TimePoint t = *next_send_at_;
-  if (awaiting_ && last_sent_at_ && *last_sent_at_ + options_.timeout < t) {
-    t = *last_sent_at_ + options_.timeout;
-  }
+  if (watch_from_ && *watch_from_ + options_.timeout < t) t = *watch_from_ + options_.timeout;
   return t;
 }
 
 std::vector<MonitorAction> PeerMonitor::tick(TimePoint now) {
   std::vector<MonitorAction> out;
   // The answer deadline first: a heartbeat due now must not hide the one that went unanswered.
-  if (awaiting_ && last_sent_at_ && now - *last_sent_at_ >= options_.timeout) {
-    awaiting_ = false;
+  if (watch_from_ && now - *watch_from_ >= options_.timeout) {
+    // The next heartbeat sent starts the next deadline: one miss per max(interval, timeout).
+    watch_from_.reset();
     ++snap_.missed;
     MonitorAction m{MonitorAction::Kind::kHeartbeatMissed};
-    m.seq = last_sent_seq_;
+    m.seq = watch_seq_;
     m.missed = snap_.missed;
     out.push_back(m);
     if (!pinging_) {
       pinging_ = true;
       answers_at_ping_ = answers_;
       out.push_back({MonitorAction::Kind::kPingPeer});
-      if (options_.has_witness) out.push_back({MonitorAction::Kind::kPingWitness});
+      if (options_.has_witness) {
+        witness_ping_sent_at_ = now;
+        out.push_back({MonitorAction::Kind::kPingWitness});
+      }
     }
   }
   if (!next_send_at_ || now >= *next_send_at_) {
-    // An unanswered heartbeat replaced by a newer one before its deadline still counts as
-    // missed when the newer one's deadline passes: awaiting_ carries over.
     ++last_sent_seq_;
-    last_sent_at_ = now;
-    awaiting_ = true;
+    sent_at_[last_sent_seq_ % sent_at_.size()] = {last_sent_seq_, now};
+    if (!watch_from_) {
+      watch_from_ = now;
+      watch_seq_ = last_sent_seq_;
+    }
     next_send_at_ = now + options_.interval;
     ++snap_.heartbeats_sent;
     MonitorAction s{MonitorAction::Kind::kSendHeartbeat};
@@ -116,12 +119,27 @@ std::vector<MonitorAction> PeerMonitor::on_answer(const HeartbeatAnswer& answer,
   ++answers_;
   snap_.last_answer_at = now;
   snap_.missed = 0;
+  if (const auto& [seq, at] = sent_at_[answer.seq % sent_at_.size()]; seq == answer.seq) {
+    if (!snap_.last_round_trip_sent_at || at > *snap_.last_round_trip_sent_at) {
+      snap_.last_round_trip_sent_at = at;
+    }
+  }
+  // The watched heartbeat, or a newer one, was answered: the deadline now runs from the first
+  // heartbeat sent after the answered one, if any is out yet.
+  if (watch_from_ && answer.seq >= watch_seq_) {
+    watch_from_.reset();
+    const uint64_t next = answer.seq + 1;
+    if (const auto& [seq, at] = sent_at_[next % sent_at_.size()];
+        next <= last_sent_seq_ && seq == next) {
+      watch_from_ = at;
+      watch_seq_ = next;
+    }
+  }
   // The witness's verdict belongs to the silence it was pinged in. Kept, a "reachable" from an
   // earlier partition would stand, in the next one, until this one's witness ping returns, and a
   // node cut off from everyone could fail over on it as soon as its peer ping timed out.
   if (options_.has_witness) change_witness(snap_, WitnessState::kUnknown, out);
   if (answer.seq == last_sent_seq_) {
-    awaiting_ = false;
     // Skew from the newest answer only: a late answer's round trip is not this one's.
     const int64_t midpoint =
         answer.sent_wall_us + (answer.received_wall_us - answer.sent_wall_us) / 2;
@@ -172,6 +190,8 @@ std::vector<MonitorAction> PeerMonitor::on_witness_result(bool replied, TimePoin
   (void)now;
   std::vector<MonitorAction> out;
   if (!options_.has_witness) return out;
+  // Reaching the witness is worth recording whatever the peer did meanwhile (self-fencing).
+  if (replied && witness_ping_sent_at_) snap_.last_witness_reply_sent_at = witness_ping_sent_at_;
   // The peer answered while the witness ping was out: that silence is over (as for the peer's
   // own ping); the reply must not carry into the next one.
   if (snap_.missed == 0 || answers_ != answers_at_ping_) return out;

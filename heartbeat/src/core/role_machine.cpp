@@ -31,6 +31,30 @@
 //  standby     operator_standalone       standalone  leave the pair: writes open
 //  standalone  operator_join             active      back to the role it left (fencing decides)
 //  standalone  operator_join             standby     back to standby: writes closed again
+//  standby     no_active_peer            promoting   both standby and talking for
+//                                                    settle_no_active (an interrupted switchover):
+//                                                    the higher (epoch, name) promotes
+//  active      peer_higher_epoch         standby     fenced, and the peer (round trip) is a
+//                                                    standby at a higher epoch: it knows of a
+//                                                    newer active, so this one is not the highest
+//  promoting   arbiter_refused           standby     the arbiter's compare-and-swap failed
+//  active      arbiter_refused           standby     fenced, and the arbiter says another node
+//                                                    holds the key
+//
+// Self-fencing is not a role: an active is fenced (writes closed, on_demote run) while nothing
+// confirms it still holds the highest epoch, and opens again (on_promote) once something does.
+//  - A node that was persisted active closes writes at start and settles fenced
+//    ("restart_unconfirmed") unless a heartbeat round trip begun after its start shows a peer
+//    that does not outrank it.
+//  - With failover.fence_after set (failover.automatic), an active whose last confirmation is
+//    older than fence_after fences itself: with the ICMP witness a round trip with the peer or a
+//    witness reply confirms ("peer_and_witness_silent": the isolated active closes before the
+//    standby, which needs heartbeat.interval x missed + timeout of silence, can open); with the
+//    arbiter only a renewal of its lease does ("arbiter_unconfirmed": before the lease can expire
+//    and the standby's compare-and-swap can succeed).
+//  - Reopening: with the ICMP witness, a round trip begun after the fence whose answer shows a
+//    peer that is not active and not above this node's epoch; with the arbiter, holding the key.
+//  - Maintenance mode pauses self-fencing, automatic failover and the no-active rule.
 //
 // Fencing rank: (epoch, node name) — the higher epoch wins; on a tie the node whose name sorts
 // last wins (as last-writer-wins breaks timestamp ties). Both nodes compute the same answer from
@@ -56,7 +80,7 @@ struct RoleMachine::Transition {
 namespace {
 
 using R = Role;
-constexpr std::array<RoleMachine::Transition, 22> kTransitions{{
+constexpr std::array<RoleMachine::Transition, 26> kTransitions{{
     {R::kStarting, "initial_role_standby", R::kStandby},
     {R::kStarting, "initial_role_active", R::kPromoting},
     {R::kStarting, "start_settled", R::kActive},
@@ -80,13 +104,36 @@ constexpr std::array<RoleMachine::Transition, 22> kTransitions{{
     {R::kStandalone, "operator_join", R::kStandby},
     // A promotion that started from a brand-new node's initial role and failed.
     {R::kPromoting, "persist_failed_initial", R::kStandby},
+    {R::kStandby, "no_active_peer", R::kPromoting},
+    {R::kActive, "peer_higher_epoch", R::kStandby},
+    {R::kPromoting, "arbiter_refused", R::kStandby},
+    {R::kActive, "arbiter_refused", R::kStandby},
 }};
 
-RoleAction act(RoleAction::Kind k) { return RoleAction{k, {}, 0, {}}; }
+RoleAction act(RoleAction::Kind k) {
+  RoleAction a;
+  a.kind = k;
+  return a;
+}
 
 RoleAction persist(const PersistedRole& p) {
-  RoleAction a{RoleAction::Kind::kPersist, p, 0, {}};
+  RoleAction a = act(RoleAction::Kind::kPersist);
+  a.persist = p;
   return a;
+}
+
+RoleAction handover(Epoch epoch, Position position) {
+  RoleAction a = act(RoleAction::Kind::kSendHandover);
+  a.epoch = epoch;
+  a.position = position;
+  return a;
+}
+
+template <class T>
+std::optional<T> latest(std::optional<T> a, std::optional<T> b) {
+  if (!a) return b;
+  if (!b) return a;
+  return std::max(*a, *b);
 }
 
 std::string duration_text(Duration d) {
@@ -178,6 +225,8 @@ Decision RoleMachine::begin_promotion(Epoch epoch, std::string reason, TimePoint
   promoting_epoch_ = epoch;
   promoting_reason_ = std::move(reason);
   promoting_from_ = from;
+  forced_promotion_ = false;
+  both_standby_since_.reset();
   PersistedRole p = persisted_;
   p.initialized = true;
   p.role = Role::kActive;
@@ -191,6 +240,9 @@ Decision RoleMachine::begin_promotion(Epoch epoch, std::string reason, TimePoint
 Decision RoleMachine::step_down(const PeerView& peer, std::string reason) {
   Decision d = change(Role::kStandby, std::move(reason));
   if (!d.accepted) return d;
+  if (fenced()) d.fence_changed = true;
+  fenced_reason_.clear();
+  acquire_pending_ = false;
   switchover_deadline_.reset();
   persisted_.role = Role::kStandby;
   persisted_.epoch = std::max(persisted_.epoch, peer.epoch);
@@ -221,26 +273,42 @@ Decision RoleMachine::start(TimePoint now) {
   // Only a node that was active waits: it must not take the shared address back from a peer
   // that was promoted while it was away.
   if (persisted_.role == Role::kActive) {
+    // Writes close at once: the login was left writable by the previous run, and a peer may
+    // have been promoted meanwhile (issue #18: 32 of 32 restarts while cut off took writes again
+    // at the old epoch). They open again only on a confirmation (settle_start, unfence).
     Decision d;
+    d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
     d.message = "was active at epoch " + std::to_string(persisted_.epoch) +
-                ": waiting for the peer's word before taking writes";
+                ": writes closed until the peer's word or the arbiter confirms the epoch";
+    fenced_reason_ = "restart_unconfirmed";
+    fenced_at_ = now;
     return d;
   }
   return settle_start(nullptr, now);
 }
 
 Decision RoleMachine::settle_start(const MonitorSnapshot* monitor, TimePoint now) {
-  (void)monitor;
-  (void)now;
+  if (monitor) observe(*monitor);
   if (persisted_.role == Role::kActive && peer_ && peer_->role == Role::kActive &&
       peer_wins(*peer_)) {
+    fenced_reason_.clear();
     return step_down(*peer_, "peer_active_higher_epoch");
   }
   Decision d = change(persisted_.role, "start_settled");
   switch (persisted_.role) {
     case Role::kActive:
-      d.actions.push_back(act(RoleAction::Kind::kOpenWrites));
-      d.actions.push_back(act(RoleAction::Kind::kRunPromoteHook));
+      if (peer_confirms()) {
+        fenced_reason_.clear();
+        d.actions.push_back(act(RoleAction::Kind::kOpenWrites));
+        d.actions.push_back(act(RoleAction::Kind::kRunPromoteHook));
+      } else {
+        // Active, fenced: the shared address this host may still hold goes too.
+        d.actions.push_back(act(RoleAction::Kind::kRunDemoteHook));
+        d.message = "active at epoch " + std::to_string(persisted_.epoch) +
+                    ", fenced: writes stay closed until the peer's word or the arbiter confirms "
+                    "this epoch";
+        if (options_.arbiter) d.actions.push_back(acquire_action(persisted_.epoch, now));
+      }
       break;
     case Role::kStandby:
       d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
@@ -258,6 +326,16 @@ Decision RoleMachine::failover(const CommandContext& ctx, const MonitorSnapshot&
                                TimePoint now) {
   switch (role_) {
     case Role::kActive:
+      if (fenced() && ctx.force) {
+        // The operator's judgement: nothing confirmed this epoch, open anyway.
+        return unfence("operator ran `mpfailover failover --force`", now);
+      }
+      if (fenced()) {
+        return refuse("node \"" + options_.node + "\" is active at epoch " +
+                      std::to_string(persisted_.epoch) + " but fenced (" + fenced_reason_ +
+                      "): it reopens when the peer or the arbiter confirms the epoch; --force "
+                      "reopens writes now (only if the peer is known not to be active)");
+      }
       return refuse("node \"" + options_.node + "\" is already active (epoch " +
                     std::to_string(persisted_.epoch) + ")");
     case Role::kStandalone:
@@ -283,8 +361,10 @@ Decision RoleMachine::failover(const CommandContext& ctx, const MonitorSnapshot&
   // Above the epoch this node last handed over too: after a switchover whose end it never heard
   // of, the peer may be active at handover_epoch_ (two actives in one epoch otherwise).
   const Epoch peer_epoch = peer_ ? peer_->epoch : 0;
-  return begin_promotion(std::max({persisted_.epoch, peer_epoch, handover_epoch_}) + 1,
-                         "operator_failover", now);
+  Decision d = begin_promotion(std::max({persisted_.epoch, peer_epoch, handover_epoch_}) + 1,
+                               "operator_failover", now);
+  forced_promotion_ = ctx.force;
+  return d;
 }
 
 Decision RoleMachine::switchover(const MonitorSnapshot& monitor, TimePoint now) {
@@ -340,7 +420,10 @@ Decision RoleMachine::standalone(TimePoint now) {
   persisted_.standalone_from = from;
   d.actions.push_back(persist(persisted_));
   d.actions.push_back(act(RoleAction::Kind::kPauseReplication));
-  if (from == Role::kStandby) d.actions.push_back(act(RoleAction::Kind::kOpenWrites));
+  // Out of the pair on purpose: writes open, a fence included (the operator's decision).
+  if (from == Role::kStandby || fenced()) d.actions.push_back(act(RoleAction::Kind::kOpenWrites));
+  if (fenced()) d.fence_changed = true;
+  fenced_reason_.clear();
   d.message = "left the pair: writes open, replication paused; `mpfailover join` rejoins as " +
               std::string(to_string(from));
   return d;
@@ -366,6 +449,7 @@ Decision RoleMachine::join(TimePoint now) {
 Decision RoleMachine::on_peer(const PeerView& peer, const MonitorSnapshot& monitor, TimePoint now) {
   peer_ = peer;
   peer_heard_at_ = now;
+  observe(monitor);
   if (role_ == Role::kStarting && persisted_.initialized) return settle_start(&monitor, now);
   Decision d;
   if (handover_deadline_ && peer.role == Role::kActive && peer.epoch >= handover_epoch_) {
@@ -379,6 +463,17 @@ Decision RoleMachine::on_peer(const PeerView& peer, const MonitorSnapshot& monit
     d.actions.push_back(act(RoleAction::Kind::kSendHeartbeatSoon));  // tell it to step down
     return d;
   }
+  if (role_ == Role::kActive && fenced() && !options_.arbiter && round_trip_sent_ &&
+      *round_trip_sent_ >= fenced_at_ && peer.role == Role::kStandby &&
+      peer.epoch > persisted_.epoch) {
+    // A standby above this epoch learnt it from a newer active: this node is not the highest.
+    return step_down(peer, "peer_higher_epoch");
+  }
+  if (role_ == Role::kActive && fenced() && peer_confirms()) {
+    return unfence("peer \"" + peer.node + "\" answered as " + std::string(to_string(peer.role)) +
+                       " at epoch " + std::to_string(peer.epoch),
+                   now);
+  }
   if (role_ == Role::kStandby && peer.epoch > persisted_.epoch && peer.role != Role::kStandalone) {
     persisted_.epoch = peer.epoch;
     d.actions.push_back(persist(persisted_));
@@ -387,6 +482,7 @@ Decision RoleMachine::on_peer(const PeerView& peer, const MonitorSnapshot& monit
 }
 
 Decision RoleMachine::on_monitor(const MonitorSnapshot& monitor, TimePoint now) {
+  observe(monitor);
   if (role_ == Role::kStarting && persisted_.initialized &&
       (monitor.peer_state == PeerState::kServiceDown ||
        monitor.peer_state == PeerState::kUnreachable)) {
@@ -397,10 +493,12 @@ Decision RoleMachine::on_monitor(const MonitorSnapshot& monitor, TimePoint now) 
   // lasts; found by the simulation (tests/sim, "still hears the active peer's beats").
   const bool peer_heard_lately =
       peer_heard_at_ && now - *peer_heard_at_ < options_.peer_heard_window;
-  if (role_ == Role::kStandby && options_.automatic_failover && peer_ &&
+  // With the arbiter and no witness, the arbiter's compare-and-swap is the tie-breaker.
+  const bool witness_ok = monitor.witness == WitnessState::kReachable ||
+                          (options_.arbiter && monitor.witness == WitnessState::kNone);
+  if (role_ == Role::kStandby && options_.automatic_failover && !persisted_.maintenance && peer_ &&
       peer_->role == Role::kActive && monitor.missed >= options_.missed_heartbeats &&
-      monitor.peer_state == PeerState::kUnreachable &&
-      monitor.witness == WitnessState::kReachable && !peer_heard_lately) {
+      monitor.peer_state == PeerState::kUnreachable && witness_ok && !peer_heard_lately) {
     return begin_promotion(std::max({persisted_.epoch, peer_->epoch, handover_epoch_}) + 1,
                            "automatic_failover", now);
   }
@@ -462,12 +560,34 @@ Decision RoleMachine::on_persisted(bool ok, const std::string& error, TimePoint 
   persisted_.initialized = true;
   persisted_.role = Role::kActive;
   persisted_.epoch = promoting_epoch_;
+  if (options_.arbiter && !forced_promotion_) {
+    // Every promotion but a forced one is a compare-and-swap on the arbiter's key: writes open
+    // only once it succeeded (on_arbiter_acquired).
+    acquire_pending_ = true;
+    Decision d;
+    d.actions.push_back(acquire_action(promoting_epoch_, now));
+    d.message =
+        "epoch " + std::to_string(promoting_epoch_) + " persisted; taking the arbiter's key";
+    return d;
+  }
+  return finish_promotion_open(now);
+}
+
+Decision RoleMachine::finish_promotion_open(TimePoint now) {
   Decision d = change(Role::kActive, "persisted");
   d.reason = promoting_reason_;
   d.actions.push_back(act(RoleAction::Kind::kOpenWrites));
   d.actions.push_back(act(RoleAction::Kind::kRunPromoteHook));
   d.message = "active at epoch " + std::to_string(persisted_.epoch);
   last_error_.clear();
+  fenced_reason_.clear();
+  confirmed_floor_ = now;
+  if (options_.arbiter && forced_promotion_) {
+    RoleAction a = acquire_action(persisted_.epoch, now);
+    a.force = true;
+    d.actions.push_back(a);
+  }
+  forced_promotion_ = false;
   return d;
 }
 
@@ -486,10 +606,15 @@ Decision RoleMachine::on_backlog_drained(Position last, TimePoint now) {
   handover_position_ = last;
   handover_deadline_ = now + options_.handover_timeout;
   handover_sent_at_ = now;
-  d.actions.push_back(RoleAction{RoleAction::Kind::kSendHandover, {}, handover_epoch_, last});
+  d.actions.push_back(handover(handover_epoch_, last));
   d.message = "backlog drained at " + last.to_string() + "; handing over to \"" + options_.peer +
               "\" at epoch " + std::to_string(handover_epoch_);
   return d;
+}
+
+Decision RoleMachine::tick(const MonitorSnapshot& monitor, TimePoint now) {
+  observe(monitor);
+  return tick(now);
 }
 
 Decision RoleMachine::tick(TimePoint now) {
@@ -527,10 +652,187 @@ Decision RoleMachine::tick(TimePoint now) {
     if (now - handover_sent_at_ >= options_.handover_resend) {
       handover_sent_at_ = now;
       Decision d;
-      d.actions.push_back(
-          RoleAction{RoleAction::Kind::kSendHandover, {}, handover_epoch_, handover_position_});
+      d.actions.push_back(handover(handover_epoch_, handover_position_));
       return d;
     }
+  }
+  if (Decision d = check_fence(now); !d.actions.empty() || d.to) return d;
+  return check_no_active(now);
+}
+
+// --- self-fencing, maintenance, the arbiter --------------------------------------------------
+
+void RoleMachine::observe(const MonitorSnapshot& monitor) {
+  round_trip_sent_ = latest(round_trip_sent_, monitor.last_round_trip_sent_at);
+  witness_reply_sent_ = latest(witness_reply_sent_, monitor.last_witness_reply_sent_at);
+  last_monitor_ = monitor;
+}
+
+// The peer's word confirms this fenced active: a round trip begun after the fence (the peer
+// heard this node since) whose answer shows a peer that is neither active (or about to be) nor
+// above this node's epoch. With the arbiter only the arbiter confirms.
+bool RoleMachine::peer_confirms() const {
+  if (options_.arbiter) return false;
+  if (!peer_ || !round_trip_sent_ || *round_trip_sent_ < fenced_at_) return false;
+  if (peer_->role == Role::kActive || peer_->role == Role::kPromoting ||
+      peer_->role == Role::kDemoting) {
+    return false;
+  }
+  return peer_->epoch <= persisted_.epoch;
+}
+
+Decision RoleMachine::fence(std::string reason, TimePoint now) {
+  fenced_reason_ = std::move(reason);
+  fenced_at_ = now;
+  Decision d;
+  d.fence_changed = true;
+  d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
+  d.actions.push_back(act(RoleAction::Kind::kRunDemoteHook));
+  d.actions.push_back(act(RoleAction::Kind::kSendHeartbeatSoon));
+  d.message = "fenced (" + fenced_reason_ + "): nothing confirmed epoch " +
+              std::to_string(persisted_.epoch) + " for " + duration_text(options_.fence_after) +
+              "; writes closed until the peer's word or the arbiter confirms it";
+  if (options_.arbiter) {
+    d.actions.push_back(acquire_action(persisted_.epoch, now));
+  }
+  return d;
+}
+
+Decision RoleMachine::unfence(std::string why, TimePoint now) {
+  const std::string was = fenced_reason_;
+  fenced_reason_.clear();
+  confirmed_floor_ = now;
+  Decision d;
+  d.fence_changed = true;
+  d.actions.push_back(act(RoleAction::Kind::kOpenWrites));
+  d.actions.push_back(act(RoleAction::Kind::kRunPromoteHook));
+  d.actions.push_back(act(RoleAction::Kind::kSendHeartbeatSoon));
+  d.message = "unfenced (was " + was + "): " + why + "; writes open at epoch " +
+              std::to_string(persisted_.epoch);
+  return d;
+}
+
+RoleAction RoleMachine::acquire_action(Epoch epoch, TimePoint now) {
+  RoleAction a = act(RoleAction::Kind::kArbiterAcquire);
+  a.epoch = epoch;
+  arbiter_acquire_at_ = now;
+  if (role_ == Role::kPromoting && promoting_reason_ == "handover" && peer_) {
+    // The peer handed over at `epoch`: its key (at the epoch before) may be replaced.
+    a.replace_node = peer_->node;
+    a.replace_epoch = epoch - 1;
+  } else if (role_ != Role::kPromoting) {
+    a.replace_node = options_.node;  // this node's own key, from before a restart
+    a.replace_epoch = persisted_.epoch;
+  }
+  return a;
+}
+
+Decision RoleMachine::check_fence(TimePoint now) {
+  if (role_ != Role::kActive) return Decision{};
+  if (fenced()) {
+    // Fenced with the arbiter: ask for the key again every arbiter_retry.
+    if (options_.arbiter &&
+        (!arbiter_acquire_at_ || now - *arbiter_acquire_at_ >= options_.arbiter_retry)) {
+      Decision d;
+      d.actions.push_back(acquire_action(persisted_.epoch, now));
+      return d;
+    }
+    return Decision{};
+  }
+  if (options_.fence_after <= Duration::zero() || persisted_.maintenance) return Decision{};
+  std::optional<TimePoint> since = confirmed_floor_;
+  if (options_.arbiter) {
+    since = latest(since, arbiter_sent_);
+  } else {
+    since = latest(since, latest(round_trip_sent_, witness_reply_sent_));
+  }
+  if (since && now - *since < options_.fence_after) return Decision{};
+  return fence(options_.arbiter ? "arbiter_unconfirmed" : "peer_and_witness_silent", now);
+}
+
+Decision RoleMachine::check_no_active(TimePoint now) {
+  const bool candidate =
+      role_ == Role::kStandby && !persisted_.maintenance && !handover_deadline_ && peer_ &&
+      peer_->role == Role::kStandby && round_trip_sent_ && peer_heard_at_ &&
+      now - *round_trip_sent_ < options_.peer_heard_window + options_.settle_no_active &&
+      std::max(persisted_.epoch, peer_->epoch) >= 1;
+  if (!candidate) {
+    both_standby_since_.reset();
+    return Decision{};
+  }
+  if (!both_standby_since_) both_standby_since_ = now;
+  if (now - *both_standby_since_ < options_.settle_no_active || peer_wins(*peer_)) {
+    return Decision{};
+  }
+  both_standby_since_.reset();
+  Decision d = begin_promotion(std::max({persisted_.epoch, peer_->epoch, handover_epoch_}) + 1,
+                               "no_active_peer", now);
+  if (d.accepted) {
+    d.message = "no node active for " + duration_text(options_.settle_no_active) +
+                " while both talk: " + d.message;
+  }
+  return d;
+}
+
+Decision RoleMachine::set_maintenance(bool on, TimePoint now) {
+  (void)now;
+  Decision d;
+  if (persisted_.maintenance == on) {
+    d.message = std::string("maintenance mode is already ") + (on ? "on" : "off");
+    return d;
+  }
+  persisted_.maintenance = on;
+  if (role_ != Role::kStarting && role_ != Role::kPromoting) {
+    d.actions.push_back(persist(persisted_));
+  } else {
+    persist_retry_at_ = now;  // written once the role settles (tick's retry)
+  }
+  // Counting starts again when maintenance ends: the silence during planned work is not held
+  // against the active at once.
+  if (!on) confirmed_floor_ = now;
+  d.message = on ? "maintenance mode on: automatic failover and self-fencing paused"
+                 : "maintenance mode off: automatic failover and self-fencing resumed";
+  return d;
+}
+
+Decision RoleMachine::on_arbiter(const ArbiterWord& word, TimePoint now) {
+  if (word.holds) {
+    arbiter_sent_ = latest(arbiter_sent_, std::optional<TimePoint>(word.sent_at));
+    if (role_ == Role::kActive && fenced()) {
+      return unfence("the arbiter confirms the key at epoch " + std::to_string(persisted_.epoch),
+                     now);
+    }
+    return Decision{};
+  }
+  if (word.holder && *word.holder != options_.node && role_ == Role::kActive) {
+    const PeerView holder{*word.holder, Role::kActive, word.holder_epoch};
+    if (peer_wins(holder)) return step_down(holder, "arbiter_refused");
+  }
+  return Decision{};
+}
+
+Decision RoleMachine::on_arbiter_acquired(const ArbiterWord& word, const std::string& detail,
+                                          TimePoint now) {
+  if (role_ == Role::kPromoting && acquire_pending_) {
+    acquire_pending_ = false;
+    if (word.holds) {
+      arbiter_sent_ = latest(arbiter_sent_, std::optional<TimePoint>(word.sent_at));
+      return finish_promotion_open(now);
+    }
+    last_error_ = "promotion to epoch " + std::to_string(promoting_epoch_) +
+                  " refused by the arbiter: " + detail;
+    Decision d = change(Role::kStandby, "arbiter_refused");
+    persisted_.role = Role::kStandby;
+    persisted_.epoch = std::max(persisted_.epoch, word.holder_epoch);
+    d.actions.push_back(persist(persisted_));
+    d.message = last_error_;
+    return d;
+  }
+  if (word.holds) return on_arbiter(word, now);
+  if (role_ == Role::kActive && word.holder && *word.holder != options_.node) {
+    last_error_ = "the arbiter's key is held by \"" + *word.holder + "\" at epoch " +
+                  std::to_string(word.holder_epoch) + ": " + detail;
+    return on_arbiter(word, now);
   }
   return Decision{};
 }

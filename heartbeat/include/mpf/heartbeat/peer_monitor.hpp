@@ -8,9 +8,12 @@
 // - A heartbeat goes out every `interval` (the first at once). An answer to the newest
 //   heartbeat, or to an older one still in flight, proves the peer's service is up.
 // - No answer within `timeout` of sending counts one missed heartbeat and pings the peer (and
-//   the witness, if configured). A ping reply while heartbeats go unanswered means "service
-//   down, host up"; no ping reply means "unreachable". Every further missed heartbeat pings
-//   again, so the verdict follows the peer.
+//   the witness, if configured). The deadline runs from the first heartbeat sent after the last
+//   answer (or after the last miss), not from the newest one: with `timeout` above `interval` a
+//   newer heartbeat must not push the deadline forward for ever (it did: a 10 s cut went
+//   unnoticed with interval 500ms, timeout 1s). A ping reply while heartbeats go unanswered means
+//   "service down, host up"; no ping reply means "unreachable". Every further missed heartbeat
+//   pings again, so the verdict follows the peer.
 // - The witness's verdict holds for one silence: an answer from the peer sets it back to
 //   unknown, and a witness reply that comes after the peer answered is ignored, so a failover
 //   decision never rests on a witness pinged during an earlier partition. The same holds for
@@ -89,6 +92,11 @@ struct MonitorSnapshot {
   std::optional<Duration> rtt;              // heartbeat round trip, from the last answer
   bool skew_high = false;
   uint64_t heartbeats_sent = 0;
+  // When the heartbeat behind the newest answer was SENT: the peer received something from this
+  // node after that instant, so its "last heard" is at least this (self-fencing counts from it).
+  std::optional<TimePoint> last_round_trip_sent_at;
+  // When the last witness ping that got a reply was sent (self-fencing with the ICMP witness).
+  std::optional<TimePoint> last_witness_reply_sent_at;
 };
 
 class PeerMonitor {
@@ -115,9 +123,13 @@ class PeerMonitor {
   MonitorSnapshot snap_;
   uint64_t last_sent_seq_ = 0;
   uint64_t last_answered_seq_ = 0;
-  std::optional<TimePoint> last_sent_at_;
   std::optional<TimePoint> next_send_at_;  // unset: at the first tick
-  bool awaiting_ = false;                  // the newest heartbeat is still unanswered
+  // The heartbeat whose answer deadline runs: the first one sent after the last answer or miss.
+  std::optional<TimePoint> watch_from_;
+  uint64_t watch_seq_ = 0;
+  // Send times of the latest heartbeats, by seq % size (for last_round_trip_sent_at).
+  std::array<std::pair<uint64_t, TimePoint>, 64> sent_at_{};
+  std::optional<TimePoint> witness_ping_sent_at_;
   bool pinging_ = false;
   // Answers accepted so far, and their count when the last pings went out: a ping (or witness)
   // result from before an answer belongs to a silence that is over, even if a newer heartbeat

@@ -46,6 +46,9 @@ struct PersistedRole {
   Role role = Role::kStandby;  // kActive, kStandby or kStandalone
   Epoch epoch = 0;
   Role standalone_from = Role::kStandby;  // the role `join` returns to
+  // `mpfailover maintenance on`: automatic failover, self-fencing and the no-active settle rule
+  // paused for planned work (survives restarts).
+  bool maintenance = false;
 };
 
 // The peer as its latest heartbeat or answer described it.
@@ -72,6 +75,27 @@ struct RoleOptions {
   Duration peer_heard_window = std::chrono::seconds(70);
   // A failed persist outside a promotion is written again after this long, until it lands.
   Duration persist_retry = std::chrono::seconds(1);
+  // Self-fencing (failover.fence_after): an active whose role nothing confirmed for this long
+  // closes writes. Zero: off (without failover.automatic no peer promotes on its own). What
+  // confirms: a heartbeat round trip with the peer (counted from the heartbeat's send time) or,
+  // with the ICMP witness, a witness reply (counted from the ping's send time); with the
+  // arbiter, only a lease renewal the arbiter granted (counted from the request's send time).
+  Duration fence_after = Duration::zero();
+  // heartbeat.arbiter = etcd: the arbiter alone confirms an active's role (see on_arbiter).
+  bool arbiter = false;
+  // Both nodes standby and talking for this long (after the pair had an active, epoch >= 1): the
+  // higher (epoch, name) promotes, so an interrupted switchover settles without an operator.
+  Duration settle_no_active = std::chrono::seconds(15);
+  // A fenced active asks the arbiter for the key again this often.
+  Duration arbiter_retry = std::chrono::seconds(1);
+};
+
+// What the arbiter said about the leadership key (heartbeat.arbiter = etcd).
+struct ArbiterWord {
+  bool holds = false;                 // this node holds the key at its epoch, lease alive
+  TimePoint sent_at{};                // when the request that proved it was sent
+  std::optional<std::string> holder;  // another node holding the key
+  Epoch holder_epoch = 0;
 };
 
 struct RoleAction {
@@ -87,11 +111,18 @@ struct RoleAction {
     kPauseReplication,
     kResumeReplication,
     kSendHeartbeatSoon,  // news for the peer: do not wait for the next interval
+    kArbiterAcquire,     // arbiter: take the leadership key at `epoch` (compare-and-swap);
+                         // answer with on_arbiter_acquired
   };
   Kind kind;
   PersistedRole persist;  // kPersist
-  Epoch epoch = 0;        // kSendHandover
+  Epoch epoch = 0;        // kSendHandover, kArbiterAcquire
   Position position;      // kSendHandover
+  // kArbiterAcquire: the key may also be taken over from this holder (node, epoch): the peer
+  // that handed over, or this node's own key from before a restart. Empty: only an absent key.
+  std::string replace_node;
+  Epoch replace_epoch = 0;
+  bool force = false;  // kArbiterAcquire for `failover --force`: put whatever the key holds
 
   bool operator==(const RoleAction&) const = default;
 };
@@ -103,6 +134,7 @@ struct Decision {
   std::optional<Role> to;
   std::string reason;  // snake_case reason for RoleChanged log lines
   std::vector<RoleAction> actions;
+  bool fence_changed = false;  // fenced() flipped: the driver logs FenceChanged
 };
 
 // What an operator command knows when it is given.
@@ -140,13 +172,30 @@ class RoleMachine {
   Decision on_persisted(bool ok, const std::string& error, TimePoint now);
   Decision on_backlog_drained(Position last, TimePoint now);
   Decision tick(TimePoint now);
+  // Same, with the monitor's latest snapshot (round trips and witness replies for self-fencing).
+  Decision tick(const MonitorSnapshot& monitor, TimePoint now);
+
+  // `mpfailover maintenance on|off`.
+  Decision set_maintenance(bool on, TimePoint now);
+  bool maintenance() const { return persisted_.maintenance; }
+
+  // The arbiter renewed (or refused) this node's hold of the leadership key.
+  Decision on_arbiter(const ArbiterWord& word, TimePoint now);
+  // The compare-and-swap of a promotion (kArbiterAcquire) came back.
+  Decision on_arbiter_acquired(const ArbiterWord& word, const std::string& detail, TimePoint now);
 
   Role role() const { return role_; }
   Epoch epoch() const { return persisted_.epoch; }
   const PersistedRole& persisted() const { return persisted_; }
   const std::optional<PeerView>& last_peer() const { return peer_; }
-  // True while the node should take application writes (active or standalone).
-  bool writable() const { return role_ == Role::kActive || role_ == Role::kStandalone; }
+  // True while the node should take application writes (active and not fenced, or standalone).
+  bool writable() const {
+    return (role_ == Role::kActive && !fenced()) || role_ == Role::kStandalone;
+  }
+  // An active whose writes are closed until the peer or the arbiter confirms its epoch.
+  bool fenced() const { return !fenced_reason_.empty(); }
+  // "restart_unconfirmed", "peer_and_witness_silent", "peer_silent", "arbiter_unconfirmed".
+  const std::string& fenced_reason() const { return fenced_reason_; }
   // Replication runs except while standalone.
   bool replicating() const { return role_ != Role::kStandalone; }
   const std::string& last_error() const { return last_error_; }
@@ -162,6 +211,14 @@ class RoleMachine {
   Decision begin_promotion(Epoch epoch, std::string reason, TimePoint now);
   Decision settle_start(const MonitorSnapshot* monitor, TimePoint now);
   bool peer_wins(const PeerView& peer) const;
+  void observe(const MonitorSnapshot& monitor);
+  Decision fence(std::string reason, TimePoint now);
+  Decision unfence(std::string why, TimePoint now);
+  RoleAction acquire_action(Epoch epoch, TimePoint now);
+  Decision finish_promotion_open(TimePoint now);
+  bool peer_confirms() const;
+  Decision check_fence(TimePoint now);
+  Decision check_no_active(TimePoint now);
 
   RoleOptions options_;
   PersistedRole persisted_;
@@ -184,6 +241,21 @@ class RoleMachine {
   Position handover_position_;
   // A promotion decided while a persist is still outstanding waits for it.
   bool persist_in_flight_ = false;
+  // Self-fencing: why writes are closed on this active (empty: not fenced), since when, and the
+  // latest confirmations (send times: the peer or the witness heard this node after them).
+  std::string fenced_reason_;
+  TimePoint fenced_at_{};
+  std::optional<TimePoint> round_trip_sent_;
+  std::optional<TimePoint> witness_reply_sent_;
+  std::optional<TimePoint> arbiter_sent_;
+  std::optional<TimePoint> both_standby_since_;
+  // kPromoting with the arbiter: the CAS must succeed before writes open.
+  bool acquire_pending_ = false;
+  std::optional<TimePoint> arbiter_acquire_at_;  // the last kArbiterAcquire asked
+  bool forced_promotion_ = false;
+  // Promotion or reopening: confirmed at that instant (self-fencing counts from it at least).
+  std::optional<TimePoint> confirmed_floor_;
+  std::optional<MonitorSnapshot> last_monitor_;
 };
 
 }  // namespace mpf::heartbeat

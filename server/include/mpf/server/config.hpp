@@ -53,12 +53,23 @@ struct Config {
     Duration ping_timeout = std::chrono::seconds(1);
     Duration max_skew = std::chrono::milliseconds(1000);
     std::vector<std::string> witness;  // addresses pinged to tell "peer gone" from "I am cut off"
+    std::string arbiter = "none";      // none | etcd (docs/fencing.md)
   } heartbeat;
+
+  // heartbeat.arbiter = etcd: the cluster holding the pair's leadership key.
+  struct Arbiter {
+    std::vector<std::string> endpoints;   // http(s)://host:port of etcd's client URLs
+    std::string prefix = "/mpfailover/";  // the key is <prefix><pair>/leader
+    std::string ca_file, cert_file, key_file;
+  } arbiter;
 
   struct Failover {
     bool automatic = false;
     int missed_heartbeats = 3;
     Duration switchover_timeout = std::chrono::seconds(30);
+    // Self-fencing (docs/fencing.md): zero = derived from the heartbeat timing (fence_timing()).
+    // Applies with automatic failover (ICMP witness) or with the arbiter.
+    Duration fence_after = Duration::zero();
   } failover;
 
   struct Shared {

@@ -18,6 +18,10 @@ struct MetricsValues {
   std::string peer_state;                      // unknown | up | service_down | unreachable
   std::optional<double> last_heartbeat_age_s;  // none before the peer's first answer
   std::optional<double> lag_s;                 // none until everything was acked once
+  // Self-fencing and maintenance mode (docs/fencing.md), as status --json says them.
+  bool fenced = false;
+  std::string fenced_reason;  // empty unless fenced
+  bool maintenance = false;
 
   // Links (since the daemon started).
   bool outbound_up = false;

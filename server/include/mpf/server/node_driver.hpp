@@ -26,6 +26,7 @@
 #include <mpf/heartbeat/role_machine.hpp>
 #include <mpf/replicator/security.hpp>
 #include <mpf/server/config.hpp>
+#include <mpf/server/etcd_arbiter.hpp>
 #include <mpf/server/hook_runner.hpp>
 #include <mpf/server/node_database.hpp>
 
@@ -85,6 +86,12 @@ class NodeDriver {
   bool definitions_match() const;
   std::optional<std::string> shared_address_holder();
   nlohmann::json command_failover(bool force);
+  // The etcd arbiter (heartbeat.arbiter = etcd): acquire on the role machine's word, renew every
+  // interval while active, release when no longer active.
+  void arbiter_acquire(const heartbeat::RoleAction& a);
+  void arbiter_tick();
+  void on_arbiter_answer(const EtcdAnswer& answer, bool acquire, Epoch epoch);
+  nlohmann::json arbiter_status() const;
 
   boost::asio::io_context& io_;
   zmq::context_t& zmq_;
@@ -103,6 +110,12 @@ class NodeDriver {
   std::vector<std::unique_ptr<heartbeat::IcmpPinger>> witness_pingers_;
   std::unique_ptr<heartbeat::PeerMonitor> monitor_;
   std::unique_ptr<heartbeat::RoleMachine> role_;
+  std::unique_ptr<EtcdArbiter> arbiter_;
+  std::optional<TimePoint> arbiter_renew_at_;  // the last renewal asked
+  std::optional<Epoch> arbiter_held_;          // the epoch this node took the key at
+  bool arbiter_in_flight_ = false;
+  std::string arbiter_detail_;  // the arbiter's last word (status)
+  std::optional<TimePoint> arbiter_confirmed_at_;
 
   int32_t catalog_version_ = 0;
   uint64_t definitions_digest_ = 0;
