@@ -16,6 +16,7 @@ packages=(
   iproute2 nftables iputils-ping iputils-arping procps psmisc socat bc jq
   clang clang-format
   dpkg-dev mmdebstrap systemd python3  # the .deb (cpack, dpkg-shlibdeps) and its install test
+  prometheus  # promtool: the metrics exposition is linted in a test (Debian has no promtool alone)
 )
 
 missing=()

@@ -23,6 +23,7 @@
 #include <mpf/server/backlog.hpp>
 #include <mpf/server/config.hpp>
 #include <mpf/server/conflict_log.hpp>
+#include <mpf/server/history.hpp>
 #include <mpf/server/init_db.hpp>
 #include <mpf/server/logging.hpp>
 
@@ -222,6 +223,15 @@ int cmd_skip(const std::string& config_path, const std::vector<std::string>& arg
         "ON CONFLICT (origin, tick, seq) DO UPDATE SET reason = EXCLUDED.reason, "
         "requested_at = now(), requested_by = current_user",
         cfg->peer.name, position.tick, position.seq, reason);
+    if (!tx.exec("SELECT to_regclass('mpfailover.history')")[0][0].is_null()) {
+      mpf::server::HistoryEvent e;
+      e.node = cfg->node.name;
+      e.event = "skip";
+      e.who = mpf::server::current_operator();
+      e.why = reason;
+      e.detail = {{"position", position.to_string()}, {"origin", cfg->peer.name}};
+      mpf::server::record_history(tx, e);
+    }
     tx.commit();
   } catch (const std::exception& e) {
     std::cerr << "mpfailover skip: could not record the skip in the node's database: " << e.what()
@@ -398,6 +408,11 @@ const std::map<std::string, Command>& commands() {
       {"conflicts", {"changes reconciliation overrode on this node", cmd_conflicts}},
       {"init-db", {"create or upgrade the catalog and install capture", cmd_init_db}},
       {"keygen", {"write a new CURVE key pair for this node", cmd_keygen}},
+      {"history",
+       {"role changes, failovers, fencing, skips, resyncs, repairs on this node",
+        mpf::server::cli::cmd_history}},
+      {"list",
+       {"both nodes in one table (exit 1 when the pair is unhealthy)", mpf::server::cli::cmd_list}},
       {"queue", {"this node's backlog, from its database", cmd_queue}},
       {"skip", {"leave out a transaction apply cannot apply (recorded)", cmd_skip}},
       {"status",

@@ -1,5 +1,6 @@
 #include <pqxx/pqxx>
 
+#include <mpf/core/text.hpp>
 #include <mpf/schema/migrations.hpp>
 #include <mpf/server/node_database.hpp>
 
@@ -137,6 +138,43 @@ Result<int32_t> NodeDatabase::catalog_version() {
     return v.status();
   }
   return static_cast<int32_t>(*v);
+}
+
+Status NodeDatabase::record_history(const HistoryEvent& e) {
+  auto c = conn();
+  if (!c) return c.status();
+  try {
+    pqxx::work tx(**c);
+    if (tx.exec("SELECT to_regclass('mpfailover.history') IS NULL")[0][0].as<bool>()) {
+      return failed_precondition("the catalog has no mpfailover.history (run mpfailover init-db)");
+    }
+    server::record_history(tx, e);
+    tx.commit();
+    return Status::ok();
+  } catch (const std::exception& ex) {
+    conn_.reset();
+    return unavailable("could not record the " + e.event +
+                       " in mpfailover.history: " + one_line(ex.what()));
+  }
+}
+
+Result<int64_t> NodeDatabase::prune_conflicts(Duration retention) {
+  auto c = conn();
+  if (!c) return c.status();
+  try {
+    pqxx::work tx(**c);
+    // detected_at is indexed: the range delete reads only what it removes. At most 10,000 rows
+    // a call, so a first prune of a long history stays within the 5 s statement timeout.
+    auto r = tx.exec_params(
+        "DELETE FROM mpfailover.conflict WHERE conflict_id IN (SELECT conflict_id FROM "
+        "mpfailover.conflict WHERE detected_at < now() - interval '1 second' * $1 LIMIT 10000)",
+        std::chrono::duration<double>(retention).count());
+    tx.commit();
+    return static_cast<int64_t>(r.affected_rows());
+  } catch (const std::exception& ex) {
+    conn_.reset();
+    return unavailable("could not prune mpfailover.conflict: " + one_line(ex.what()));
+  }
 }
 
 }  // namespace mpf::server
