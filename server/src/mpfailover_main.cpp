@@ -54,9 +54,12 @@ int cmd_init_db(const std::string& config_path, const std::vector<std::string>& 
   po::options_description desc("mpfailover init-db options");
   bool app_schema = false;
   bool json = false;
+  std::string grant_to;
   desc.add_options()("help,h", "show this help")(
       "app-schema", po::bool_switch(&app_schema),
       "also create the MeetingPlace application tables (demo and tests)")(
+      "grant-to", po::value(&grant_to),
+      "grant ROLE (the daemon's own login, not a superuser) what mpfailoverd needs")(
       "json", po::bool_switch(&json), "print what was done as JSON");
   po::variables_map vm;
   try {
@@ -67,9 +70,12 @@ int cmd_init_db(const std::string& config_path, const std::vector<std::string>& 
     return kExitUsage;
   }
   if (vm.count("help")) {
-    std::cout << "usage: mpfailover [--config PATH] init-db [--app-schema] [--json]\n\n"
+    std::cout << "usage: mpfailover [--config PATH] init-db [--app-schema] [--grant-to ROLE] "
+                 "[--json]\n\n"
                  "Creates or upgrades the replicator's catalog in node.database and installs\n"
-                 "capture on every table in replication.tables. Safe to run again.\n\n"
+                 "capture on every table in replication.tables. Safe to run again. Run it as a\n"
+                 "superuser (the capture trigger is a C function); with --grant-to, the daemon\n"
+                 "can then run as ROLE, an ordinary login (docs/operator-tools.md).\n\n"
               << desc;
     return kExitOk;
   }
@@ -77,6 +83,7 @@ int cmd_init_db(const std::string& config_path, const std::vector<std::string>& 
   if (!cfg) return kExitUsage;
   mpf::server::InitDbOptions options;
   options.app_schema = app_schema;
+  options.grant_to = grant_to;
   auto report = mpf::server::init_db(*cfg, options);
   if (!report) {
     print_error(report.status());

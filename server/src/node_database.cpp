@@ -74,8 +74,13 @@ Status NodeDatabase::set_app_writes(const std::string& app_role, bool writable) 
   auto c = conn();
   if (!c) return c.status();
   try {
-    pqxx::nontransaction q(**c);
+    pqxx::work q(**c);
     const std::string role = q.quote_name(app_role);
+    // A daemon login that is not a superuser acts as the application's role, of which init-db
+    // --grant-to made it a member: a role may set its own defaults and end its own sessions.
+    const bool as_member =
+        !q.exec("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0][0].as<bool>();
+    if (as_member) q.exec("SET LOCAL ROLE " + role);
     q.exec(std::string("ALTER ROLE ") + role +
            " SET default_transaction_read_only = " + (writable ? "off" : "on"));
     if (!writable) {
@@ -84,6 +89,7 @@ Status NodeDatabase::set_app_writes(const std::string& app_role, bool writable) 
           "WHERE usename = $1 AND pid <> pg_backend_pid()",
           app_role);
     }
+    q.commit();
     return Status::ok();
   } catch (const std::exception& e) {
     conn_.reset();

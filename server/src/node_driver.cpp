@@ -886,6 +886,15 @@ json NodeDriver::handle(const json& request) {
   if (cmd == "switchover") {
     auto d = role_->switchover(monitor_->snapshot(), now);
     apply(d, "operator_switchover");
+    if (d.accepted && !d.to) {
+      // Asked on the standby: its role changes only when the active hands over, in the peer's
+      // name; the operator who asked is recorded here and now.
+      HistoryEvent e;
+      e.event = "switchover";
+      e.who = command_who_.empty() ? "operator" : command_who_;
+      e.why = "operator_switchover" + (d.message.empty() ? "" : ": " + d.message);
+      record(std::move(e));
+    }
     return reply(d);
   }
   if (cmd == "standalone") {

@@ -426,3 +426,113 @@ TEST_SUITE("ops_metrics") {
     CHECK_MESSAGE(lint.rc == 0, lint.output);
   }
 }
+
+namespace {
+
+// Roles are the cluster's, not a database's: dropped after the pair's databases are gone.
+struct ClusterRoles {
+  std::vector<std::string> names;
+  ~ClusterRoles() {
+    for (const auto& n : names) {
+      try {
+        pqxx::connection c(mpf::test::base_conninfo());
+        pqxx::nontransaction q(c);
+        q.exec("DROP ROLE IF EXISTS " + n);
+      } catch (const std::exception&) {
+      }
+    }
+  }
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+}
+
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  REQUIRE_MESSAGE(at != std::string::npos, from << " not in " << text);
+  return text.replace(at, from.size(), to);
+}
+
+}  // namespace
+
+TEST_SUITE("ops_least_privilege") {
+  TEST_CASE("the pair runs with an ordinary login that init-db --grant-to prepared") {
+    const std::string pid = std::to_string(::getpid());
+    const std::string daemon_role = "mpft_daemon_" + pid;
+    const std::string app_a = "mpft_lpapp_a_" + pid;
+    const std::string app_b = "mpft_lpapp_b_" + pid;
+    ClusterRoles roles{{daemon_role, app_a, app_b}};  // destroyed after the pair
+    LoopbackPair pair(options("leastpriv"));
+    {
+      pqxx::connection c(mpf::test::base_conninfo());
+      pqxx::nontransaction q(c);
+      for (const auto& r : roles.names) q.exec("DROP ROLE IF EXISTS " + r);
+      q.exec("CREATE ROLE " + daemon_role + " LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB");
+      q.exec("CREATE ROLE " + app_a + " LOGIN");
+      q.exec("CREATE ROLE " + app_b + " LOGIN");
+    }
+    const std::vector<std::pair<std::string, std::string>> nodes{{"a", app_a}, {"b", app_b}};
+    for (const auto& [node, app] : nodes) {
+      const auto& conf = pair.conf(node);
+      // Each node fences its own application login (roles are the whole cluster's).
+      write_file(conf, replaced(read_file(conf), "[node]\n", "[node]\napp_role = " + app + "\n"));
+      auto init = pair.cli(node, "init-db --grant-to " + daemon_role);
+      REQUIRE_MESSAGE(init.rc == 0, init.out << init.err);
+      CHECK(init.out.find("granted " + daemon_role) != std::string::npos);
+      // From here on the daemon and the CLI log in as the ordinary role.
+      write_file(conf, replaced(read_file(conf), "user=postgres", "user=" + daemon_role));
+    }
+
+    pair.a->start();
+    pair.b->start();
+    pair.roles_settled();
+    auto status = [&](const std::string& node) {
+      return json::parse(pair.cli(node, "status --json").out);
+    };
+    REQUIRE(eventually([&] { return status("a")["writes"] == "open"; }, 10s));
+    CHECK(status("b")["writes"] == "closed");
+
+    auto write_on = [&](const LoopbackPair& p, bool on_a, const std::string& login) {
+      pqxx::connection c((on_a ? p.db_a : p.db_b).conninfo());
+      pqxx::work tx(c);
+      tx.exec("INSERT INTO users (login) VALUES ('" + login + "')");
+      tx.commit();
+    };
+    write_on(pair, true, "from_a");
+    CHECK_MESSAGE(eventually([&] { return pair.converged(); }, 20s), pair.b->log_text());
+
+    // A switchover: fencing both ways as the ordinary role, then replication the other way.
+    auto sw = pair.cli("a", "switchover");
+    REQUIRE_MESSAGE(sw.rc == 0, sw.out << sw.err << pair.a->log_text());
+    REQUIRE(eventually(
+        [&] { return status("b")["writes"] == "open" && status("a")["writes"] == "closed"; },
+        20s));
+    write_on(pair, false, "from_b");
+    CHECK_MESSAGE(eventually([&] { return pair.converged(); }, 20s), pair.a->log_text());
+    {
+      pqxx::connection c(pair.db_b.conninfo());
+      pqxx::nontransaction q(c);
+      CHECK(q.exec("SELECT count(*) FROM users WHERE login IN ('from_a', 'from_b')")[0][0]
+                .as<int>() == 2);
+      CHECK_FALSE(
+          q.exec("SELECT rolsuper FROM pg_roles WHERE rolname = '" + daemon_role + "'")[0][0]
+              .as<bool>());
+    }
+    for (const auto* d : {pair.a.get(), pair.b.get()}) {
+      const auto log = d->log_text();
+      CHECK_MESSAGE(log.find("permission denied") == std::string::npos, log);
+      CHECK_MESSAGE(log.find("must be owner") == std::string::npos, log);
+    }
+    CHECK(status("a")["last_error"].is_null());
+    CHECK(status("b")["last_error"].is_null());
+    auto h = json::parse(pair.cli("a", "history --json").out);
+    CHECK(has_event(h, [](const json& e) { return e["event"] == "fencing"; }));
+  }
+}
