@@ -52,6 +52,7 @@ std::string peer_address(const Config& cfg) {
 ojson list_json(const Config& cfg, const json& s) {
   const auto health = pair_health(s);
   const json backlog = s.value("backlog", json(nullptr));
+  const json link = s.value("link", json::object());
   ojson self{{"name", s.value("node", cfg.node.name)},
              {"address", listen_address(cfg)},
              {"self", true},
@@ -60,8 +61,8 @@ ojson list_json(const Config& cfg, const json& s) {
              {"epoch", opt_or_null(s, "epoch")},
              {"writes", s.value("writes", "unknown")},
              {"link",
-              {{"outbound", s["link"].value("outbound", "unknown")},
-               {"inbound", s["link"].value("inbound", "unknown")}}},
+              {{"outbound", link.value("outbound", "unknown")},
+               {"inbound", link.value("inbound", "unknown")}}},
              {"lag_s", opt_or_null(s, "lag_s")},
              {"backlog_transactions",
               backlog.is_object() ? ojson(backlog["transactions"]) : ojson(nullptr)},

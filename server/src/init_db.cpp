@@ -48,10 +48,14 @@ Result<std::string> grant_daemon_role(pqxx::connection& conn, const Config& conf
     tx.exec("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA mpfailover TO " + role);
     tx.exec("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA mpfailover TO " + role);
     // Tables a later release's migration adds (run by the same administrator) come granted.
-    tx.exec("ALTER DEFAULT PRIVILEGES IN SCHEMA mpfailover GRANT SELECT, INSERT, UPDATE, DELETE "
-            "ON TABLES TO " + role);
-    tx.exec("ALTER DEFAULT PRIVILEGES IN SCHEMA mpfailover GRANT USAGE, SELECT, UPDATE ON "
-            "SEQUENCES TO " + role);
+    tx.exec(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA mpfailover GRANT SELECT, INSERT, UPDATE, DELETE "
+        "ON TABLES TO " +
+        role);
+    tx.exec(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA mpfailover GRANT USAGE, SELECT, UPDATE ON "
+        "SEQUENCES TO " +
+        role);
     tx.exec("ALTER TABLE mpfailover.change_log OWNER TO " + role);
     std::set<std::string> schemas;
     for (const auto& t : tables) {
@@ -61,7 +65,8 @@ Result<std::string> grant_daemon_role(pqxx::connection& conn, const Config& conf
       schemas.insert(t.relation.substr(0, dot));
       tx.exec("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON " + rel + " TO " + role);
     }
-    for (const auto& s : schemas) tx.exec("GRANT USAGE ON SCHEMA " + tx.quote_name(s) + " TO " + role);
+    for (const auto& s : schemas)
+      tx.exec("GRANT USAGE ON SCHEMA " + tx.quote_name(s) + " TO " + role);
     for (const char* f :
          {"pg_replication_origin_create(text)", "pg_replication_origin_session_setup(text)",
           "pg_replication_origin_session_reset()", "pg_replication_origin_session_is_setup()",

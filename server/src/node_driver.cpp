@@ -869,6 +869,10 @@ json NodeDriver::handle(const json& request) {
   const std::string cmd = request.value("command", "");
   // Who asked (ControlServer fills it from the socket's credentials), for the history.
   command_who_ = request.value("who", std::string());
+  struct Forget {  // role changes after this request are not the operator's
+    std::string& who;
+    ~Forget() { who.clear(); }
+  } forget{command_who_};
   const auto now = clock_.now();
   auto reply = [&](const Decision& d) {
     json j{{"ok", d.accepted},

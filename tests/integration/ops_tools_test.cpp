@@ -146,12 +146,13 @@ TEST_SUITE("ops_list") {
     CHECK(text.out.find("pair: healthy") != std::string::npos);
 
     // --watch: successive reports when piped, until interrupted.
-    auto watch = mpf::test::run(std::string("timeout -s INT 2 ") + MPF_CLI_PATH + " --config " +
-                                pair.conf("a") + " list --watch 300ms");
+    auto watch = mpf::test::run(std::string("timeout --preserve-status -s INT 2 ") + MPF_CLI_PATH +
+                                " --config " + pair.conf("a") + " list --watch 300ms");
     CHECK_MESSAGE(count(watch.output, "pair: healthy") >= 3, watch.output);
     CHECK(watch.rc == 0);
-    auto watch_json = mpf::test::run(std::string("timeout -s INT 1 ") + MPF_CLI_PATH +
-                                     " --config " + pair.conf("a") + " list --json --watch=200ms");
+    auto watch_json =
+        mpf::test::run(std::string("timeout --preserve-status -s INT 1 ") + MPF_CLI_PATH +
+                       " --config " + pair.conf("a") + " list --json --watch=200ms");
     CHECK_MESSAGE(count(watch_json.output, "\"nodes\"") >= 3, watch_json.output);
     CHECK(pair.cli("a", "list --watch 10ms").rc == 2);
     CHECK(pair.cli("a", "list extra").rc == 2);
@@ -512,8 +513,7 @@ TEST_SUITE("ops_least_privilege") {
     auto sw = pair.cli("a", "switchover");
     REQUIRE_MESSAGE(sw.rc == 0, sw.out << sw.err << pair.a->log_text());
     REQUIRE(eventually(
-        [&] { return status("b")["writes"] == "open" && status("a")["writes"] == "closed"; },
-        20s));
+        [&] { return status("b")["writes"] == "open" && status("a")["writes"] == "closed"; }, 20s));
     write_on(pair, false, "from_b");
     CHECK_MESSAGE(eventually([&] { return pair.converged(); }, 20s), pair.a->log_text());
     {
