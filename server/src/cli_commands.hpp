@@ -29,6 +29,10 @@ int cmd_standalone(const std::string& config_path, const std::vector<std::string
 int cmd_join(const std::string& config_path, const std::vector<std::string>& args);
 int cmd_maintenance(const std::string& config_path, const std::vector<std::string>& args);
 
+// Both nodes in one table, from the daemon's status; history from the database (cli_list.cpp).
+int cmd_list(const std::string& config_path, const std::vector<std::string>& args);
+int cmd_history(const std::string& config_path, const std::vector<std::string>& args);
+
 // Straight to the peer's port 2008, this node's side from its database (cli_verify.cpp).
 int cmd_verify(const std::string& config_path, const std::vector<std::string>& args);
 int cmd_check(const std::string& config_path, const std::vector<std::string>& args);

@@ -30,6 +30,7 @@
 
 #include <mpf/server/config.hpp>
 #include <mpf/server/control_client.hpp>
+#include <mpf/server/history.hpp>
 #include <mpf/server/verify/check_facts.hpp>
 #include <mpf/server/verify/narrower.hpp>
 
@@ -458,6 +459,18 @@ int cmd_verify(const std::string& config_path, const std::vector<std::string>& a
   if (o.repair && total_diffs > 0) {
     left = 0;
     for (const auto& r : after) left += r.differences.size();
+    HistoryEvent e;
+    e.node = cfg->node.name;
+    e.event = "repair";
+    e.who = current_operator();
+    e.why = "verify --repair from active \"" + cfg->peer.name + "\"";
+    e.detail = {{"differences", total_diffs},
+                {"rows_repaired", repaired.rows},
+                {"errors", repaired.errors.size()},
+                {"differences_left", left}};
+    if (auto s = record_history(cfg->node.database, e); !s) {
+      std::cerr << "mpfailover: warning: " << s.message() << "\n";
+    }
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
 

@@ -185,7 +185,8 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   std::string port_text, peer_port_text, tables_text, interval_text, warn_bytes_text;
   std::string retention_text, tombstone_retention_text, max_protocol_text;
   std::string hb_timeout_text, ping_timeout_text, max_skew_text, witness_text;
-  std::string automatic_text, missed_text, switchover_timeout_text, hook_timeout_text;
+  std::string automatic_text, missed_text, switchover_timeout_text, hook_timeout_text,
+      conflict_retention_text;
   std::string fence_after_text, arbiter_endpoints_text;
   po::options_description desc;
   // Every key is a string here; typed parsing below gives messages that name the key.
@@ -224,6 +225,8 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
       ("shared.hostname", po::value(&cfg.shared.hostname))
       ("hooks.on_promote", po::value(&cfg.hooks.on_promote))
       ("hooks.on_demote", po::value(&cfg.hooks.on_demote))
+      ("hooks.on_role_change", po::value(&cfg.hooks.on_role_change))
+      ("conflicts.retention", po::value(&conflict_retention_text))
       ("hooks.timeout", po::value(&hook_timeout_text))
       ("control.socket", po::value(&cfg.control.socket))
       ("control.group", po::value(&cfg.control.group))
@@ -349,7 +352,8 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
         std::tuple{"failover.switchover_timeout", &switchover_timeout_text,
                    &cfg.failover.switchover_timeout},
         std::tuple{"failover.fence_after", &fence_after_text, &cfg.failover.fence_after},
-        std::tuple{"hooks.timeout", &hook_timeout_text, &cfg.hooks.timeout}}) {
+        std::tuple{"hooks.timeout", &hook_timeout_text, &cfg.hooks.timeout},
+        std::tuple{"conflicts.retention", &conflict_retention_text, &cfg.conflicts.retention}}) {
     if (!vm.count(key)) continue;
     auto d = parse_duration(*text);
     if (!d) return err.key(key, std::string(key) + ": " + d.status().message());

@@ -7,6 +7,7 @@
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 #include <grp.h>
+#include <pwd.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -81,7 +82,10 @@ bool ControlServer::allowed(int fd, std::string& who) const {
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
-  who = "uid " + std::to_string(cred.uid);
+  // Who asked, for mpfailover.history: from the kernel, so a client cannot claim another name.
+  const passwd* pw = ::getpwuid(cred.uid);
+  who = (pw ? std::string(pw->pw_name) : std::string("uid")) + " (uid " + std::to_string(cred.uid) +
+        ")";
   if (cred.uid == 0 || cred.uid == ::geteuid()) return true;
   if (!has_group_) return false;
   if (cred.gid == gid_) return true;
@@ -124,13 +128,15 @@ void ControlServer::serve(std::shared_ptr<local::stream_protocol::socket> s) {
   }
   auto buf = std::make_shared<boost::asio::streambuf>(64 * 1024);
   boost::asio::async_read_until(
-      *s, *buf, '\n', [this, s, buf](const boost::system::error_code& ec, size_t n) {
+      *s, *buf, '\n', [this, s, buf, who](const boost::system::error_code& ec, size_t n) {
         if (ec) return;
         std::string line(boost::asio::buffers_begin(buf->data()),
                          boost::asio::buffers_begin(buf->data()) + static_cast<long>(n));
         json reply;
         try {
-          reply = handler_(json::parse(line));
+          json request = json::parse(line);
+          if (request.is_object()) request["who"] = who;  // the client's word is not taken
+          reply = handler_(request);
         } catch (const json::exception& e) {
           reply = json{{"ok", false}, {"error", std::string("malformed request: ") + e.what()}};
         } catch (const std::exception& e) {

@@ -20,6 +20,80 @@ Result<std::unique_ptr<pqxx::connection>> connect(const Config& config) {
   }
 }
 
+// What mpfailoverd does in its database, and the grant each needs (the daemon never creates or
+// alters anything: init-db, run by an administrator, does):
+//   the catalog (schema mpfailover): reads and writes its tables and sequences; VACUUMs
+//     change_log after trims, which PostgreSQL 15 allows only to the table's owner, so the role
+//     owns change_log (the capture trigger inserts into it in the writer's name either way);
+//   the replicated tables: the applier inserts, updates and deletes, resync truncates;
+//   replication origins (the applier's and repair's commit origin, read by last-writer-wins):
+//     the pg_replication_origin_* functions, revoked from PUBLIC by default;
+//   write fencing of node.app_role: ALTER ROLE ... SET default_transaction_read_only and ending
+//     its sessions, both allowed to a member of that role (the driver does SET ROLE first).
+Result<std::string> grant_daemon_role(pqxx::connection& conn, const Config& config,
+                                      const std::string& grantee,
+                                      const std::vector<replicator::TableDef>& tables) {
+  try {
+    pqxx::work tx(conn);
+    auto r = tx.exec_params("SELECT rolsuper FROM pg_roles WHERE rolname = $1", grantee);
+    if (r.empty()) {
+      return invalid_argument("--grant-to: role \"" + grantee +
+                              "\" does not exist\nhint: CREATE ROLE " + grantee +
+                              " LOGIN (a password or peer authentication as pg_hba.conf says), "
+                              "then run init-db --grant-to again");
+    }
+    const std::string role = tx.quote_name(grantee);
+    tx.exec("GRANT CONNECT ON DATABASE " + tx.quote_name(conn.dbname()) + " TO " + role);
+    tx.exec("GRANT USAGE ON SCHEMA mpfailover TO " + role);
+    tx.exec("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA mpfailover TO " + role);
+    tx.exec("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA mpfailover TO " + role);
+    // Tables a later release's migration adds (run by the same administrator) come granted.
+    tx.exec(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA mpfailover GRANT SELECT, INSERT, UPDATE, DELETE "
+        "ON TABLES TO " +
+        role);
+    tx.exec(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA mpfailover GRANT USAGE, SELECT, UPDATE ON "
+        "SEQUENCES TO " +
+        role);
+    tx.exec("ALTER TABLE mpfailover.change_log OWNER TO " + role);
+    std::set<std::string> schemas;
+    for (const auto& t : tables) {
+      const auto dot = t.relation.find('.');
+      const std::string rel = tx.quote_name(t.relation.substr(0, dot)) + "." +
+                              tx.quote_name(t.relation.substr(dot + 1));
+      schemas.insert(t.relation.substr(0, dot));
+      tx.exec("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON " + rel + " TO " + role);
+    }
+    for (const auto& s : schemas)
+      tx.exec("GRANT USAGE ON SCHEMA " + tx.quote_name(s) + " TO " + role);
+    for (const char* f :
+         {"pg_replication_origin_create(text)", "pg_replication_origin_session_setup(text)",
+          "pg_replication_origin_session_reset()", "pg_replication_origin_session_is_setup()",
+          "pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone)",
+          "pg_replication_origin_xact_reset()"}) {
+      tx.exec(std::string("GRANT EXECUTE ON FUNCTION pg_catalog.") + f + " TO " + role);
+    }
+    std::string fencing;
+    if (!config.node.app_role.empty()) {
+      auto app = tx.exec_params("SELECT 1 FROM pg_roles WHERE rolname = $1", config.node.app_role);
+      if (!app.empty()) {
+        tx.exec("GRANT " + tx.quote_name(config.node.app_role) + " TO " + role);
+        fencing = ", membership in " + config.node.app_role + " (write fencing)";
+      }
+    }
+    tx.commit();
+    return "granted " + grantee +
+           " what mpfailoverd needs: the catalog's tables and sequences (owner of "
+           "mpfailover.change_log), SELECT, INSERT, UPDATE, DELETE, TRUNCATE on the replicated "
+           "tables, the replication origin functions" +
+           fencing + (r[0][0].as<bool>() ? " (note: it is a superuser anyway)" : "");
+  } catch (const std::exception& e) {
+    return unavailable(std::string("could not grant the daemon's rights to \"") + grantee +
+                       "\": " + e.what());
+  }
+}
+
 }  // namespace
 
 Result<InitDbReport> init_db(const Config& config, const InitDbOptions& options) {
@@ -64,6 +138,11 @@ Result<InitDbReport> init_db(const Config& config, const InitDbOptions& options)
       return unavailable(std::string("could not grant capture rights to node.app_role: ") +
                          e.what());
     }
+  }
+  if (!options.grant_to.empty()) {
+    auto s = grant_daemon_role(**conn, config, options.grant_to, *tables);
+    if (!s) return s.status();
+    report.notes.push_back(*s);
   }
   return report;
 }

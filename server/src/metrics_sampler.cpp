@@ -9,6 +9,7 @@ namespace mpf::server {
 
 MetricsSampler::MetricsSampler(std::string conninfo, std::string node, std::string peer)
     : conninfo_(conninfo),
+      peer_(peer),
       reader_(
           std::make_unique<BacklogReader>(std::move(conninfo), std::move(node), std::move(peer))) {}
 
@@ -39,12 +40,23 @@ void MetricsSampler::sample() {
   const auto started = std::chrono::steady_clock::now();
   auto backlog = reader_->read();
   std::optional<int64_t> conflicts;
+  double last_apply = 0;
   std::string error;
   if (backlog) {
     try {
       if (!conn_ || !conn_->is_open()) conn_ = std::make_unique<pqxx::connection>(conninfo_);
       pqxx::nontransaction q(*conn_);
-      conflicts = q.exec("SELECT count(*) FROM mpfailover.conflict")[0][0].as<int64_t>();
+      // The conflicts ever recorded, from the id sequence: a counter must never go down, and
+      // conflicts.retention deletes old rows (ids of a rolled-back apply count too: rare).
+      conflicts = q.exec(
+                       "SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+                       "FROM mpfailover.conflict_conflict_id_seq")[0][0]
+                      .as<int64_t>();
+      auto applied = q.exec_params(
+          "SELECT extract(epoch FROM applied_at)::float8 FROM mpfailover.applied_position "
+          "WHERE origin = $1",
+          peer_);
+      if (!applied.empty() && !applied[0][0].is_null()) last_apply = applied[0][0].as<double>();
     } catch (const std::exception& e) {
       conn_.reset();
       error = one_line(e.what());
@@ -69,6 +81,8 @@ void MetricsSampler::sample() {
   d.backlog_bytes = backlog->bytes;
   if (backlog->oldest) d.backlog_oldest_age_s = backlog->oldest->age_s;
   d.conflicts = *conflicts;
+  d.last_apply_timestamp_s = last_apply;
+  d.peer_apply_blocked = backlog->blocked.has_value();
   d.sample_duration_s = std::chrono::duration<double>(now - started).count();
   latest_ = d;
   latest_at_ = now;

@@ -3,12 +3,18 @@
 // sends half a request and waits is cut off), request size is bounded before anything is
 // buffered, the number of connections is capped, and a scrape only copies values already in
 // memory (the database numbers come from MetricsSampler's thread).
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <mpf/core/text.hpp>
 #include <mpf/replicator/receiver.hpp>
@@ -28,6 +34,7 @@ struct MetricsServer::Shared {
   tcp::acceptor acceptor;
   boost::asio::steady_timer retry;
   Render render;
+  MetricsServer::Health health;
   int connections = 0;
 };
 
@@ -66,8 +73,27 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string_view target(req.target().data(), req.target().size());
     target = target.substr(0, target.find('?'));
     if (target != "/metrics") {
-      return respond(http::status::not_found, "not found: try /metrics\n",
-                     "text/plain; charset=utf-8", req.version());
+      std::optional<std::pair<int, std::string>> health;
+      if (shared_->health) {
+        try {
+          health = shared_->health(target);
+        } catch (const std::exception& e) {
+          spdlog::warn("HealthRenderFailed reason=\"{}\"", one_line(e.what()));
+          return respond(http::status::service_unavailable, "could not tell\n",
+                         "text/plain; charset=utf-8", req.version());
+        }
+      }
+      if (!health) {
+        return respond(http::status::not_found,
+                       "not found: try /metrics, /active, /standby or /health\n",
+                       "text/plain; charset=utf-8", req.version());
+      }
+      if (req.method() != http::verb::get) {
+        return respond(http::status::method_not_allowed, "only GET\n", "text/plain; charset=utf-8",
+                       req.version());
+      }
+      return respond(static_cast<http::status>(health->first), std::move(health->second),
+                     "application/json", req.version());
     }
     if (req.method() != http::verb::get) {
       return respond(http::status::method_not_allowed, "only GET\n", "text/plain; charset=utf-8",
@@ -120,6 +146,8 @@ MetricsServer::MetricsServer(boost::asio::io_context& io, std::string address, u
     : io_(io), address_(std::move(address)), port_(port), shared_(std::make_shared<Shared>(io)) {
   shared_->render = std::move(render);
 }
+
+void MetricsServer::set_health(Health health) { shared_->health = std::move(health); }
 
 MetricsServer::~MetricsServer() {
   beast::error_code ignored;
@@ -186,6 +214,50 @@ std::optional<double> optional_number(const nlohmann::json& j, const char* key) 
 
 }  // namespace
 
+namespace {
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Prometheus's standard process metrics, from /proc (as the official client libraries read them).
+std::optional<MetricsValues::Process> process_metrics() {
+  std::ifstream stat("/proc/self/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream in(text.substr(close + 2));
+  std::vector<std::string> f;
+  for (std::string x; in >> x;) f.push_back(x);
+  // f[0] is field 3 (state): utime 14, stime 15, starttime 22, vsize 23, rss 24.
+  if (f.size() < 22) return std::nullopt;
+  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+  MetricsValues::Process p;
+  p.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / ticks;
+  p.virtual_memory_bytes = std::stod(f[20]);
+  p.resident_memory_bytes = std::stod(f[21]) * page;
+  std::ifstream proc_stat("/proc/stat");
+  for (std::string line; std::getline(proc_stat, line);) {
+    if (line.rfind("btime ", 0) == 0) {
+      p.start_time_seconds = std::stod(line.substr(6)) + std::stod(f[19]) / ticks;
+    }
+  }
+  std::error_code ec;
+  double fds = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++fds;
+  }
+  p.open_fds = fds;
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) p.max_fds = static_cast<double>(lim.rlim_cur);
+  return p;
+}
+
+}  // namespace
+
 MetricsValues gather_metrics(NodeDriver& driver, const replicator::Shipper& shipper,
                              const replicator::Receiver& receiver, const MetricsSampler& sampler) {
   MetricsValues v;
@@ -212,6 +284,26 @@ MetricsValues gather_metrics(NodeDriver& driver, const replicator::Shipper& ship
   v.dropped_frames = in.dropped_frames;
   v.database = sampler.latest();
   v.database_errors = sampler.errors();
+
+  v.version = status.value("software_version", "");
+  v.protocol_versions = status.value("protocol_versions", "");
+  v.catalog_version = status.value("catalog_version", int64_t{0});
+  if (v.last_heartbeat_age_s)
+    v.last_heartbeat_answer_timestamp_s = unix_now() - *v.last_heartbeat_age_s;
+  v.apply_stopped = in.apply_stopped;
+  const std::string writes = status.value("writes", "");
+  v.writes_open =
+      writes == "open" || (writes == "unfenced" && (v.role == "active" || v.role == "standalone"));
+  v.version_error = status.contains("version_error") && status["version_error"].is_string();
+  if (auto ms = optional_number(status, "clock_skew_ms")) v.clock_skew_s = *ms / 1000.0;
+  const std::string witness = status.value("witness_state", "");
+  if (status.contains("witness") && !status["witness"].empty()) {
+    if (witness == "reachable") v.witness_reachable = true;
+    if (witness == "unreachable") v.witness_reachable = false;
+  }
+  v.role_changes = driver.role_changes();
+  v.hook_failures = driver.hook_failures();
+  v.process = process_metrics();
   return v;
 }
 

@@ -91,6 +91,8 @@ class Writer {
     std::snprintf(buf, sizeof buf, "%.10g", v);
     return buf;
   }
+
+ public:
   // Label values: backslash, double quote and newline escaped (format 0.0.4).
   static std::string escape(std::string_view s) {
     std::string r;
@@ -107,8 +109,74 @@ class Writer {
     return r;
   }
 
+ private:
   std::string out_;
 };
+
+void render_state(Writer& w, const MetricsValues& v) {
+  w.head("mpfailover_build_info", "gauge",
+         "Always 1; the labels say which release runs and what it speaks.");
+  w.sample("mpfailover_build_info", 1.0,
+           "version=\"" + Writer::escape(v.version) + "\",protocol_versions=\"" +
+               Writer::escape(v.protocol_versions) + "\",catalog_version=\"" +
+               std::to_string(v.catalog_version) + "\"");
+  w.gauge("mpfailover_last_heartbeat_answer_timestamp_seconds",
+          "When the peer last answered a heartbeat (Unix time; 0: never, so time() - this "
+          "fires for a peer that never answered).",
+          v.last_heartbeat_answer_timestamp_s);
+  const auto& d = v.database;
+  w.gauge("mpfailover_last_apply_timestamp_seconds",
+          "When a transaction of the peer was last applied here (Unix time; 0: never).",
+          d ? std::optional(d->last_apply_timestamp_s) : std::nullopt);
+  auto flag = [&](std::string_view name, std::string_view help, bool on) {
+    w.gauge(name, help, on ? 1.0 : 0.0);
+  };
+  flag("mpfailover_apply_blocked",
+       "1 while this node's apply of the peer's changes is stopped on a transaction (see "
+       "mpfailover skip).",
+       v.apply_stopped);
+  w.gauge("mpfailover_peer_apply_blocked",
+          "1 while the peer's apply is stopped on a transaction of this node.",
+          d ? std::optional(d->peer_apply_blocked ? 1.0 : 0.0) : std::nullopt);
+  flag("mpfailover_writes_open", "1 while the application's writes are open on this node.",
+       v.writes_open);
+  flag("mpfailover_version_error",
+       "1 while the nodes' versions (protocol, catalog, heartbeat) do not pair (see status).",
+       v.version_error);
+  w.gauge("mpfailover_clock_skew_seconds",
+          "The peer's clock minus this node's, measured from heartbeat answers.", v.clock_skew_s);
+  w.gauge("mpfailover_witness_reachable",
+          "1 when a witness answered the last ping, 0 when none did (no sample without "
+          "heartbeat.witness).",
+          v.witness_reachable ? std::optional(*v.witness_reachable ? 1.0 : 0.0) : std::nullopt);
+  w.counter("mpfailover_role_changes_total", "Role changes of this node since the daemon started.",
+            v.role_changes);
+  w.counter("mpfailover_hook_failures_total",
+            "Hooks that failed (exit status, timeout, could not start) since the daemon started.",
+            v.hook_failures);
+}
+
+void render_process(Writer& w, const MetricsValues& v) {
+  const auto& p = v.process;
+  auto one = [&](std::string_view name, std::string_view type, std::string_view help,
+                 double MetricsValues::Process::*field) {
+    w.head(name, type, help);
+    if (p) w.sample(name, (*p).*field);
+  };
+  one("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+      &MetricsValues::Process::cpu_seconds);
+  one("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+      &MetricsValues::Process::resident_memory_bytes);
+  one("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+      &MetricsValues::Process::virtual_memory_bytes);
+  one("process_start_time_seconds", "gauge",
+      "Start time of the process since unix epoch in seconds.",
+      &MetricsValues::Process::start_time_seconds);
+  one("process_open_fds", "gauge", "Number of open file descriptors.",
+      &MetricsValues::Process::open_fds);
+  one("process_max_fds", "gauge", "Maximum number of open file descriptors.",
+      &MetricsValues::Process::max_fds);
+}
 
 }  // namespace
 
@@ -192,6 +260,8 @@ std::string render_metrics(const MetricsValues& v) {
   w.counter("mpfailover_database_sample_errors_total",
             "Samples of the backlog and conflict numbers that failed (see the log).",
             v.database_errors);
+  render_state(w, v);
+  render_process(w, v);
   return w.take();
 }
 

@@ -23,6 +23,7 @@
 #include <mpf/server/backlog.hpp>
 #include <mpf/server/config.hpp>
 #include <mpf/server/conflict_log.hpp>
+#include <mpf/server/history.hpp>
 #include <mpf/server/init_db.hpp>
 #include <mpf/server/logging.hpp>
 
@@ -53,9 +54,12 @@ int cmd_init_db(const std::string& config_path, const std::vector<std::string>& 
   po::options_description desc("mpfailover init-db options");
   bool app_schema = false;
   bool json = false;
+  std::string grant_to;
   desc.add_options()("help,h", "show this help")(
       "app-schema", po::bool_switch(&app_schema),
       "also create the MeetingPlace application tables (demo and tests)")(
+      "grant-to", po::value(&grant_to),
+      "grant ROLE (the daemon's own login, not a superuser) what mpfailoverd needs")(
       "json", po::bool_switch(&json), "print what was done as JSON");
   po::variables_map vm;
   try {
@@ -66,9 +70,12 @@ int cmd_init_db(const std::string& config_path, const std::vector<std::string>& 
     return kExitUsage;
   }
   if (vm.count("help")) {
-    std::cout << "usage: mpfailover [--config PATH] init-db [--app-schema] [--json]\n\n"
+    std::cout << "usage: mpfailover [--config PATH] init-db [--app-schema] [--grant-to ROLE] "
+                 "[--json]\n\n"
                  "Creates or upgrades the replicator's catalog in node.database and installs\n"
-                 "capture on every table in replication.tables. Safe to run again.\n\n"
+                 "capture on every table in replication.tables. Safe to run again. Run it as a\n"
+                 "superuser (the capture trigger is a C function); with --grant-to, the daemon\n"
+                 "can then run as ROLE, an ordinary login (docs/operator-tools.md).\n\n"
               << desc;
     return kExitOk;
   }
@@ -76,6 +83,7 @@ int cmd_init_db(const std::string& config_path, const std::vector<std::string>& 
   if (!cfg) return kExitUsage;
   mpf::server::InitDbOptions options;
   options.app_schema = app_schema;
+  options.grant_to = grant_to;
   auto report = mpf::server::init_db(*cfg, options);
   if (!report) {
     print_error(report.status());
@@ -222,6 +230,15 @@ int cmd_skip(const std::string& config_path, const std::vector<std::string>& arg
         "ON CONFLICT (origin, tick, seq) DO UPDATE SET reason = EXCLUDED.reason, "
         "requested_at = now(), requested_by = current_user",
         cfg->peer.name, position.tick, position.seq, reason);
+    if (!tx.exec("SELECT to_regclass('mpfailover.history')")[0][0].is_null()) {
+      mpf::server::HistoryEvent e;
+      e.node = cfg->node.name;
+      e.event = "skip";
+      e.who = mpf::server::current_operator();
+      e.why = reason;
+      e.detail = {{"position", position.to_string()}, {"origin", cfg->peer.name}};
+      mpf::server::record_history(tx, e);
+    }
     tx.commit();
   } catch (const std::exception& e) {
     std::cerr << "mpfailover skip: could not record the skip in the node's database: " << e.what()
@@ -398,6 +415,11 @@ const std::map<std::string, Command>& commands() {
       {"conflicts", {"changes reconciliation overrode on this node", cmd_conflicts}},
       {"init-db", {"create or upgrade the catalog and install capture", cmd_init_db}},
       {"keygen", {"write a new CURVE key pair for this node", cmd_keygen}},
+      {"history",
+       {"role changes, failovers, fencing, skips, resyncs, repairs on this node",
+        mpf::server::cli::cmd_history}},
+      {"list",
+       {"both nodes in one table (exit 1 when the pair is unhealthy)", mpf::server::cli::cmd_list}},
       {"queue", {"this node's backlog, from its database", cmd_queue}},
       {"skip", {"leave out a transaction apply cannot apply (recorded)", cmd_skip}},
       {"status",

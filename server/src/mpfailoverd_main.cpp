@@ -31,6 +31,7 @@
 #include <mpf/server/metrics_sampler.hpp>
 #include <mpf/server/metrics_server.hpp>
 #include <mpf/server/node_driver.hpp>
+#include <mpf/server/pair_health.hpp>
 #include <mpf/server/queue_watch.hpp>
 #include <mpf/server/resync_runner.hpp>
 #include <mpf/server/systemd_notify.hpp>
@@ -161,6 +162,13 @@ int main(int argc, char** argv) {
       cfg->protocol_pinned() ? " pinned_by=replication.max_protocol_version" : "", catalog_version);
   boost::asio::io_context io;
   mpf::server::NodeDriver driver(io, zmq_context, *cfg, security, shipper, receiver);
+  // The database numbers (backlog, conflicts) are sampled on their own thread, metrics or not:
+  // status, `list` and the facts the peer's `list` shows need the backlog too. A sample is one
+  // scan of change_log, at most every 5 s and 20x as long as the last one took (cheap while
+  // the backlog is small, at most ~5% of one backend while it is large).
+  auto metrics_sampler = std::make_unique<mpf::server::MetricsSampler>(
+      cfg->node.database, cfg->node.name, cfg->peer.name);
+  driver.set_sampler(metrics_sampler.get());
   if (auto s = driver.start(); !s) {
     return refuse_startup(s);
   }
@@ -177,21 +185,25 @@ int main(int argc, char** argv) {
     return refuse_startup(s);
   }
   // Prometheus metrics (metrics.listen): the database numbers are sampled on their own thread.
-  std::unique_ptr<mpf::server::MetricsSampler> metrics_sampler;
   std::unique_ptr<mpf::server::MetricsServer> metrics;
   if (!cfg->metrics.listen.empty()) {
-    metrics_sampler = std::make_unique<mpf::server::MetricsSampler>(cfg->node.database,
-                                                                    cfg->node.name, cfg->peer.name);
     metrics = std::make_unique<mpf::server::MetricsServer>(
         io, cfg->metrics.address, cfg->metrics.port, [&] {
           return mpf::server::render_metrics(
               mpf::server::gather_metrics(driver, shipper, receiver, *metrics_sampler));
         });
+    // GET /active, /standby, /health (HAProxy, keepalived): pair_health.hpp.
+    metrics->set_health(
+        [&driver](std::string_view path) -> std::optional<std::pair<int, std::string>> {
+          auto a = mpf::server::health_endpoint(path, driver.status_json());
+          if (!a) return std::nullopt;
+          return std::pair{a->code, std::move(a->body)};
+        });
     if (auto s = metrics->start(); !s) {
       return refuse_startup(s);
     }
-    metrics_sampler->start();
   }
+  metrics_sampler->start();
   std::jthread receiver_thread([&](std::stop_token st) { receiver.run(st); });
   std::jthread shipper_thread([&](std::stop_token st) { shipper.run(st); });
   // systemd (Type=notify): ready once the receiver is bound and the driver started.
@@ -215,6 +227,7 @@ int main(int argc, char** argv) {
   std::function<void()> report = [&] {
     queue_watch.check();
     driver.recheck_catalog();
+    driver.prune_conflicts();
     const auto out = shipper.stats();
     const auto in = receiver.stats();
     const std::string state = std::string(out.connected ? "up" : "down") + "/" +

@@ -1,5 +1,6 @@
 #include <pqxx/pqxx>
 
+#include <mpf/core/text.hpp>
 #include <mpf/schema/migrations.hpp>
 #include <mpf/server/node_database.hpp>
 
@@ -75,8 +76,13 @@ Status NodeDatabase::set_app_writes(const std::string& app_role, bool writable) 
   auto c = conn();
   if (!c) return c.status();
   try {
-    pqxx::nontransaction q(**c);
+    pqxx::work q(**c);
     const std::string role = q.quote_name(app_role);
+    // A daemon login that is not a superuser acts as the application's role, of which init-db
+    // --grant-to made it a member: a role may set its own defaults and end its own sessions.
+    const bool as_member =
+        !q.exec("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0][0].as<bool>();
+    if (as_member) q.exec("SET LOCAL ROLE " + role);
     q.exec(std::string("ALTER ROLE ") + role +
            " SET default_transaction_read_only = " + (writable ? "off" : "on"));
     if (!writable) {
@@ -85,6 +91,7 @@ Status NodeDatabase::set_app_writes(const std::string& app_role, bool writable) 
           "WHERE usename = $1 AND pid <> pg_backend_pid()",
           app_role);
     }
+    q.commit();
     return Status::ok();
   } catch (const std::exception& e) {
     conn_.reset();
@@ -139,6 +146,43 @@ Result<int32_t> NodeDatabase::catalog_version() {
     return v.status();
   }
   return static_cast<int32_t>(*v);
+}
+
+Status NodeDatabase::record_history(const HistoryEvent& e) {
+  auto c = conn();
+  if (!c) return c.status();
+  try {
+    pqxx::work tx(**c);
+    if (tx.exec("SELECT to_regclass('mpfailover.history') IS NULL")[0][0].as<bool>()) {
+      return failed_precondition("the catalog has no mpfailover.history (run mpfailover init-db)");
+    }
+    server::record_history(tx, e);
+    tx.commit();
+    return Status::ok();
+  } catch (const std::exception& ex) {
+    conn_.reset();
+    return unavailable("could not record the " + e.event +
+                       " in mpfailover.history: " + one_line(ex.what()));
+  }
+}
+
+Result<int64_t> NodeDatabase::prune_conflicts(Duration retention) {
+  auto c = conn();
+  if (!c) return c.status();
+  try {
+    pqxx::work tx(**c);
+    // detected_at is indexed: the range delete reads only what it removes. At most 10,000 rows
+    // a call, so a first prune of a long history stays within the 5 s statement timeout.
+    auto r = tx.exec_params(
+        "DELETE FROM mpfailover.conflict WHERE conflict_id IN (SELECT conflict_id FROM "
+        "mpfailover.conflict WHERE detected_at < now() - interval '1 second' * $1 LIMIT 10000)",
+        std::chrono::duration<double>(retention).count());
+    tx.commit();
+    return static_cast<int64_t>(r.affected_rows());
+  } catch (const std::exception& ex) {
+    conn_.reset();
+    return unavailable("could not prune mpfailover.conflict: " + one_line(ex.what()));
+  }
 }
 
 }  // namespace mpf::server

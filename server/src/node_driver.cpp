@@ -27,6 +27,7 @@
 #include <mpf/replicator/shipper.hpp>
 #include <mpf/replicator/versions.hpp>
 #include <mpf/replicator/wire.hpp>
+#include <mpf/server/metrics_sampler.hpp>
 #include <mpf/server/node_driver.hpp>
 
 namespace mpf::server {
@@ -152,8 +153,8 @@ Status NodeDriver::start() {
   if (!pinger) {
     // Heartbeats still work; only the service-down/unreachable distinction is lost.
     last_error_ = "no ICMP ping of the peer: " + pinger.status().message();
-    spdlog::error("PingUnavailable peer={} reason=\"{}\"", config_.peer.address,
-                  one_line(pinger.status().message()));
+    spdlog::error("PingUnavailable peer={} address={} reason=\"{}\"", config_.peer.name,
+                  config_.peer.address, one_line(pinger.status().message()));
   } else {
     peer_pinger_ = std::move(pinger.value());
   }
@@ -375,6 +376,8 @@ void NodeDriver::send_beat(uint64_t seq, Command command, Epoch epoch, Position 
   m.command = command;
   m.command_epoch = epoch;
   m.command_position = position;
+  // The note of a Beat carries this node's facts for the peer's `list` (node_facts.hpp).
+  m.note = heartbeat::encode_facts(my_facts());
   const auto frame = heartbeat::encode(m);
   try {
     // Not connected (ZMQ_IMMEDIATE) or the queue is full: this heartbeat is missed.
@@ -391,6 +394,12 @@ void NodeDriver::on_peer_message(const HeartbeatMessage& m, int64_t received_wal
   const auto now = clock_.now();
   peer_status_ = m.status;
   peer_status_at_ = now;
+  if (m.kind == HeartbeatMessage::Kind::kBeat) {
+    if (auto f = heartbeat::decode_facts(m.note)) {
+      peer_facts_ = std::move(*f);
+      peer_facts_at_ = now;
+    }
+  }
   check_peer_catalog(m.status.catalog_version);
   heartbeat::PeerView view{m.status.node, m.status.role, m.status.epoch};
   if (m.kind == HeartbeatMessage::Kind::kBeat && m.command == Command::kHandover) {
@@ -434,8 +443,9 @@ void NodeDriver::apply_monitor(const std::vector<MonitorAction>& actions) {
         peer_pinger_->ping(
             std::chrono::duration_cast<std::chrono::milliseconds>(config_.heartbeat.ping_timeout),
             [this](heartbeat::PingResult r) {
-              spdlog::info("PeerPinged peer={} outcome={} detail=\"{}\"", config_.peer.address,
-                           heartbeat::to_string(r.outcome), one_line(r.detail));
+              spdlog::info("PeerPinged peer={} address={} outcome={} detail=\"{}\"",
+                           config_.peer.name, config_.peer.address, heartbeat::to_string(r.outcome),
+                           one_line(r.detail));
               apply_monitor(monitor_->on_ping_result(r.outcome == heartbeat::PingOutcome::kReply,
                                                      clock_.now()));
             },
@@ -457,8 +467,8 @@ void NodeDriver::apply_monitor(const std::vector<MonitorAction>& actions) {
         }
         break;
       case MonitorAction::Kind::kHeartbeatMissed:
-        spdlog::warn("PeerHeartbeatMissed peer={} missed={} seq={}", config_.peer_endpoint(),
-                     a.missed, a.seq);
+        spdlog::warn("PeerHeartbeatMissed peer={} endpoint={} missed={} seq={}", config_.peer.name,
+                     config_.peer_endpoint(), a.missed, a.seq);
         verdict_changed = true;
         break;
       case MonitorAction::Kind::kPeerStateChanged:
@@ -492,10 +502,28 @@ void NodeDriver::apply(const Decision& d, const char* trigger) {
   if (d.to) {
     spdlog::info("RoleChanged from={} to={} epoch={} reason={}", heartbeat::to_string(*d.from),
                  heartbeat::to_string(*d.to), role_->epoch(), d.reason);
+    ++role_changes_;
+    HistoryEvent e;
+    e.event = history_event_for_reason(d.reason);
+    e.role_from = heartbeat::to_string(*d.from);
+    e.role_to = heartbeat::to_string(*d.to);
+    e.who = d.reason.rfind("operator_", 0) == 0 && !command_who_.empty() ? command_who_
+            : d.reason == "handover" || d.reason == "switchover_request"
+                ? "peer " + config_.peer.name
+                : "daemon";
+    e.why = d.reason + (d.message.empty() ? "" : ": " + d.message);
+    record(std::move(e));
+    run_role_change_hook(*d.from, *d.to, d.reason);
   } else if (d.fence_changed) {
     spdlog::warn("FenceChanged fenced={} reason={} epoch={} trigger={} note=\"{}\"",
                  role_->fenced(), role_->fenced() ? role_->fenced_reason() : "confirmed",
                  role_->epoch(), trigger, one_line(d.message));
+    HistoryEvent e;
+    e.event = "fencing";
+    e.role_from = e.role_to = heartbeat::to_string(role_->role());
+    e.who = "daemon";
+    e.why = role_->fenced() ? "fenced: " + role_->fenced_reason() : "unfenced: confirmed";
+    record(std::move(e));
   } else if (d.accepted && !d.message.empty()) {
     spdlog::info("RoleNote trigger={} note=\"{}\"", trigger, one_line(d.message));
   }
@@ -564,8 +592,17 @@ void NodeDriver::set_writes(bool writable) {
     spdlog::error("WritesChangeFailed writable={} reason=\"{}\"", writable, one_line(s.message()));
     return;
   }
+  const std::string before = writes_;
   writes_ = writable ? "open" : "closed";
   spdlog::info("WritesChanged login={} writes={}", config_.node.app_role, writes_);
+  if (before != writes_) {
+    HistoryEvent e;
+    e.event = "fencing";
+    e.who = "daemon";
+    e.why = writable ? "writes opened for the active role" : "writes closed (fenced)";
+    e.detail = {{"login", config_.node.app_role}, {"writes", writes_}, {"before", before}};
+    record(std::move(e));
+  }
 }
 
 void NodeDriver::run_hook(const char* name, const std::string& program) {
@@ -578,6 +615,31 @@ void NodeDriver::run_hook(const char* name, const std::string& program) {
       {"MPF_SHARED_INTERFACE", config_.shared.interface},
       {"MPF_SHARED_HOSTNAME", config_.shared.hostname},
   };
+  start_hook(name, program, std::move(env));
+}
+
+void NodeDriver::run_role_change_hook(Role from, Role to, const std::string& reason) {
+  // Unlike on_promote/on_demote (which move shared.address), this one runs whether or not a
+  // shared address is set: paging, DNS, load balancers.
+  if (config_.hooks.on_role_change.empty()) return;
+  std::map<std::string, std::string> env{
+      {"MPF_NODE", config_.node.name},
+      {"MPF_PEER", config_.peer.name},
+      {"MPF_ROLE", std::string(heartbeat::to_string(to))},
+      {"MPF_OLD_ROLE", std::string(heartbeat::to_string(from))},
+      {"MPF_EPOCH", std::to_string(role_->epoch())},
+      {"MPF_REASON", reason},
+  };
+  if (!config_.shared.address.empty()) {
+    env["MPF_SHARED_ADDRESS"] = config_.shared.address;
+    env["MPF_SHARED_INTERFACE"] = config_.shared.interface;
+    env["MPF_SHARED_HOSTNAME"] = config_.shared.hostname;
+  }
+  start_hook("on_role_change", config_.hooks.on_role_change, std::move(env));
+}
+
+void NodeDriver::start_hook(const char* name, const std::string& program,
+                            std::map<std::string, std::string> env) {
   spdlog::info("HookStarted hook={} program={}", name, program);
   hooks_.run(name, program, std::move(env), [this](HookResult r) {
     boost::asio::post(io_, [this, r = std::move(r)] {
@@ -587,6 +649,7 @@ void NodeDriver::run_hook(const char* name, const std::string& program) {
         spdlog::info("HookFinished hook={} seconds={:.3f}", r.name, r.seconds);
       } else {
         last_error_ = "hook " + r.name + " failed: " + r.detail;
+        ++hook_failures_;
         spdlog::error("HookFailed hook={} program={} detail=\"{}\"", r.name, r.program,
                       one_line(r.detail));
       }
@@ -642,6 +705,54 @@ std::optional<std::string> NodeDriver::shared_address_holder() {
     return config_.peer.name;
   }
   return std::nullopt;
+}
+
+heartbeat::NodeFacts NodeDriver::my_facts() {
+  heartbeat::NodeFacts f;
+  f.writes = writes_;
+  const auto out = shipper_.stats();
+  if (out.caught_up_at) {
+    f.lag_s = std::max(0.0, seconds(clock_.now() - *out.caught_up_at) - seconds(kTickInterval));
+  }
+  if (sampler_) {
+    if (auto db = sampler_->latest()) {
+      f.backlog_transactions = db->backlog_transactions;
+      f.backlog_bytes = db->backlog_bytes;
+    }
+  }
+  f.outbound_up = out.connected;
+  f.inbound_up = receiver_.stats().connected;
+  f.standalone = role_ && role_->role() == Role::kStandalone;
+  f.automatic_failover = config_.failover.automatic;
+  return f;
+}
+
+void NodeDriver::record(HistoryEvent e) {
+  e.node = config_.node.name;
+  if (role_) e.epoch = role_->epoch();
+  e.applied_from_peer = receiver_.stats().applied.to_string();
+  e.acked_by_peer = shipper_.stats().acked.to_string();
+  auto s = db_.record_history(e);
+  if (s) return;
+  // Logged once per kind of failure: a catalog without the table (init-db not run after an
+  // upgrade) would otherwise repeat on every event.
+  if (s.code() == Code::kFailedPrecondition && history_unavailable_logged_) return;
+  history_unavailable_logged_ = s.code() == Code::kFailedPrecondition;
+  spdlog::warn("HistoryNotRecorded event={} reason=\"{}\"", e.event, one_line(s.message()));
+}
+
+void NodeDriver::prune_conflicts() {
+  if (config_.conflicts.retention == Duration::zero()) return;
+  const auto now = clock_.now();
+  if (conflicts_pruned_at_ && now - *conflicts_pruned_at_ < std::chrono::minutes(10)) return;
+  conflicts_pruned_at_ = now;
+  auto n = db_.prune_conflicts(config_.conflicts.retention);
+  if (!n) {
+    spdlog::warn("ConflictsNotPruned reason=\"{}\"", one_line(n.status().message()));
+  } else if (*n > 0) {
+    spdlog::info("ConflictsPruned deleted={} retention_s={:.0f}", *n,
+                 seconds(config_.conflicts.retention));
+  }
 }
 
 json NodeDriver::status_json() {
@@ -741,6 +852,38 @@ json NodeDriver::status_json() {
     }
   }
   j["version_error"] = version_errors.empty() ? json(nullptr) : json(version_errors.front());
+  // For `mpfailover list` (docs/operator-tools.md): this node's backlog as last sampled, its
+  // maintenance and fencing state, and what the peer's latest Beat said about itself.
+  j["backlog"] = nullptr;
+  if (sampler_) {
+    if (auto db = sampler_->latest()) {
+      j["backlog"] = {{"transactions", db->backlog_transactions},
+                      {"rows", db->backlog_rows},
+                      {"bytes", db->backlog_bytes},
+                      {"oldest_age_s",
+                       db->backlog_oldest_age_s ? json(*db->backlog_oldest_age_s) : json(nullptr)},
+                      {"sample_age_s", db->sample_age_s}};
+    }
+  }
+  j["peer_facts"] = nullptr;
+  j["peer_facts_age_s"] = peer_facts_at_ ? json(seconds(now - *peer_facts_at_)) : json(nullptr);
+  if (peer_facts_) {
+    const auto& f = *peer_facts_;
+    auto opt = [](const auto& v) { return v ? json(*v) : json(nullptr); };
+    auto up = [](const std::optional<bool>& v) {
+      return v ? json(*v ? "up" : "down") : json(nullptr);
+    };
+    j["peer_facts"] = {{"writes", f.writes},
+                       {"lag_s", opt(f.lag_s)},
+                       {"backlog_transactions", opt(f.backlog_transactions)},
+                       {"backlog_bytes", opt(f.backlog_bytes)},
+                       {"link", {{"outbound", up(f.outbound_up)}, {"inbound", up(f.inbound_up)}}},
+                       {"maintenance", f.standalone},
+                       {"fenced", f.writes == "closed"},
+                       {"automatic_failover", f.automatic_failover}};
+  }
+  j["role_changes"] = role_changes_;
+  j["hook_failures"] = hook_failures_;
   return j;
 }
 
@@ -857,6 +1000,12 @@ json NodeDriver::command_failover(bool force) {
 
 json NodeDriver::handle(const json& request) {
   const std::string cmd = request.value("command", "");
+  // Who asked (ControlServer fills it from the socket's credentials), for the history.
+  command_who_ = request.value("who", std::string());
+  struct Forget {  // role changes after this request are not the operator's
+    std::string& who;
+    ~Forget() { who.clear(); }
+  } forget{command_who_};
   const auto now = clock_.now();
   auto reply = [&](const Decision& d) {
     json j{{"ok", d.accepted},
@@ -874,6 +1023,15 @@ json NodeDriver::handle(const json& request) {
   if (cmd == "switchover") {
     auto d = role_->switchover(monitor_->snapshot(), now);
     apply(d, "operator_switchover");
+    if (d.accepted && !d.to) {
+      // Asked on the standby: its role changes only when the active hands over, in the peer's
+      // name; the operator who asked is recorded here and now.
+      HistoryEvent e;
+      e.event = "switchover";
+      e.who = command_who_.empty() ? "operator" : command_who_;
+      e.why = "operator_switchover" + (d.message.empty() ? "" : ": " + d.message);
+      record(std::move(e));
+    }
     return reply(d);
   }
   if (cmd == "standalone") {

@@ -452,6 +452,7 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
         session->stuck = true;
         std::lock_guard lock(mu_);
         stats_.last_error = applied.status().message();
+        stats_.apply_stopped = true;
         continue;
       }
       for (uint64_t seq : seqs) {
@@ -469,6 +470,7 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
       stats_.changes += changes;
       stats_.applied = *applied;
       stats_.last_error.clear();
+      stats_.apply_stopped = false;
     } catch (const std::exception& e) {
       spdlog::error("ReceiverError reason=\"{}\"", one_line(e.what()));
       if (applier) applier->reset();

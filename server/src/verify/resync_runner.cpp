@@ -37,6 +37,7 @@
 #include <mpf/replicator/receiver.hpp>
 #include <mpf/replicator/shipper.hpp>
 #include <mpf/server/backlog.hpp>
+#include <mpf/server/history.hpp>
 #include <mpf/server/resync_runner.hpp>
 #include <mpf/server/verify/resync_plan.hpp>
 
@@ -74,6 +75,7 @@ double seconds_since(Clock::time_point t) {
 
 struct ResyncRunner::Job {
   bool force = false;
+  std::string who;  // the operator who asked (the control socket's credentials)
   std::chrono::seconds catch_up_timeout{300};
 };
 
@@ -135,6 +137,7 @@ json ResyncRunner::handle(const json& request, const json& status) {
   if (thread_.joinable()) thread_.join();  // the previous job, finished
   job_ = std::make_unique<Job>();
   job_->force = request.value("force", false);
+  job_->who = request.value("who", std::string("operator"));
   const double timeout = request.value("catch_up_timeout_s", 300.0);
   job_->catch_up_timeout = std::chrono::seconds(static_cast<int64_t>(std::max(0.0, timeout)));
   progress_ = json{{"state", "starting"},
@@ -476,6 +479,25 @@ void ResyncRunner::run(std::stop_token stop, Job& job) {
         "ON CONFLICT (origin) DO UPDATE SET tick = EXCLUDED.tick, seq = EXCLUDED.seq, "
         "applied_at = now()",
         config_.peer.name, answer.position.tick, answer.position.seq);
+    // The history row commits with the copy: it happened exactly when this commits.
+    if (!tx.exec("SELECT to_regclass('mpfailover.history')")[0][0].is_null()) {
+      HistoryEvent e;
+      e.node = config_.node.name;
+      e.event = "resync";
+      e.who = job.who;
+      e.why = job.force ? "resync --force" : "resync";
+      e.applied_from_peer = answer.position.to_string();
+      e.acked_by_peer = answer.peer_applied.to_string();
+      json discarded;
+      {
+        std::lock_guard lock(mu_);
+        discarded = progress_.value("discarded_transactions", 0);
+      }
+      e.detail = {{"rows_copied", total_rows},
+                  {"discarded_transactions", discarded},
+                  {"snapshot_position", answer.position.to_string()}};
+      record_history(tx, e);
+    }
     tx.commit();
     update([&](json& p) { p["copy_seconds"] = seconds_since(copy_started); });
     spdlog::info("ResyncCommitted node={} peer={} position={} rows={} seconds={:.3f}",

@@ -22,6 +22,7 @@ struct LinkStats {
   uint64_t wire_bytes = 0;      // frame bytes sent (shipper) or received (receiver)
   uint64_t dropped_frames = 0;  // receiver: garbage, out-of-order or foreign frames dropped
   std::string last_error;       // empty when healthy
+  bool apply_stopped = false;   // receiver: apply stopped on a transaction (ApplyError sent)
   // The replication protocol version of the current (or last) session; 0 before the first.
   uint32_t protocol_version = 0;
   // Receiver: what the peer's latest Hello said about it, accepted or not (0 / "": not yet, or

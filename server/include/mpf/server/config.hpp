@@ -81,6 +81,9 @@ struct Config {
   struct Hooks {
     std::string on_promote = "/usr/lib/mpfailover/hooks/on_promote";
     std::string on_demote = "/usr/lib/mpfailover/hooks/on_demote";
+    // Run on every role change, whether or not shared.address is set (paging, DNS, load
+    // balancers); empty (the default): none.
+    std::string on_role_change;
     Duration timeout = std::chrono::seconds(30);
   } hooks;
 
@@ -107,6 +110,12 @@ struct Config {
     std::string address;
     uint16_t port = 0;
   } metrics;
+
+  struct Conflicts {
+    // Rows of mpfailover.conflict older than this are deleted by the daemon (hourly); zero:
+    // kept forever.
+    Duration retention = std::chrono::hours(24 * 90);
+  } conflicts;
 
   struct Queue {
     uint64_t warn_bytes = 1ull << 30;  // backlog size that raises a warning (nothing is dropped)

@@ -12,6 +12,9 @@ namespace mpf::server {
 
 struct InitDbOptions {
   bool app_schema = false;  // also create the MeetingPlace tables
+  // The daemon's own login (not a superuser): granted what mpfailoverd needs, nothing more
+  // (docs/operator-tools.md, "Least privilege"). Empty: no grants.
+  std::string grant_to;
 };
 
 struct InitDbReport {

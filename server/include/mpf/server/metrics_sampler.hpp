@@ -46,6 +46,7 @@ class MetricsSampler {
   void sample();
 
   std::string conninfo_;
+  std::string peer_;
   std::unique_ptr<BacklogReader> reader_;   // sampler thread only
   std::unique_ptr<pqxx::connection> conn_;  // sampler thread only: the conflict count
   std::chrono::steady_clock::duration last_duration_{};

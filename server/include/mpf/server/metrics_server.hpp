@@ -1,6 +1,7 @@
 // MetricsServer: Prometheus metrics over HTTP (Boost.Beast) on the daemon's io_context.
-// GET /metrics answers the text exposition format 0.0.4; any other path is 404, any other
-// method on /metrics 405. One request per connection (Connection: close).
+// GET /metrics answers the text exposition format 0.0.4; GET /active, /standby and /health answer
+// 200 or 503 (set_health); any other path is 404, any other method 405. One request per connection
+// (Connection: close).
 //
 // Bounded: a request's header may have at most kMaxHeaderBytes and its body kMaxBodyBytes; a
 // client gets kTimeout to send its request and read the answer, then it is disconnected; at most
@@ -15,7 +16,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include <boost/asio/io_context.hpp>
 
@@ -40,13 +44,17 @@ class MetricsServer {
   static constexpr int kMaxConnections = 16;
 
   using Render = std::function<std::string()>;  // the body of a GET /metrics answer
+  // The health endpoints (pair_health.hpp): status code and body for a path, nullopt for a path
+  // that is not one (404).
+  using Health = std::function<std::optional<std::pair<int, std::string>>(std::string_view path)>;
 
   MetricsServer(boost::asio::io_context& io, std::string address, uint16_t port, Render render);
   ~MetricsServer();
 
   // Binds and starts accepting; an error names the address.
   Status start();
-  uint16_t port() const;  // the bound port
+  void set_health(Health health);  // before start()
+  uint16_t port() const;           // the bound port
 
   struct Shared;  // the acceptor and what connections share; outlives the server if need be
 

@@ -43,12 +43,41 @@ struct MetricsValues {
     int64_t backlog_rows = 0;
     int64_t backlog_bytes = 0;
     std::optional<double> backlog_oldest_age_s;  // none when nothing waits
-    int64_t conflicts = 0;                       // rows of mpfailover.conflict
-    double sample_age_s = 0;                     // how old these numbers are
-    double sample_duration_s = 0;                // how long reading them took
+    int64_t conflicts = 0;  // conflicts ever recorded (mpfailover.conflict's id sequence)
+    // When this node last applied a transaction of the peer (Unix seconds); 0: never.
+    double last_apply_timestamp_s = 0;
+    bool peer_apply_blocked = false;  // the peer's apply stopped on a transaction of this node
+    double sample_age_s = 0;          // how old these numbers are
+    double sample_duration_s = 0;     // how long reading them took
   };
   std::optional<Database> database;
   uint64_t database_errors = 0;  // samples that failed
+
+  // mpfailover_build_info's labels.
+  std::string version;            // software_version()
+  std::string protocol_versions;  // "1-3"
+  int64_t catalog_version = 0;
+  // Events as Unix timestamps (0: never, so `time() - x > N` fires for a peer never heard).
+  double last_heartbeat_answer_timestamp_s = 0;
+  // State gauges.
+  bool apply_stopped = false;             // this node's apply of the peer's changes stopped
+  bool writes_open = false;               // the application's writes are open here (or unfenced)
+  bool version_error = false;             // status's version_error is set
+  std::optional<double> clock_skew_s;     // none before the first answer
+  std::optional<bool> witness_reachable;  // none without heartbeat.witness or before a ping
+  uint64_t role_changes = 0;
+  uint64_t hook_failures = 0;
+
+  // The process (Prometheus's standard names); none where /proc could not tell.
+  struct Process {
+    double cpu_seconds = 0;
+    double resident_memory_bytes = 0;
+    double virtual_memory_bytes = 0;
+    double start_time_seconds = 0;
+    double open_fds = 0;
+    double max_fds = 0;
+  };
+  std::optional<Process> process;
 };
 
 // Every metric is named mpfailover_*, its unit in the name (_seconds, _bytes, _total for

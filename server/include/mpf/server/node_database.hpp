@@ -15,9 +15,11 @@
 
 #include <pqxx/connection>
 
+#include <mpf/core/clock.hpp>
 #include <mpf/core/position.hpp>
 #include <mpf/core/status.hpp>
 #include <mpf/heartbeat/role_machine.hpp>
+#include <mpf/server/history.hpp>
 
 namespace mpf::server {
 
@@ -44,6 +46,12 @@ class NodeDatabase {
   // The replicated tables' definitions as one canonical text (for the digest in heartbeats).
   Result<std::string> definitions_text();
   Result<int32_t> catalog_version();
+
+  // One row of mpfailover.history (history.hpp). A catalog older than version 7 has no history
+  // table: kFailedPrecondition, which the driver logs once.
+  Status record_history(const HistoryEvent& e);
+  // Deletes the conflicts older than `retention` (conflicts.retention); the number deleted.
+  Result<int64_t> prune_conflicts(Duration retention);
 
  private:
   Result<pqxx::connection*> conn();

@@ -22,6 +22,7 @@
 
 #include <mpf/core/clock.hpp>
 #include <mpf/heartbeat/heartbeat_message.hpp>
+#include <mpf/heartbeat/node_facts.hpp>
 #include <mpf/heartbeat/peer_monitor.hpp>
 #include <mpf/heartbeat/role_machine.hpp>
 #include <mpf/replicator/security.hpp>
@@ -46,6 +47,8 @@ class Receiver;
 
 namespace mpf::server {
 
+class MetricsSampler;
+
 class NodeDriver {
  public:
   NodeDriver(boost::asio::io_context& io, zmq::context_t& zmq, const Config& config,
@@ -64,6 +67,18 @@ class NodeDriver {
   nlohmann::json handle(const nlohmann::json& request);
   nlohmann::json status_json();
 
+  // The database sampler (backlog numbers for status, list and the facts sent to the peer);
+  // set before start(), outlives the driver. Without one the backlog is unknown.
+  void set_sampler(const MetricsSampler* sampler) { sampler_ = sampler; }
+
+  // Counters since start, for the metrics (io thread).
+  uint64_t role_changes() const { return role_changes_; }
+  uint64_t hook_failures() const { return hook_failures_; }
+
+  // Deletes conflicts older than conflicts.retention (the daemon's report timer calls it; it
+  // does the work at most every 10 minutes).
+  void prune_conflicts();
+
   // Reads this node's catalog version again (every heartbeat.interval, from the daemon's report
   // timer): init-db of a newer release run while this daemon runs leaves it older than its
   // catalog, which status and the log then say (CatalogMigratedUnderDaemon), until a restart.
@@ -79,6 +94,8 @@ class NodeDriver {
   void apply(const heartbeat::Decision& d, const char* trigger);
   void apply_monitor(const std::vector<heartbeat::MonitorAction>& actions);
   void run_hook(const char* name, const std::string& program);
+  void start_hook(const char* name, const std::string& program,
+                  std::map<std::string, std::string> env);
   void set_writes(bool writable);
   void publish_status();
   void watch_drain();
@@ -92,6 +109,10 @@ class NodeDriver {
   void arbiter_tick();
   void on_arbiter_answer(const EtcdAnswer& answer, bool acquire, Epoch epoch);
   nlohmann::json arbiter_status() const;
+  heartbeat::NodeFacts my_facts();
+  // A row of mpfailover.history for this node (positions and epoch filled in here).
+  void record(HistoryEvent e);
+  void run_role_change_hook(heartbeat::Role from, heartbeat::Role to, const std::string& reason);
 
   boost::asio::io_context& io_;
   zmq::context_t& zmq_;
@@ -125,6 +146,14 @@ class NodeDriver {
   std::string writes_ = "unknown";  // open | closed | unfenced | unknown
   std::string last_error_;
   nlohmann::json last_hook_;
+  const MetricsSampler* sampler_ = nullptr;
+  std::optional<heartbeat::NodeFacts> peer_facts_;  // from the peer's latest Beat
+  std::optional<TimePoint> peer_facts_at_;
+  std::string command_who_;  // the operator of the control request being handled
+  uint64_t role_changes_ = 0;
+  uint64_t hook_failures_ = 0;
+  bool history_unavailable_logged_ = false;
+  std::optional<TimePoint> conflicts_pruned_at_;
   int witness_replies_pending_ = 0;
   bool witness_any_reply_ = false;
 
