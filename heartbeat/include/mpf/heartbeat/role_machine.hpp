@@ -141,6 +141,9 @@ class RoleMachine {
   Decision on_backlog_drained(Position last, TimePoint now);
   Decision tick(TimePoint now);
 
+  // SIGHUP changed failover.automatic: applies from the monitor's next verdict.
+  void set_automatic_failover(bool on) { options_.automatic_failover = on; }
+
   Role role() const { return role_; }
   Epoch epoch() const { return persisted_.epoch; }
   const PersistedRole& persisted() const { return persisted_; }

@@ -63,6 +63,14 @@ class NodeDriver {
   nlohmann::json handle(const nlohmann::json& request);
   nlohmann::json status_json();
 
+  // SIGHUP (io thread). The caller has updated the config this driver reads for the hook and
+  // failover keys; carry hooks.timeout and failover.automatic into the hook runner and the role
+  // machine.
+  void config_reloaded();
+  // SIGHUP changed heartbeat.witness (io thread): opens the new pingers first, so on error the
+  // old witnesses stay; swapped in once no witness ping is in flight.
+  Status set_witnesses(const std::vector<std::string>& addresses);
+
   // Reads this node's catalog version again (every heartbeat.interval, from the daemon's report
   // timer): init-db of a newer release run while this daemon runs leaves it older than its
   // catalog, which status and the log then say (CatalogMigratedUnderDaemon), until a restart.
@@ -112,6 +120,9 @@ class NodeDriver {
   std::string writes_ = "unknown";  // open | closed | unfenced | unknown
   std::string last_error_;
   nlohmann::json last_hook_;
+  // New witnesses from a reload, waiting for the pings in flight to the old ones.
+  std::optional<std::vector<std::unique_ptr<heartbeat::IcmpPinger>>> staged_witness_pingers_;
+  void swap_staged_witnesses();
   int witness_replies_pending_ = 0;
   bool witness_any_reply_ = false;
 
