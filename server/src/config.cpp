@@ -51,8 +51,8 @@ std::string strip_comment(const std::string& line) {
   return line;
 }
 
-// A value written in quotes loses them: "..." with \" and \\ as escapes, '...' with \' and \\
-// (any other backslash stays as written, for libpq's own escapes). Anything after the closing
+// A value written in quotes loses them: "..." with \" and \\ as escapes, '...' with \' and
+// \\ (any other backslash stays as written, for libpq's own escapes). Anything after the closing
 // quote is an error, as is a missing closing quote.
 Result<std::string> unquote(const std::string& value) {
   if (value.empty() || (value.front() != '"' && value.front() != '\'')) return value;
@@ -255,9 +255,9 @@ Status check_cidr(const std::string& text) {
   const auto ip = boost::asio::ip::make_address(address, ec);
   if (ec) return invalid_argument("\"" + address + "\" is not an IP address");
   const int max = ip.is_v4() ? 32 : 128;
-  const bool digits = !prefix.empty() && prefix.size() <= 3 &&
-                      std::all_of(prefix.begin(), prefix.end(),
-                                  [](unsigned char c) { return std::isdigit(c); });
+  const bool digits =
+      !prefix.empty() && prefix.size() <= 3 &&
+      std::all_of(prefix.begin(), prefix.end(), [](unsigned char c) { return std::isdigit(c); });
   const int n = digits ? std::stoi(prefix) : -1;
   if (n < 1 || n > max) {
     return invalid_argument("prefix length \"" + prefix + "\" is not 1-" + std::to_string(max));
@@ -577,8 +577,8 @@ ReloadPlan plan_reload(const Config& now, const Config& next) {
   cmp("heartbeat.timeout", now.heartbeat.timeout, next.heartbeat.timeout, false);
   cmp("heartbeat.ping_timeout", now.heartbeat.ping_timeout, next.heartbeat.ping_timeout, false);
   cmp("heartbeat.max_skew", now.heartbeat.max_skew, next.heartbeat.max_skew, false);
-  cmp("failover.missed_heartbeats", now.failover.missed_heartbeats,
-      next.failover.missed_heartbeats, false);
+  cmp("failover.missed_heartbeats", now.failover.missed_heartbeats, next.failover.missed_heartbeats,
+      false);
   cmp("failover.switchover_timeout", now.failover.switchover_timeout,
       next.failover.switchover_timeout, false);
   cmp("shared.address", now.shared.address, next.shared.address, false);

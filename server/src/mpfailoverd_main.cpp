@@ -1,8 +1,9 @@
 // mpfailoverd: the daemon. Loads and checks its config and database before anything starts;
 // any failure there is one clear message and a non-zero exit. Then it runs, until SIGTERM or
-// SIGINT (SIGHUP reloads the config; docs/cli-exit-codes.md lists the signals), the receiver (this node as target, listening on replication.port) and the shipper
-// (this node as source, connecting to the peer), each on its own thread with its own database
-// connection, and logs the link's state every heartbeat.interval.
+// SIGINT (SIGHUP reloads the config; docs/cli-exit-codes.md lists the signals), the receiver (this
+// node as target, listening on replication.port) and the shipper (this node as source, connecting
+// to the peer), each on its own thread with its own database connection, and logs the link's state
+// every heartbeat.interval.
 #include <array>
 #include <atomic>
 #include <csignal>
@@ -54,13 +55,20 @@ constexpr std::array<int, 3> kIgnoredSignals = {SIGUSR1, SIGUSR2, SIGALRM};
 
 const char* signal_name(int sig) {
   switch (sig) {
-    case SIGHUP: return "SIGHUP";
-    case SIGINT: return "SIGINT";
-    case SIGTERM: return "SIGTERM";
-    case SIGUSR1: return "SIGUSR1";
-    case SIGUSR2: return "SIGUSR2";
-    case SIGALRM: return "SIGALRM";
-    default: return "signal";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGUSR2:
+      return "SIGUSR2";
+    case SIGALRM:
+      return "SIGALRM";
+    default:
+      return "signal";
   }
 }
 
@@ -253,9 +261,10 @@ int main(int argc, char** argv) {
   auto reload = [&] {
     auto next = mpf::server::load_config(config_path);
     if (!next) {
-      spdlog::error("ReloadFailed reason=\"{}\" hint=\"fix the file and send SIGHUP again; the "
-                    "running config stays\"",
-                    mpf::one_line(next.status().message()));
+      spdlog::error(
+          "ReloadFailed reason=\"{}\" hint=\"fix the file and send SIGHUP again; the "
+          "running config stays\"",
+          mpf::one_line(next.status().message()));
       return;
     }
     auto plan = mpf::server::plan_reload(*cfg, *next);
@@ -271,9 +280,10 @@ int main(int argc, char** argv) {
       } else if (key == "failover.automatic") {
         // Never automatic without the witnesses that make it safe.
         if (next->failover.automatic && cfg->heartbeat.witness != next->heartbeat.witness) {
-          spdlog::error("ReloadKeyFailed key={} reason=\"heartbeat.witness could not be "
-                        "applied; automatic failover needs it\"",
-                        key);
+          spdlog::error(
+              "ReloadKeyFailed key={} reason=\"heartbeat.witness could not be "
+              "applied; automatic failover needs it\"",
+              key);
           failed.push_back(key);
           continue;
         }
@@ -302,9 +312,10 @@ int main(int argc, char** argv) {
                  applied.empty() ? "none" : join(applied), failed.empty() ? "none" : join(failed),
                  plan.restart.empty() ? "none" : join(plan.restart));
     if (!plan.restart.empty()) {
-      spdlog::warn("ReloadNeedsRestart keys={} hint=\"systemctl restart mpfailoverd to apply "
-                   "them\"",
-                   join(plan.restart));
+      spdlog::warn(
+          "ReloadNeedsRestart keys={} hint=\"systemctl restart mpfailoverd to apply "
+          "them\"",
+          join(plan.restart));
     }
     if (cfg->log.level != next->log.level) {
       cfg->log.level = next->log.level;
@@ -321,9 +332,10 @@ int main(int argc, char** argv) {
         spdlog::info("ReloadRequested signal=SIGHUP path=\"{}\"", config_path);
         reload();
       } else {
-        spdlog::warn("SignalIgnored signal={} hint=\"SIGTERM stops mpfailoverd, SIGHUP reloads "
-                     "its config\"",
-                     signal_name(sig));
+        spdlog::warn(
+            "SignalIgnored signal={} hint=\"SIGTERM stops mpfailoverd, SIGHUP reloads "
+            "its config\"",
+            signal_name(sig));
       }
       wait_other();
     });

@@ -1,11 +1,10 @@
-#include <net/if.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 
+#include <net/if.h>
 #include <pqxx/pqxx>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <mpf/replicator/security.hpp>
 #include <mpf/server/preflight.hpp>
@@ -44,7 +43,8 @@ Status check_hooks(const Config& config, PreflightReport& report) {
     if (problem.empty()) continue;
     const std::string what = std::string(key) + " \"" + *path + "\" " + problem;
     if (needed) {
-      return failed_precondition(what + " (shared.address is set: the hooks move it)\nhint: chmod " +
+      return failed_precondition(what +
+                                 " (shared.address is set: the hooks move it)\nhint: chmod " +
                                  "755 the hook, or point " + key + " at an executable file");
     }
     report.warnings.push_back(what);

@@ -397,8 +397,8 @@ TEST_CASE("metrics.listen is off by default, takes ADDRESS:PORT, and refuses gar
 TEST_CASE("'#' starts a comment only at line start or after whitespace outside quotes") {
   const std::string base = "[peer]\nname=b\naddress=h\n[security]\nmode=plain\n[node]\nname=a\n";
   SUBCASE("a libpq password with '#' survives; a comment after whitespace is cut") {
-    auto c = parse_config(base + "database = host=/run/pg password=se#cret   # the conninfo\n",
-                          kPath);
+    auto c =
+        parse_config(base + "database = host=/run/pg password=se#cret   # the conninfo\n", kPath);
     REQUIRE_MESSAGE(c, c.status().message());
     CHECK(c->node.database == "host=/run/pg password=se#cret");
   }
@@ -417,8 +417,9 @@ TEST_CASE("'#' starts a comment only at line start or after whitespace outside q
 TEST_CASE("a quoted value loses its quotes, with \\\" \\' and \\\\ as escapes") {
   const std::string base = "[peer]\nname=b\naddress=h\n[security]\nmode=plain\n[node]\nname=a\n";
   SUBCASE("double quotes, a '#' and a comment") {
-    auto c = parse_config(base + "database = \"dbname=x password=a #1\"  # quoted\n"
-                                 "[hooks]\non_promote = '/opt/my hooks/promote#1'\n",
+    auto c = parse_config(base +
+                              "database = \"dbname=x password=a #1\"  # quoted\n"
+                              "[hooks]\non_promote = '/opt/my hooks/promote#1'\n",
                           kPath);
     REQUIRE_MESSAGE(c, c.status().message());
     CHECK(c->node.database == "dbname=x password=a #1");
@@ -433,8 +434,8 @@ TEST_CASE("a quoted value loses its quotes, with \\\" \\' and \\\\ as escapes") 
   SUBCASE("a missing closing quote names the line") {
     auto c = parse_config(base + "database = \"dbname=x\n", kPath);
     REQUIRE_FALSE(c);
-    CHECK(c.status().message() == "config file \"" + kPath +
-                                      "\": line 8: value of \"database\": no closing \" quote");
+    CHECK(c.status().message() ==
+          "config file \"" + kPath + "\": line 8: value of \"database\": no closing \" quote");
   }
   SUBCASE("text after the closing quote is refused") {
     auto c = parse_config(base + "database = 'dbname=x' y\n", kPath);
@@ -454,8 +455,9 @@ TEST_CASE("durations in the config take h and d, as conflicts --since does") {
 }
 
 TEST_CASE("shared.address must be an IP address with a prefix length that fits it") {
-  const std::string base = "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n"
-                           "[security]\nmode=plain\n[shared]\ninterface=eth0\n";
+  const std::string base =
+      "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n"
+      "[security]\nmode=plain\n[shared]\ninterface=eth0\n";
   auto v4 = parse_config(base + "address = 198.18.0.10/24\n", kPath);
   REQUIRE_MESSAGE(v4, v4.status().message());
   auto v6 = parse_config(base + "address = 2001:db8::10/64\n", kPath);
@@ -490,10 +492,10 @@ TEST_CASE("a reload applies the run-time keys and names the ones that need a res
                            kPath);
   REQUIRE_MESSAGE(next, next.status().message());
   auto plan = mpf::server::plan_reload(*now, *next);
-  CHECK(plan.apply ==
-        std::vector<std::string>{"log.level", "hooks.on_promote", "hooks.timeout",
-                                 "heartbeat.witness", "failover.automatic", "metrics.listen"});
+  CHECK(plan.apply == std::vector<std::string>{"log.level", "hooks.on_promote", "hooks.timeout",
+                                               "heartbeat.witness", "failover.automatic",
+                                               "metrics.listen"});
   // heartbeat.interval also moves the default heartbeat.timeout (the smaller of 10s and it).
-  CHECK(plan.restart == std::vector<std::string>{"heartbeat.interval", "heartbeat.timeout",
-                                                 "queue.warn_bytes"});
+  CHECK(plan.restart ==
+        std::vector<std::string>{"heartbeat.interval", "heartbeat.timeout", "queue.warn_bytes"});
 }
