@@ -432,7 +432,7 @@ void print_usage(std::ostream& out) {
   }
   out << "\noptions:\n  --config PATH  node config (default " << mpf::server::kDefaultConfigPath
       << ")\n  --timeout D    how long to wait for the daemon's answer on the control socket\n"
-         "                 (default 10s; ms, s, min)\n"
+         "                 (default 10s, e.g. 500ms or 30s)\n"
          "  --version      print the version and exit\n"
          "  --help         this help; COMMAND --help for a command's own\n"
          "\nexit codes: 0 ok, 1 failed (or could not check), 2 usage or config error, 3 the\n"
