@@ -13,6 +13,7 @@
 
 #include <mpf/server/config.hpp>
 #include <mpf/server/control_client.hpp>
+#include <mpf/server/status_text.hpp>
 
 #include "cli_commands.hpp"
 
@@ -25,6 +26,8 @@ using json = nlohmann::json;
 struct Common {
   bool json_output = false;
   bool force = false;
+  bool yes = false;
+  bool dry_run = false;
   double wait_s = 0;
 };
 
@@ -36,7 +39,9 @@ int parse(const std::string& name, const std::string& usage, const std::string& 
                                                  "print the daemon's answer as JSON");
   if (with_force) {
     desc.add_options()("force", po::bool_switch(&c.force),
-                       "promote even though the peer is up and active, or the definitions differ");
+                       "promote even though the peer is up and active, or the definitions differ")(
+        "yes", po::bool_switch(&c.yes), "with --force: do not ask for a confirmation (scripts)")(
+        "dry-run", po::bool_switch(&c.dry_run), "say what would be done, do nothing");
   }
   po::variables_map vm;
   try {
@@ -69,63 +74,6 @@ std::string secs(const json& v) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(1) << v.get<double>() << " s";
   return out.str();
-}
-
-void print_status(const json& s, std::ostream& out) {
-  out << "node " << s["node"].get<std::string>() << ": " << s["role"].get<std::string>()
-      << ", epoch " << s["epoch"] << " (writes " << s["writes"].get<std::string>() << ")";
-  if (s.value("fenced", false)) {
-    out << " FENCED: " << text_or_dash(s["fenced_reason"])
-        << " (writes stay closed until the peer or the arbiter confirms the epoch)";
-  }
-  if (s.value("maintenance", false)) out << " [maintenance: automatic failover paused]";
-  out << "\n";
-  out << "peer " << s["peer"].get<std::string>() << " (" << s["peer_address"].get<std::string>()
-      << "): " << s["peer_state"].get<std::string>();
-  if (!s["peer_role"].is_null()) {
-    out << ", " << s["peer_role"].get<std::string>() << ", epoch " << s["peer_epoch"];
-  }
-  out << "; last heartbeat " << secs(s["last_heartbeat_age_s"]) << " ago"
-      << (s["last_heartbeat_age_s"].is_null() ? " (none answered yet)" : "") << "\n";
-  out << "ping: " << text_or_dash(s["last_ping"]) << " (" << text_or_dash(s["ping_socket"])
-      << " socket); witness: " << s["witness_state"].get<std::string>();
-  out << "; clock skew " << text_or_dash(s["clock_skew_ms"]) << " ms"
-      << (s.value("clock_skew_warning", false) ? " (ABOVE heartbeat.max_skew)" : "") << "\n";
-  out << "link: outbound " << s["link"]["outbound"].get<std::string>() << ", inbound "
-      << s["link"]["inbound"].get<std::string>() << ", reconnects " << s["link"]["reconnects"]
-      << (s.value("replicating", true) ? "" : " (replication paused: standalone)") << "\n";
-  out << "replication: acked by peer " << s["acked_by_peer"].get<std::string>()
-      << ", applied from peer " << s["applied_from_peer"].get<std::string>() << ", lag "
-      << (s["lag_s"].is_null() ? std::string("unknown") : secs(s["lag_s"])) << "\n";
-  out << "shared address: " << text_or_dash(s["shared_address"]) << ", held by "
-      << text_or_dash(s["shared_address_holder"]) << "\n";
-  if (!s["last_hook"].is_null()) {
-    out << "last hook: " << s["last_hook"]["hook"].get<std::string>() << " "
-        << (s["last_hook"]["ok"].get<bool>() ? "ok" : "FAILED") << " ("
-        << s["last_hook"]["detail"].get<std::string>() << ")\n";
-  }
-  if (!s["operation"].get<std::string>().empty()) {
-    out << "operation: " << s["operation"].get<std::string>() << "\n";
-  }
-  // Versions (absent from a daemon of a release before them: the CLI may be newer than the
-  // daemon between a package install and the daemon's restart).
-  if (s.contains("software_version")) {
-    const json& neg = s["negotiated_protocol_version"];
-    out << "versions: software " << text_or_dash(s["software_version"]) << ", protocol "
-        << text_or_dash(s["protocol_versions"])
-        << (s["max_protocol_version"].is_null() ? "" : " (pinned by max_protocol_version)")
-        << " (outbound " << text_or_dash(neg["outbound"]) << ", inbound "
-        << text_or_dash(neg["inbound"]) << "), heartbeat " << text_or_dash(s["heartbeat_protocol"])
-        << ", catalog " << text_or_dash(s["catalog_version"]) << "\n";
-    out << "peer versions: software " << text_or_dash(s["peer_software_version"]) << ", protocol "
-        << text_or_dash(s["peer_protocol_versions"]) << ", heartbeat "
-        << text_or_dash(s["peer_heartbeat_protocol"]) << ", catalog "
-        << text_or_dash(s["peer_catalog_version"]) << "\n";
-    if (!s["version_error"].is_null()) {
-      out << "version error: " << s["version_error"].get<std::string>() << "\n";
-    }
-  }
-  out << "last error: " << text_or_dash(s["last_error"]) << "\n";
 }
 
 // Polls status until `done` says so or `limit` passes; a progress line on a terminal.
@@ -177,7 +125,9 @@ int cmd_status(const std::string& config_path, const std::vector<std::string>& a
   if (int rc = parse("status", "status [--json]",
                      "This node and its peer: role, epoch, peer state (up, service_down,\n"
                      "unreachable), last heartbeat, ping, witness, clock skew, link, replication\n"
-                     "lag, shared address holder, last error. Asks the running daemon.",
+                     "lag, shared address holder, last error. Asks the running daemon.\n"
+                     "Exit codes: 0 the pair is healthy, 1 the daemon could not be asked, 2 usage\n"
+                     "or config error, 3 the pair is not healthy (the health line says why).",
                      args, c, false);
       rc >= 0) {
     return rc;
@@ -189,31 +139,67 @@ int cmd_status(const std::string& config_path, const std::vector<std::string>& a
   if (c.json_output) {
     std::cout << s->dump(2) << "\n";
   } else {
-    print_status(*s, std::cout);
+    std::cout << format_status(*s);
   }
-  return kExitOk;
+  // For monitoring: the daemon answered, and the pair is not healthy (the text's health line).
+  return unhealthy_reasons(*s).empty() ? kExitOk : kExitUnhealthy;
 }
 
 int cmd_failover(const std::string& config_path, const std::vector<std::string>& args) {
   Common c;
-  if (int rc = parse("failover", "failover [--force] [--json]",
+  if (int rc = parse("failover", "failover [--force [--yes]] [--dry-run] [--json]",
                      "Promotes this standby node to active now, with a new epoch. Refused while\n"
                      "the peer is up and active (use switchover for a planned move) or when this\n"
                      "node's catalog or replicated tables differ from the peer's last known ones,\n"
                      "unless --force. Works when the peer is unreachable. Reports first how far\n"
-                     "this node had applied the old active's changes, and how long ago.",
+                     "this node had applied the old active's changes, and how long ago.\n"
+                     "--force asks for a confirmation on a terminal (--yes for scripts); without\n"
+                     "a terminal and without --yes it is refused. --dry-run only says what would\n"
+                     "be done.",
                      args, c, true);
       rc >= 0) {
     return rc;
   }
   auto cfg = config_or_error(config_path);
   if (!cfg) return kExitUsage;
-  if (!c.json_output) {
-    std::cout << "failover: promoting node \"" << cfg->node.name << "\" to active"
-              << (c.force ? " (forced)" : "") << "\n";
+  if (c.force && !c.dry_run) {
+    if (int rc = may_confirm("failover --force", c.yes); rc >= 0) return rc;
+  }
+  if (c.dry_run || c.force) {
+    auto now = ask(*cfg, json{{"command", "status"}});
+    if (!now) return fail(now.status());
+    const std::string peer_line = "peer \"" + cfg->peer.name + "\" is " +
+                                  text_or_dash((*now)["peer_state"]) + " (role " +
+                                  text_or_dash((*now)["peer_role"]) + ")";
+    const std::string what = "failover" + std::string(c.force ? " --force" : "") +
+                             " would promote node \"" + cfg->node.name + "\" (now " +
+                             text_or_dash((*now)["role"]) + ", epoch " +
+                             text_or_dash((*now)["epoch"]) + ") to active; " + peer_line;
+    if (c.dry_run) {
+      if (c.json_output) {
+        std::cout << json{{"ok", true}, {"dry_run", true}, {"would", what}, {"status", *now}}.dump(
+                         2)
+                  << "\n";
+      } else {
+        std::cout << "dry run: " << what << "; nothing done\n";
+      }
+      return kExitOk;
+    }
+    if (int rc = confirm("failover --force",
+                         what + ".\nIf the peer still takes writes, both nodes do until fencing "
+                                "settles it (conflicts are resolved by last writer wins).",
+                         c.yes);
+        rc >= 0) {
+      return rc;
+    }
   }
   auto r = ask(*cfg, json{{"command", "failover"}, {"force", c.force}});
   if (!r) return fail(r.status());
+  // Announced only once the daemon has accepted: a refusal must not read as "promoting".
+  if (!c.json_output && r->value("ok", false)) {
+    std::cout << "failover: daemon accepted; promoting node \"" << cfg->node.name << "\" to active"
+              << (c.force ? " (forced)" : "") << "\n";
+  }
   const json& report = (*r)["report"];
   if (!c.json_output && report.is_object()) {
     std::cout << "last change applied from peer \"" << cfg->peer.name

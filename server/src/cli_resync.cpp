@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <mpf/core/duration.hpp>
+#include <mpf/server/backlog.hpp>
 #include <mpf/server/config.hpp>
 #include <mpf/server/control_client.hpp>
 
@@ -43,6 +44,8 @@ int refuse(const json& reply) {
 int cmd_resync(const std::string& config_path, const std::vector<std::string>& args) {
   bool json_output = false;
   bool force = false;
+  bool yes = false;
+  bool dry_run = false;
   std::string timeout_text = "300s";
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")("json", po::bool_switch(&json_output),
@@ -50,6 +53,8 @@ int cmd_resync(const std::string& config_path, const std::vector<std::string>& a
       "force", po::bool_switch(&force),
       "discard this node's changes the peer has not acknowledged (each is recorded in "
       "mpfailover.conflict, kind 'resync')")(
+      "yes", po::bool_switch(&yes), "with --force: do not ask for a confirmation (scripts)")(
+      "dry-run", po::bool_switch(&dry_run), "say what would be done, do nothing")(
       "catch-up-timeout", po::value(&timeout_text),
       "stop following the catch-up after this long (default 300s; replication goes on)");
   po::variables_map vm;
@@ -62,13 +67,16 @@ int cmd_resync(const std::string& config_path, const std::vector<std::string>& a
   }
   if (vm.count("help")) {
     std::cout
-        << "usage: mpfailover [--config PATH] resync [--force] [--json] [--catch-up-timeout D]\n\n"
+        << "usage: mpfailover [--config PATH] resync [--force [--yes]] [--dry-run] [--json]\n"
+           "                  [--catch-up-timeout D]\n\n"
            "On the standby: replaces this node's replicated tables (and tombstones) with one\n"
            "consistent snapshot of the active's, copied over port 2008 while the active keeps\n"
            "serving writes, stores the position of the active's change stream the snapshot\n"
            "holds, then follows the catch-up from the active's log. Refused on the active, when\n"
            "the peer is not up and active, when definitions differ, and when this node has\n"
-           "changes the peer has not acknowledged (unless --force). Runs in this node's daemon.\n\n"
+           "changes the peer has not acknowledged (unless --force). Runs in this node's daemon.\n"
+           "--force asks for a confirmation on a terminal (--yes for scripts); without a\n"
+           "terminal and without --yes it is refused. --dry-run only says what would be done.\n\n"
         << desc;
     return kExitOk;
   }
@@ -79,6 +87,52 @@ int cmd_resync(const std::string& config_path, const std::vector<std::string>& a
   }
   auto cfg = config_or_error(config_path);
   if (!cfg) return kExitUsage;
+  if (force && !dry_run) {
+    if (int rc = may_confirm("resync --force", yes); rc >= 0) return rc;
+  }
+  if (force || dry_run) {
+    // What would be replaced and discarded: the roles from the daemon, the unacknowledged
+    // changes from this node's database.
+    auto now = control_request(cfg->control.socket, json{{"command", "status"}});
+    if (!now) {
+      std::cerr << "mpfailover: resync runs in this node's daemon: " << now.status().message()
+                << "\n";
+      return kExitFailed;
+    }
+    BacklogReader reader(cfg->node.database, cfg->node.name, cfg->peer.name);
+    auto backlog = reader.read();
+    if (!backlog) {
+      std::cerr << "mpfailover resync: " << backlog.status().message() << "\n";
+      return kExitFailed;
+    }
+    auto field = [&](const char* k) {
+      const json& v = (*now)[k];
+      return v.is_string() ? v.get<std::string>() : v.dump();
+    };
+    const std::string what =
+        "resync would replace the " + std::to_string(cfg->replication.tables.size()) +
+        " replicated tables of node \"" + cfg->node.name + "\" (now " + field("role") +
+        ") with a snapshot of peer \"" + cfg->peer.name + "\" (" + field("peer_state") + ", " +
+        field("peer_role") + ")" +
+        (force ? " and discard the " + std::to_string(backlog->transactions) + " transactions (" +
+                     std::to_string(backlog->rows) + " rows) here the peer has not acknowledged"
+               : std::string());
+    if (dry_run) {
+      if (json_output) {
+        std::cout << json{{"ok", true},
+                          {"dry_run", true},
+                          {"would", what},
+                          {"unacknowledged_transactions", backlog->transactions},
+                          {"unacknowledged_rows", backlog->rows}}
+                         .dump(2)
+                  << "\n";
+      } else {
+        std::cout << "dry run: " << what << "; nothing done\n";
+      }
+      return kExitOk;
+    }
+    if (int rc = confirm("resync --force", what + ".", yes); rc >= 0) return rc;
+  }
   const double timeout_s = std::chrono::duration<double>(*timeout).count();
   auto started = control_request(
       cfg->control.socket,

@@ -272,6 +272,8 @@ struct Options {
   std::vector<std::string> tables;
   bool json_output = false;
   bool repair = false;
+  bool yes = false;
+  bool dry_run = false;
   uint64_t batch_rows = 1000;
 };
 
@@ -315,7 +317,10 @@ int cmd_verify(const std::string& config_path, const std::vector<std::string>& a
       "batch-rows", po::value(&o.batch_rows)->default_value(1000),
       "rows hashed per query at most (smaller is gentler, larger needs fewer round trips)")(
       "repair", po::bool_switch(&o.repair),
-      "on the standby: copy the differing rows from the active (recorded in mpfailover.conflict)");
+      "on the standby: copy the differing rows from the active (recorded in mpfailover.conflict)")(
+      "yes", po::bool_switch(&o.yes), "with --repair: do not ask for a confirmation (scripts)")(
+      "dry-run", po::bool_switch(&o.dry_run),
+      "with --repair: compare and say what would be repaired, change nothing");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
@@ -326,12 +331,16 @@ int cmd_verify(const std::string& config_path, const std::vector<std::string>& a
   }
   if (vm.count("help")) {
     std::cout << "usage: mpfailover [--config PATH] verify [--table T] [--json] [--batch-rows N] "
-                 "[--repair]\n\n"
+                 "[--repair [--yes] [--dry-run]]\n\n"
                  "Compares this node's replicated tables with the peer's, row by row, by\n"
                  "exchanging hashes of primary-key ranges over port 2008 and narrowing down\n"
-                 "where they differ; lists the differing keys. Exit 0 only when equal. On a live\n"
-                 "pair, rows still on their way show as differences: run it again.\n"
-                 "--repair (on the standby only) copies the differing rows from the active.\n\n"
+                 "where they differ; lists the differing keys. On a live pair, rows still on\n"
+                 "their way show as differences: run it again.\n"
+                 "Exit codes: 0 equal, 1 could not check (peer unreachable, database error,\n"
+                 "definitions differ: run check), 2 usage or config error, 3 rows differ.\n"
+                 "--repair (on the standby only) copies the differing rows from the active,\n"
+                 "after a confirmation on a terminal (--yes for scripts; without a terminal and\n"
+                 "without --yes it is refused); --dry-run lists them and repairs nothing.\n\n"
               << desc;
     return kExitOk;
   }
@@ -339,10 +348,18 @@ int cmd_verify(const std::string& config_path, const std::vector<std::string>& a
     std::cerr << "mpfailover verify: --batch-rows must be 32 to " << kMaxLimit << "\n";
     return kExitUsage;
   }
+  if ((o.yes || o.dry_run) && !o.repair) {
+    std::cerr << "mpfailover verify: --yes and --dry-run go with --repair (verify alone changes "
+                 "nothing)\nhint: mpfailover verify --help\n";
+    return kExitUsage;
+  }
   auto cfg = load_config(config_path);
   if (!cfg) {
     std::cerr << "mpfailover: " << cfg.status().message() << "\n";
     return kExitUsage;
+  }
+  if (o.repair && !o.dry_run) {
+    if (int rc = may_confirm("verify --repair", o.yes); rc >= 0) return rc;
   }
   if (o.repair) {
     // The direction must be beyond doubt: this node standby, the peer up and active.
@@ -418,7 +435,19 @@ int cmd_verify(const std::string& config_path, const std::vector<std::string>& a
   // Repair: deletes children first, writes parents first (catalog order is parents first).
   RepairCount repaired;
   std::vector<TableResult> after;
-  if (o.repair && total_diffs > 0) {
+  if (o.repair && total_diffs > 0 && !o.dry_run) {
+    if (int rc =
+            confirm("verify --repair",
+                    "verify --repair would overwrite or delete " + std::to_string(total_diffs) +
+                        " row" + (total_diffs == 1 ? "" : "s") + " of node \"" + cfg->node.name +
+                        "\" with the rows of active \"" + cfg->peer.name + "\".",
+                    o.yes);
+        rc >= 0) {
+      return rc;
+    }
+  }
+  const bool repairing = o.repair && !o.dry_run;
+  if (repairing && total_diffs > 0) {
     auto conn = local.connection();
     if (!conn) return fail(conn.status().message());
     if (auto s = setup_repair_session(**conn); !s) return fail(s.message());
@@ -456,7 +485,7 @@ int cmd_verify(const std::string& config_path, const std::vector<std::string>& a
     }
   }
   size_t left = total_diffs;
-  if (o.repair && total_diffs > 0) {
+  if (repairing && total_diffs > 0) {
     left = 0;
     for (const auto& r : after) left += r.differences.size();
     HistoryEvent e;
@@ -491,7 +520,8 @@ int cmd_verify(const std::string& config_path, const std::vector<std::string>& a
       ts.push_back({{"table", r.relation}, {"rows", r.rows}, {"differences", diffs}});
     }
     out["tables"] = ts;
-    if (o.repair) {
+    if (o.dry_run) out["dry_run"] = true;
+    if (repairing) {
       out["repaired_rows"] = repaired.rows;
       out["repair_errors"] = repaired.errors;
       out["differences_after_repair"] = left;
@@ -509,7 +539,12 @@ int cmd_verify(const std::string& config_path, const std::vector<std::string>& a
         std::cout << "  " << key_text(d.key) << " " << kind_text(d.kind, *cfg) << "\n";
       }
     }
-    if (o.repair && total_diffs > 0) {
+    if (o.dry_run && total_diffs > 0) {
+      std::cout << "dry run: verify --repair would copy these " << total_diffs << " row"
+                << (total_diffs == 1 ? "" : "s") << " from active \"" << cfg->peer.name
+                << "\"; nothing changed\n";
+    }
+    if (repairing && total_diffs > 0) {
       std::cout << "repaired " << repaired.rows << " row" << (repaired.rows == 1 ? "" : "s")
                 << " from active \"" << cfg->peer.name
                 << "\" (recorded in mpfailover.conflict, kind 'repair'); " << left
@@ -520,11 +555,11 @@ int cmd_verify(const std::string& config_path, const std::vector<std::string>& a
   if (left > 0) {
     std::cerr << "mpfailover: " << left << " row" << (left == 1 ? "" : "s")
               << " differ from peer \"" << cfg->peer.name << "\""
-              << (o.repair ? ""
-                           : ": run it again if the pair is busy; on the standby, "
-                             "mpfailover verify --repair copies them from the active")
+              << (repairing ? ""
+                            : ": run it again if the pair is busy; on the standby, "
+                              "mpfailover verify --repair copies them from the active")
               << "\n";
-    return kExitFailed;
+    return kExitDifferent;
   }
   if (!repaired.errors.empty()) return kExitFailed;
   return kExitOk;
@@ -596,7 +631,9 @@ int cmd_check(const std::string& config_path, const std::vector<std::string>& ar
                  "Compares this node's configuration with the peer's: names and addresses (each\n"
                  "node's view of the other), ports, public key fingerprints, catalog and protocol\n"
                  "versions, security mode, heartbeat interval, collation, replicated tables and\n"
-                 "their columns. Names every mismatch; exit 0 only when all match.\n\n"
+                 "their columns. Names every mismatch.\n"
+                 "Exit codes: 0 all match, 1 could not check (peer unreachable, database\n"
+                 "error), 2 usage or config error, 3 mismatches.\n\n"
               << desc;
     return kExitOk;
   }
@@ -652,7 +689,7 @@ int cmd_check(const std::string& config_path, const std::vector<std::string>& ar
               << (mismatches.size() == 1 ? "" : "es") << " with peer \"" << cfg->peer.name
               << "\": fix the named settings so both nodes agree, then run init-db where tables "
                  "differ\n";
-    return kExitFailed;
+    return kExitDifferent;
   }
   return kExitOk;
 }

@@ -1,6 +1,8 @@
-// NOTES: Boost.Program_options does the INI parsing (sections become "section.key", '#' starts a
-// comment anywhere on a line). Its exceptions name the option but not the line, so on error we
-// look the key up in the text ourselves: an operator at 3 a.m. wants "line 12".
+// The INI syntax is read here (read_ini): Boost.Program_options' own reader cuts a line at any
+// '#', which silently truncated a libpq password or a path containing one. Its entries then go
+// through Program_options as "section.key" options (unknown and repeated keys are its errors).
+// Its exceptions name the option but not the line, so on error we look the key up in the text
+// ourselves: an operator at 3 a.m. wants "line 12".
 #include <algorithm>
 #include <cctype>
 #include <fstream>
@@ -28,6 +30,88 @@ std::string trim(std::string s) {
   return s;
 }
 
+// The line without its comment. '#' starts a comment at the start of the line or after
+// whitespace, outside quotes (single or double, a backslash escaping the next character): a
+// libpq "password=se#cret" or a quoted "a #b" is a value.
+std::string strip_comment(const std::string& line) {
+  char quote = 0;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quote) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == quote) {
+        quote = 0;
+      }
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '#' && (i == 0 || std::isspace(static_cast<unsigned char>(line[i - 1])))) {
+      return line.substr(0, i);
+    }
+  }
+  return line;
+}
+
+// A value written in quotes loses them: "..." with \" and \\ as escapes, '...' with \' and
+// \\ (any other backslash stays as written, for libpq's own escapes). Anything after the closing
+// quote is an error, as is a missing closing quote.
+Result<std::string> unquote(const std::string& value) {
+  if (value.empty() || (value.front() != '"' && value.front() != '\'')) return value;
+  const char quote = value.front();
+  std::string out;
+  for (size_t i = 1; i < value.size(); ++i) {
+    const char c = value[i];
+    if (c == '\\' && i + 1 < value.size() && (value[i + 1] == quote || value[i + 1] == '\\')) {
+      out += value[++i];
+    } else if (c == quote) {
+      if (i + 1 != value.size()) {
+        return invalid_argument("text after the closing quote (quote the whole value)");
+      }
+      return out;
+    } else {
+      out += c;
+    }
+  }
+  return invalid_argument(std::string("no closing ") + quote + " quote");
+}
+
+struct IniEntry {
+  std::string key;  // "section.key"
+  std::string value;
+};
+
+// The file as "section.key = value" entries in order, comments removed and values unquoted.
+// Errors name the line.
+Result<std::vector<IniEntry>> read_ini(const std::string& text, const std::string& path) {
+  std::vector<IniEntry> out;
+  std::istringstream in(text);
+  std::string line;
+  std::string section;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const auto where = [&] {
+      return "config file \"" + path + "\": line " + std::to_string(n) + ": ";
+    };
+    line = trim(strip_comment(line));
+    if (line.empty()) continue;
+    if (line.front() == '[' && line.back() == ']') {
+      section = trim(line.substr(1, line.size() - 2));
+      continue;
+    }
+    const auto eq = line.find('=');
+    if (eq == std::string::npos || trim(line.substr(0, eq)).empty()) {
+      return invalid_argument(where() +
+                              "malformed line, expected \"key = value\" or \"[section]\"");
+    }
+    const std::string key = trim(line.substr(0, eq));
+    auto value = unquote(trim(line.substr(eq + 1)));
+    if (!value) {
+      return invalid_argument(where() + "value of \"" + key + "\": " + value.status().message());
+    }
+    out.push_back({section.empty() ? key : section + "." + key, *value});
+  }
+  return out;
+}
+
 // Line number (1-based) where "section.key" is set, or 0 if not found.
 int find_line(const std::string& text, const std::string& dotted_key) {
   const auto dot = dotted_key.find('.');
@@ -37,7 +121,7 @@ int find_line(const std::string& text, const std::string& dotted_key) {
   std::string line;
   std::string current;
   for (int n = 1; std::getline(in, line); ++n) {
-    line = trim(line.substr(0, line.find('#')));
+    line = trim(strip_comment(line));
     if (line.empty()) continue;
     if (line.front() == '[' && line.back() == ']') {
       current = trim(line.substr(1, line.size() - 2));
@@ -47,20 +131,6 @@ int find_line(const std::string& text, const std::string& dotted_key) {
     if (eq != std::string::npos && current == section && trim(line.substr(0, eq)) == key) {
       return n;
     }
-  }
-  return 0;
-}
-
-// First line that is neither blank, comment, section header nor key = value.
-int find_syntax_error_line(const std::string& text) {
-  std::istringstream in(text);
-  std::string line;
-  for (int n = 1; std::getline(in, line); ++n) {
-    line = trim(line.substr(0, line.find('#')));
-    if (line.empty()) continue;
-    if (line.front() == '[' && line.back() == ']') continue;
-    const auto eq = line.find('=');
-    if (eq == std::string::npos || trim(line.substr(0, eq)).empty()) return n;
   }
   return 0;
 }
@@ -175,6 +245,27 @@ Result<std::pair<std::string, uint16_t>> parse_listen(const std::string& text) {
   return std::pair{address, static_cast<uint16_t>(port)};
 }
 
+// "192.0.2.10/24" or "2001:db8::10/64": an IP address literal (what `ip addr add` is given)
+// and a prefix length that fits it.
+Status check_cidr(const std::string& text) {
+  const auto slash = text.find('/');
+  if (slash == std::string::npos) return invalid_argument("no prefix length");
+  const std::string address = text.substr(0, slash);
+  const std::string prefix = text.substr(slash + 1);
+  boost::system::error_code ec;
+  const auto ip = boost::asio::ip::make_address(address, ec);
+  if (ec) return invalid_argument("\"" + address + "\" is not an IP address");
+  const int max = ip.is_v4() ? 32 : 128;
+  const bool digits =
+      !prefix.empty() && prefix.size() <= 3 &&
+      std::all_of(prefix.begin(), prefix.end(), [](unsigned char c) { return std::isdigit(c); });
+  const int n = digits ? std::stoi(prefix) : -1;
+  if (n < 1 || n > max) {
+    return invalid_argument("prefix length \"" + prefix + "\" is not 1-" + std::to_string(max));
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& path) {
@@ -239,19 +330,21 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
       ("security.peer_public_key_file", po::value(&cfg.security.peer_public_key_file));
   // clang-format on
 
+  auto entries = read_ini(text, path);
+  if (!entries) return entries.status();
   po::variables_map vm;
   try {
-    std::istringstream in(text);
-    po::store(po::parse_config_file(in, desc, /*allow_unregistered=*/false), vm);
+    po::parsed_options parsed(&desc);
+    for (const auto& e : *entries) {
+      parsed.options.emplace_back(e.key, std::vector<std::string>{e.value});
+      parsed.options.back().original_tokens = {e.key};
+    }
+    po::store(parsed, vm);
     po::notify(vm);
   } catch (const po::unknown_option& e) {
     return err.key(e.get_option_name(), "unknown key \"" + e.get_option_name() + "\"");
   } catch (const po::multiple_occurrences& e) {
     return err.key(e.get_option_name(), "key \"" + e.get_option_name() + "\" is set twice");
-  } catch (const po::invalid_config_file_syntax& e) {
-    const int line = find_syntax_error_line(text);
-    return err.file((line > 0 ? "line " + std::to_string(line) + ": " : std::string()) +
-                    "malformed line, expected \"key = value\" or \"[section]\"");
   } catch (const po::error& e) {
     return err.file(e.what());
   }
@@ -481,10 +574,10 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
                    "failover.automatic = true or heartbeat.arbiter = etcd");
   }
   if (!cfg.shared.address.empty()) {
-    const auto slash = cfg.shared.address.find('/');
-    if (slash == std::string::npos || slash == 0 || slash + 1 == cfg.shared.address.size()) {
+    if (auto s = check_cidr(cfg.shared.address); !s) {
       return err.key("shared.address", "invalid shared.address \"" + cfg.shared.address +
-                                           "\": expected an address in CIDR form, e.g. "
+                                           "\": " + s.message() +
+                                           "; expected an address in CIDR form, e.g. "
                                            "192.0.2.10/24");
     }
     if (cfg.shared.interface.empty()) {
@@ -535,7 +628,76 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   return cfg;
 }
 
+ReloadPlan plan_reload(const Config& now, const Config& next) {
+  ReloadPlan plan;
+  auto cmp = [&](const char* key, const auto& a, const auto& b, bool at_run_time) {
+    if (a == b) return;
+    (at_run_time ? plan.apply : plan.restart).push_back(key);
+  };
+  // At run time.
+  cmp("log.level", now.log.level, next.log.level, true);
+  cmp("hooks.on_promote", now.hooks.on_promote, next.hooks.on_promote, true);
+  cmp("hooks.on_demote", now.hooks.on_demote, next.hooks.on_demote, true);
+  cmp("hooks.timeout", now.hooks.timeout, next.hooks.timeout, true);
+  cmp("hooks.on_role_change", now.hooks.on_role_change, next.hooks.on_role_change, true);
+  cmp("conflicts.retention", now.conflicts.retention, next.conflicts.retention, true);
+  cmp("heartbeat.witness", now.heartbeat.witness, next.heartbeat.witness, true);
+  cmp("failover.automatic", now.failover.automatic, next.failover.automatic, true);
+  cmp("metrics.listen", now.metrics.listen, next.metrics.listen, true);
+  // Only with a restart: identities, sockets, the database, the timing the core was built with.
+  cmp("node.name", now.node.name, next.node.name, false);
+  cmp("node.database", now.node.database, next.node.database, false);
+  cmp("node.initial_role", now.node.initial_role, next.node.initial_role, false);
+  cmp("node.app_role", now.node.app_role, next.node.app_role, false);
+  cmp("peer.name", now.peer.name, next.peer.name, false);
+  cmp("peer.address", now.peer.address, next.peer.address, false);
+  cmp("peer.port", now.peer.port, next.peer.port, false);
+  cmp("replication.listen", now.replication.listen, next.replication.listen, false);
+  cmp("replication.port", now.replication.port, next.replication.port, false);
+  cmp("replication.tables", now.replication.tables, next.replication.tables, false);
+  cmp("replication.retention", now.replication.retention, next.replication.retention, false);
+  cmp("replication.tombstone_retention", now.replication.tombstone_retention,
+      next.replication.tombstone_retention, false);
+  cmp("replication.max_protocol_version", now.replication.max_protocol_version,
+      next.replication.max_protocol_version, false);
+  cmp("heartbeat.interval", now.heartbeat.interval, next.heartbeat.interval, false);
+  cmp("heartbeat.timeout", now.heartbeat.timeout, next.heartbeat.timeout, false);
+  cmp("heartbeat.ping_timeout", now.heartbeat.ping_timeout, next.heartbeat.ping_timeout, false);
+  cmp("heartbeat.max_skew", now.heartbeat.max_skew, next.heartbeat.max_skew, false);
+  cmp("failover.missed_heartbeats", now.failover.missed_heartbeats, next.failover.missed_heartbeats,
+      false);
+  cmp("failover.switchover_timeout", now.failover.switchover_timeout,
+      next.failover.switchover_timeout, false);
+  cmp("shared.address", now.shared.address, next.shared.address, false);
+  cmp("shared.interface", now.shared.interface, next.shared.interface, false);
+  cmp("shared.hostname", now.shared.hostname, next.shared.hostname, false);
+  cmp("heartbeat.arbiter", now.heartbeat.arbiter, next.heartbeat.arbiter, false);
+  cmp("arbiter.endpoints", now.arbiter.endpoints, next.arbiter.endpoints, false);
+  cmp("arbiter.prefix", now.arbiter.prefix, next.arbiter.prefix, false);
+  cmp("arbiter.ca_file", now.arbiter.ca_file, next.arbiter.ca_file, false);
+  cmp("arbiter.cert_file", now.arbiter.cert_file, next.arbiter.cert_file, false);
+  cmp("arbiter.key_file", now.arbiter.key_file, next.arbiter.key_file, false);
+  cmp("failover.fence_after", now.failover.fence_after, next.failover.fence_after, false);
+  cmp("control.socket", now.control.socket, next.control.socket, false);
+  cmp("control.group", now.control.group, next.control.group, false);
+  cmp("queue.warn_bytes", now.queue.warn_bytes, next.queue.warn_bytes, false);
+  cmp("security.mode", now.security.mode, next.security.mode, false);
+  cmp("security.secret_key_file", now.security.secret_key_file, next.security.secret_key_file,
+      false);
+  cmp("security.public_key_file", now.security.public_key_file, next.security.public_key_file,
+      false);
+  cmp("security.peer_public_key_file", now.security.peer_public_key_file,
+      next.security.peer_public_key_file, false);
+  return plan;
+}
+
 const char* software_version() { return MPF_SOFTWARE_VERSION; }
+
+std::string build_version() {
+  const std::string git = MPF_GIT_DESCRIBE;
+  return git.empty() ? std::string(software_version())
+                     : std::string(software_version()) + " (git " + git + ")";
+}
 
 uint32_t Config::protocol_max() const {
   return replication.max_protocol_version != 0 ? replication.max_protocol_version

@@ -1,12 +1,29 @@
+#include <atomic>
+
+#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 
+#include <mpf/core/text.hpp>
 #include <mpf/server/control_client.hpp>
 
 namespace mpf::server {
+
+namespace {
+
+std::atomic<int64_t> g_timeout_ms{
+    std::chrono::duration_cast<std::chrono::milliseconds>(kDefaultControlTimeout).count()};
+
+}  // namespace
+
+void set_control_timeout(Duration timeout) {
+  g_timeout_ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+}
+
+Duration control_timeout() { return std::chrono::milliseconds(g_timeout_ms.load()); }
 
 Result<nlohmann::json> control_request(const std::string& socket_path,
                                        const nlohmann::json& request) {
@@ -25,10 +42,34 @@ Result<nlohmann::json> control_request(const std::string& socket_path,
                        "\nhint: is the daemon running? (systemctl status mpfailoverd; "
                        "control.socket in the config names the socket)");
   }
+  // Write the request and read one line back, all within the timeout: a daemon that accepts
+  // and never answers (wedged) must not hang the operator's shell.
   const std::string line = request.dump() + "\n";
-  boost::asio::write(s, boost::asio::buffer(line), ec);
   boost::asio::streambuf buf(1 << 20);
-  const size_t n = ec ? 0 : boost::asio::read_until(s, buf, '\n', ec);
+  size_t n = 0;
+  bool done = false;
+  boost::asio::async_write(
+      s, boost::asio::buffer(line), [&](boost::system::error_code wec, size_t) {
+        if (wec) {
+          ec = wec;
+          done = true;
+          return;
+        }
+        boost::asio::async_read_until(s, buf, '\n', [&](boost::system::error_code rec, size_t got) {
+          ec = rec;
+          n = got;
+          done = true;
+        });
+      });
+  const Duration timeout = control_timeout();
+  io.run_for(timeout);
+  if (!done) {
+    return unavailable("mpfailoverd on \"" + socket_path + "\" did not answer within " +
+                       duration_text(timeout) +
+                       " (the daemon accepted the request but is not answering)\nhint: "
+                       "systemctl status mpfailoverd; journalctl -u mpfailoverd; a slow host may "
+                       "need a longer --timeout");
+  }
   if (ec || n == 0) {
     return unavailable("mpfailoverd on \"" + socket_path +
                        "\" did not answer: " + (ec ? ec.message() : std::string("empty reply")));

@@ -29,16 +29,23 @@ void HookRunner::run(std::string name, std::string program, std::map<std::string
   cv_.notify_all();
 }
 
+void HookRunner::set_timeout(Duration timeout) {
+  std::lock_guard lock(mu_);
+  timeout_ = timeout;
+}
+
 void HookRunner::loop(std::stop_token stop) {
   while (!stop.stop_requested()) {
     Job job;
+    Duration timeout;
     {
       std::unique_lock lock(mu_);
       if (!cv_.wait(lock, stop, [&] { return !jobs_.empty(); })) return;
       job = std::move(jobs_.front());
       jobs_.pop_front();
+      timeout = timeout_;
     }
-    auto result = run_now(job.name, job.program, job.env, timeout_);
+    auto result = run_now(job.name, job.program, job.env, timeout);
     if (job.done) job.done(std::move(result));
   }
 }

@@ -1,9 +1,11 @@
 // mpfailover: the operator's CLI.
 //
-// Exit codes (documented in docs/cli.md):
+// Exit codes (the table is docs/cli.md and docs/cli-exit-codes.md):
 //   0  success
-//   1  the operation failed (database error, refused by a safety check)
+//   1  the operation failed (database error, refused by a safety check, could not check)
 //   2  usage or configuration error (bad argument, missing or malformed config)
+//   3  the command ran and the answer is bad news: status, the pair is unhealthy; verify and
+//      check, the nodes differ
 #include <atomic>
 #include <csignal>
 #include <iostream>
@@ -24,6 +26,7 @@
 #include <mpf/server/config.hpp>
 #include <mpf/server/conflict_log.hpp>
 #include <mpf/server/history.hpp>
+#include <mpf/server/control_client.hpp>
 #include <mpf/server/init_db.hpp>
 #include <mpf/server/logging.hpp>
 
@@ -453,7 +456,12 @@ void print_usage(std::ostream& out) {
         << "\n";
   }
   out << "\noptions:\n  --config PATH  node config (default " << mpf::server::kDefaultConfigPath
-      << ")\n  --help         this help; COMMAND --help for a command's own\n";
+      << ")\n  --timeout D    how long to wait for the daemon's answer on the control socket\n"
+         "                 (default 10s, e.g. 500ms or 30s)\n"
+         "  --version      print the version and exit\n"
+         "  --help         this help; COMMAND --help for a command's own\n"
+         "\nexit codes: 0 ok, 1 failed (or could not check), 2 usage or config error, 3 the\n"
+         "answer is bad news (status: pair unhealthy; verify, check: the nodes differ)\n";
 }
 
 }  // namespace
@@ -461,10 +469,12 @@ void print_usage(std::ostream& out) {
 int main(int argc, char** argv) {
   std::string config_path = mpf::server::kDefaultConfigPath;
   std::string command;
+  std::string timeout_text;
   std::vector<std::string> rest;
   po::options_description global;
   global.add_options()("help,h", "")("config", po::value(&config_path), "")(
-      "command", po::value(&command), "")("args", po::value<std::vector<std::string>>(), "");
+      "timeout", po::value(&timeout_text), "")("version", "")("command", po::value(&command), "")(
+      "args", po::value<std::vector<std::string>>(), "");
   po::positional_options_description pos;
   pos.add("command", 1).add("args", -1);
   po::variables_map vm;
@@ -482,6 +492,21 @@ int main(int argc, char** argv) {
   } catch (const po::error& e) {
     std::cerr << "mpfailover: " << e.what() << "\nhint: mpfailover --help\n";
     return kExitUsage;
+  }
+  if (vm.count("version") && command.empty()) {
+    std::cout << "mpfailover " << mpf::server::build_version() << "\n";
+    return kExitOk;
+  }
+  if (!timeout_text.empty()) {
+    auto t = mpf::parse_duration(timeout_text);
+    if (!t || *t < std::chrono::milliseconds(100)) {
+      std::cerr << "mpfailover: --timeout: "
+                << (t ? "invalid duration \"" + timeout_text + "\": at least 100ms"
+                      : t.status().message())
+                << "\nhint: mpfailover --timeout 30s status\n";
+      return kExitUsage;
+    }
+    mpf::server::set_control_timeout(*t);
   }
   if (command.empty()) {
     if (vm.count("help")) {

@@ -1,8 +1,10 @@
 // mpfailoverd: the daemon. Loads and checks its config and database before anything starts;
 // any failure there is one clear message and a non-zero exit. Then it runs, until SIGTERM or
-// SIGINT, the receiver (this node as target, listening on replication.port) and the shipper
-// (this node as source, connecting to the peer), each on its own thread with its own database
-// connection, and logs the link's state every heartbeat.interval.
+// SIGINT (SIGHUP reloads the config; docs/cli-exit-codes.md lists the signals), the receiver (this
+// node as target, listening on replication.port) and the shipper (this node as source, connecting
+// to the peer), each on its own thread with its own database connection, and logs the link's state
+// every heartbeat.interval.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -32,6 +34,7 @@
 #include <mpf/server/metrics_server.hpp>
 #include <mpf/server/node_driver.hpp>
 #include <mpf/server/pair_health.hpp>
+#include <mpf/server/preflight.hpp>
 #include <mpf/server/queue_watch.hpp>
 #include <mpf/server/resync_runner.hpp>
 #include <mpf/server/systemd_notify.hpp>
@@ -48,15 +51,46 @@ int refuse_startup(const mpf::Status& s) {
   return 1;
 }
 
+// The signals a daemon can get by accident: none may end it silently. SIGPIPE is ignored (a
+// peer that closed a socket is an EPIPE where it happens); these are logged and ignored.
+constexpr std::array<int, 3> kIgnoredSignals = {SIGUSR1, SIGUSR2, SIGALRM};
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGUSR2:
+      return "SIGUSR2";
+    case SIGALRM:
+      return "SIGALRM";
+    default:
+      return "signal";
+  }
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string config_path = mpf::server::kDefaultConfigPath;
   bool check_only = false;
-  po::options_description desc("usage: mpfailoverd [--config PATH] [--check]");
-  desc.add_options()("help,h", "show this help")(
+  po::options_description desc("usage: mpfailoverd [--config PATH] [--check] [--version]");
+  desc.add_options()("help,h", "show this help")("version", "show the version and exit")(
       "config", po::value(&config_path), "node config (default /etc/mpfailover/mpfailover.conf)")(
-      "check", po::bool_switch(&check_only), "check config and database, then exit");
+      "check", po::bool_switch(&check_only),
+      "check the config, its key files, hooks and interface, and the database (catalog and the "
+      "login's rights), then exit");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -69,6 +103,10 @@ int main(int argc, char** argv) {
     std::cout << desc;
     return 0;
   }
+  if (vm.count("version")) {
+    std::cout << "mpfailoverd " << mpf::server::build_version() << "\n";
+    return 0;
+  }
   auto cfg = mpf::server::load_config(config_path);
   if (!cfg) {
     std::cerr << "mpfailoverd: " << cfg.status().message() << "\n";
@@ -79,8 +117,13 @@ int main(int argc, char** argv) {
     return refuse_startup(s);
   }
   if (check_only) {
+    auto report = mpf::server::preflight(*cfg);
+    if (!report) return refuse_startup(report.status());
+    for (const auto& w : report->warnings) std::cerr << "mpfailoverd: warning: " << w << "\n";
     std::cout << "config \"" << config_path << "\" and database are ready for node \""
-              << cfg->node.name << "\"\n";
+              << cfg->node.name << "\"";
+    for (const auto& c : report->checked) std::cout << "; " << c << ": ok";
+    std::cout << "\n";
     return 0;
   }
   int32_t catalog_version = 0;
@@ -186,9 +229,13 @@ int main(int argc, char** argv) {
   }
   // Prometheus metrics (metrics.listen): the database numbers are sampled on their own thread.
   std::unique_ptr<mpf::server::MetricsServer> metrics;
-  if (!cfg->metrics.listen.empty()) {
+  // At start and on a reload that moved metrics.listen (the sampler stays: status needs it).
+  auto start_metrics = [&]() -> mpf::Status {
+    if (cfg->metrics.listen.empty()) return mpf::Status::ok();
     metrics = std::make_unique<mpf::server::MetricsServer>(
         io, cfg->metrics.address, cfg->metrics.port, [&] {
+          // A connection of a server a reload replaced may still ask: nothing for it.
+          if (!metrics_sampler) return std::string();
           return mpf::server::render_metrics(
               mpf::server::gather_metrics(driver, shipper, receiver, *metrics_sampler));
         });
@@ -200,8 +247,13 @@ int main(int argc, char** argv) {
           return std::pair{a->code, std::move(a->body)};
         });
     if (auto s = metrics->start(); !s) {
-      return refuse_startup(s);
+      metrics.reset();
+      return s;
     }
+    return mpf::Status::ok();
+  };
+  if (auto s = start_metrics(); !s) {
+    return refuse_startup(s);
   }
   metrics_sampler->start();
   std::jthread receiver_thread([&](std::stop_token st) { receiver.run(st); });
@@ -212,10 +264,97 @@ int main(int argc, char** argv) {
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int sig) {
-    spdlog::info("DaemonStopping signal={}", sig);
+    spdlog::info("DaemonStopping signal={}", signal_name(sig));
     notifier.stopping();
     io.stop();
   });
+  // SIGHUP: reload what can change at run time (plan_reload in config.cpp says which keys),
+  // name what needs a restart. A config that does not load changes nothing.
+  auto reload = [&] {
+    auto next = mpf::server::load_config(config_path);
+    if (!next) {
+      spdlog::error(
+          "ReloadFailed reason=\"{}\" hint=\"fix the file and send SIGHUP again; the "
+          "running config stays\"",
+          mpf::one_line(next.status().message()));
+      return;
+    }
+    auto plan = mpf::server::plan_reload(*cfg, *next);
+    std::vector<std::string> applied, failed;
+    for (const auto& key : plan.apply) {
+      if (key == "heartbeat.witness") {
+        if (auto s = driver.set_witnesses(next->heartbeat.witness); !s) {
+          spdlog::error("ReloadKeyFailed key={} reason=\"{}\"", key, mpf::one_line(s.message()));
+          failed.push_back(key);
+          continue;
+        }
+        cfg->heartbeat.witness = next->heartbeat.witness;
+      } else if (key == "failover.automatic") {
+        // Never automatic without the witnesses that make it safe.
+        if (next->failover.automatic && cfg->heartbeat.witness != next->heartbeat.witness) {
+          spdlog::error(
+              "ReloadKeyFailed key={} reason=\"heartbeat.witness could not be "
+              "applied; automatic failover needs it\"",
+              key);
+          failed.push_back(key);
+          continue;
+        }
+        cfg->failover.automatic = next->failover.automatic;
+      } else if (key == "metrics.listen") {
+        metrics.reset();
+        cfg->metrics.listen = next->metrics.listen;
+        cfg->metrics.address = next->metrics.address;
+        cfg->metrics.port = next->metrics.port;
+        if (auto s = start_metrics(); !s) {
+          spdlog::error("ReloadKeyFailed key={} reason=\"{}\"", key, mpf::one_line(s.message()));
+          failed.push_back(key);
+          continue;
+        }
+      } else if (key.rfind("hooks.", 0) == 0) {
+        cfg->hooks.on_promote = next->hooks.on_promote;
+        cfg->hooks.on_demote = next->hooks.on_demote;
+        cfg->hooks.timeout = next->hooks.timeout;
+        cfg->hooks.on_role_change = next->hooks.on_role_change;
+      } else if (key == "conflicts.retention") {
+        cfg->conflicts.retention = next->conflicts.retention;
+      }
+      applied.push_back(key);
+    }
+    driver.config_reloaded();
+    // Logged before the new level applies, so a reload to "warn" still shows in the log.
+    spdlog::info("ConfigReloaded path=\"{}\" applied={} failed={} restart_needed={}", config_path,
+                 applied.empty() ? "none" : join(applied), failed.empty() ? "none" : join(failed),
+                 plan.restart.empty() ? "none" : join(plan.restart));
+    if (!plan.restart.empty()) {
+      spdlog::warn(
+          "ReloadNeedsRestart keys={} hint=\"systemctl restart mpfailoverd to apply "
+          "them\"",
+          join(plan.restart));
+    }
+    if (cfg->log.level != next->log.level) {
+      cfg->log.level = next->log.level;
+      spdlog::set_level(spdlog::level::from_str(cfg->log.level));
+    }
+  };
+  std::signal(SIGPIPE, SIG_IGN);
+  boost::asio::signal_set other_signals(io, SIGHUP);
+  for (int sig : kIgnoredSignals) other_signals.add(sig);
+  std::function<void()> wait_other = [&] {
+    other_signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        spdlog::info("ReloadRequested signal=SIGHUP path=\"{}\"", config_path);
+        reload();
+      } else {
+        spdlog::warn(
+            "SignalIgnored signal={} hint=\"SIGTERM stops mpfailoverd, SIGHUP reloads "
+            "its config\"",
+            signal_name(sig));
+      }
+      wait_other();
+    });
+  };
+  wait_other();
   boost::asio::steady_timer timer(io);
   mpf::server::QueueWatch queue_watch(cfg->node.database, cfg->queue.warn_bytes);
   // LinkStatus is logged when the link's state (up/down either way, the shipper's error)

@@ -180,6 +180,30 @@ Status NodeDriver::start() {
   return Status::ok();
 }
 
+void NodeDriver::config_reloaded() {
+  hooks_.set_timeout(config_.hooks.timeout);
+  if (role_) role_->set_automatic_failover(config_.failover.automatic);
+}
+
+Status NodeDriver::set_witnesses(const std::vector<std::string>& addresses) {
+  std::vector<std::unique_ptr<heartbeat::IcmpPinger>> pingers;
+  for (const auto& w : addresses) {
+    auto p = heartbeat::IcmpPinger::open(io_, w);
+    if (!p) return p.status().with_context("heartbeat.witness \"" + w + "\"");
+    pingers.push_back(std::move(p.value()));
+  }
+  staged_witness_pingers_ = std::move(pingers);
+  if (witness_replies_pending_ == 0) swap_staged_witnesses();
+  return Status::ok();
+}
+
+void NodeDriver::swap_staged_witnesses() {
+  if (!staged_witness_pingers_) return;
+  witness_pingers_ = std::move(*staged_witness_pingers_);
+  staged_witness_pingers_.reset();
+  if (monitor_) monitor_->set_has_witness(!witness_pingers_.empty());
+}
+
 void NodeDriver::schedule_tick() {
   timer_.expires_after(kTickInterval);
   timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -461,6 +485,7 @@ void NodeDriver::apply_monitor(const std::vector<MonitorAction>& actions) {
                 witness_any_reply_ |= r.outcome == heartbeat::PingOutcome::kReply;
                 if (--witness_replies_pending_ == 0) {
                   apply_monitor(monitor_->on_witness_result(witness_any_reply_, clock_.now()));
+                  swap_staged_witnesses();
                 }
               },
               3);

@@ -190,4 +190,103 @@ TEST_SUITE("cli") {
     CHECK(ij["migrations_applied"].size() >= 5);
     CHECK(ij["tables_captured"].size() == 5);
   }
+
+  // Issue #13.
+  TEST_CASE("--version on both binaries names the release") {
+    for (const auto& bin : {kCli, kDaemon}) {
+      CAPTURE(bin);
+      auto r = run(bin + " --version");
+      CHECK(r.rc == 0);
+      CHECK(r.output.find(MPF_PROJECT_VERSION) != std::string::npos);
+    }
+    CHECK(run(kCli + " --version").output.rfind("mpfailover ", 0) == 0);
+    CHECK(run(kDaemon + " --version").output.rfind("mpfailoverd ", 0) == 0);
+  }
+
+  // Issue #13: --check (the unit's ExecStartPre) skipped the key files, the hooks, the
+  // interface and the database rights; each now fails --check by name.
+  TEST_CASE("mpfailoverd --check checks key files, hooks, the interface and database rights") {
+    mpf::test::TestDatabase db;
+    db.init();
+    const std::string dir = "/tmp/" + db.name() + "_check";
+    std::filesystem::create_directories(dir);
+    auto write = [&](const std::string& name, const std::string& text, mode_t mode) {
+      const std::string path = dir + "/" + name;
+      std::ofstream(path) << text;
+      std::filesystem::permissions(path, static_cast<std::filesystem::perms>(mode));
+      return path;
+    };
+    const std::string hook = write("hook", "#!/bin/sh\nexit 0\n", 0755);
+    const std::string not_exec = write("hook_not_exec", "#!/bin/sh\nexit 0\n", 0644);
+    auto conf = [&](const std::string& database, const std::string& extra) {
+      return write("node.conf",
+                   "[node]\nname = a\ndatabase = " + database +
+                       "\n[peer]\nname = b\naddress = 198.18.0.12\n[control]\nsocket = " +
+                       db.control_socket() + "\n" + extra,
+                   0644);
+    };
+    auto check = [&](const std::string& path) {
+      return run(kDaemon + " --config " + path + " --check");
+    };
+    const std::string plain = "[security]\nmode = plain\n";
+    auto ok = check(conf(db.conninfo(), plain +
+                                            "[shared]\naddress = 198.18.0.10/24\n"
+                                            "interface = lo\n[hooks]\non_promote = " +
+                                            hook + "\non_demote = " + hook + "\n"));
+    CHECK_MESSAGE(ok.rc == 0, ok.output);
+    CHECK(ok.output.find("interface lo: ok") != std::string::npos);
+    CHECK(ok.output.find("database rights: ok") != std::string::npos);
+
+    auto keys =
+        check(conf(db.conninfo(), "[security]\nmode = curve\nsecret_key_file = " + dir +
+                                      "/none.key\npublic_key_file = " + dir +
+                                      "/none.pub\npeer_public_key_file = " + dir + "/peer.pub\n"));
+    CHECK(keys.rc == 1);
+    CHECK_MESSAGE(
+        keys.output.find("security.secret_key_file: could not open key file") != std::string::npos,
+        keys.output);
+
+    auto hooks = check(conf(db.conninfo(), plain +
+                                               "[shared]\naddress = 198.18.0.10/24\n"
+                                               "interface = lo\n[hooks]\non_promote = " +
+                                               not_exec + "\non_demote = " + hook + "\n"));
+    CHECK(hooks.rc == 1);
+    CHECK_MESSAGE(hooks.output.find("hooks.on_promote \"" + not_exec + "\" is not executable") !=
+                      std::string::npos,
+                  hooks.output);
+
+    auto iface = check(conf(db.conninfo(), plain +
+                                               "[shared]\naddress = 198.18.0.10/24\n"
+                                               "interface = mpfnope0\n[hooks]\non_promote = " +
+                                               hook + "\non_demote = " + hook + "\n"));
+    CHECK(iface.rc == 1);
+    CHECK_MESSAGE(
+        iface.output.find("shared.interface \"mpfnope0\" is not an interface") != std::string::npos,
+        iface.output);
+
+    // A login that is not a superuser and was granted nothing.
+    const std::string role = "mpft_weak_" + std::to_string(::getpid());
+    {
+      pqxx::connection c(db.conninfo());
+      pqxx::nontransaction tx(c);
+      tx.exec("DROP ROLE IF EXISTS " + role);
+      tx.exec("CREATE ROLE " + role + " LOGIN");
+      tx.exec("GRANT USAGE ON SCHEMA mpfailover TO " + role);
+      tx.exec("GRANT SELECT ON ALL TABLES IN SCHEMA mpfailover TO " + role);
+    }
+    auto weak = check(conf(db.conninfo() + " user=" + role, plain));
+    CHECK(weak.rc == 1);
+    CHECK_MESSAGE(weak.output.find("database login \"" + role + "\" (node.database) lacks") !=
+                      std::string::npos,
+                  weak.output);
+    CHECK(weak.output.find("DELETE on mpfailover.change_log") != std::string::npos);
+    CHECK(weak.output.find("INSERT on users") != std::string::npos);
+    {
+      pqxx::connection c(db.conninfo());
+      pqxx::nontransaction tx(c);
+      tx.exec("DROP OWNED BY " + role);
+      tx.exec("DROP ROLE " + role);
+    }
+    std::filesystem::remove_all(dir);
+  }
 }

@@ -5,12 +5,17 @@
 // The peer is configured on 127.0.0.1 at a port nothing listens on: heartbeats go unanswered
 // and ping answers, so the peer is "service down, host up" — a failover is allowed.
 #include <array>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <thread>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "support/command.hpp"
 #include "support/daemon.hpp"
@@ -71,15 +76,16 @@ struct OneNode {
 
   Run cli(const std::string& args) const { return run(kCli + " --config " + conf + " " + args); }
 
+  // status exits 3 while the pair is unhealthy, as it is here (the peer never runs).
   json status() const {
     auto r = cli("status --json");
-    REQUIRE_MESSAGE(r.rc == 0, r.output);
+    REQUIRE_MESSAGE((r.rc == 0 || r.rc == 3), r.output);
     return json::parse(r.output);
   }
 
   bool status_says(const std::function<bool(const json&)>& f) const {
     auto r = cli("status --json");
-    if (r.rc != 0) return false;
+    if (r.rc != 0 && r.rc != 3) return false;
     try {
       return f(json::parse(r.output));
     } catch (const json::exception&) {
@@ -133,8 +139,12 @@ TEST_SUITE("control") {
     CHECK(n.persisted() == "initialized standby 0");
 
     auto human = n.cli("status");
-    CHECK(human.rc == 0);
+    CHECK(human.rc == 3);  // the peer does not answer: unhealthy, for monitoring
     CHECK(human.output.find("node a: standby, epoch 0") != std::string::npos);
+    // Issue #13: no "last heartbeat never ago"; the verdict in words.
+    CHECK(human.output.find("never ago") == std::string::npos);
+    CHECK(human.output.find("no heartbeat answered yet") != std::string::npos);
+    CHECK(human.output.find("health: UNHEALTHY (peer service_down") != std::string::npos);
 
     auto f = n.cli("failover");
     CHECK_MESSAGE(f.rc == 0, f.output);
@@ -147,6 +157,8 @@ TEST_SUITE("control") {
     auto again = n.cli("failover");
     CHECK(again.rc == 1);
     CHECK(again.output.find("already active") != std::string::npos);
+    // Issue #13: a refused failover never announced "promoting" first.
+    CHECK(again.output.find("promoting") == std::string::npos);
 
     auto sw = n.cli("switchover");
     CHECK(sw.rc == 1);
@@ -265,7 +277,7 @@ TEST_SUITE("control") {
     CHECK_MESSAGE(eventually(
                       [&] {
                         auto r = run(kCli + " --config " + conf2 + " status --json");
-                        if (r.rc != 0) return false;
+                        if (r.rc != 0 && r.rc != 3) return false;
                         auto s = json::parse(r.output);
                         return s["role"] == "active" && s["epoch"] == 1 &&
                                s["writes"] == "unfenced";
@@ -308,9 +320,143 @@ TEST_SUITE("control") {
     OneNode n("[control]\ngroup = nogroup\n");  // nobody's primary group on Debian
     REQUIRE(eventually([&] { return n.status_says([](const json&) { return true; }); }, 10s));
     auto member = run("runuser -u nobody -- " + kCli + " --config " + n.conf + " status --json");
-    CHECK_MESSAGE(member.rc == 0, member.output);
+    CHECK_MESSAGE(member.rc == 3, member.output);  // answered; unhealthy (no peer)
     auto other = run("runuser -u daemon -- " + kCli + " --config " + n.conf + " status");
     CHECK(other.rc == 1);
     CHECK(other.output.find("permission denied") != std::string::npos);
+  }
+
+  // Issue #13: SIGHUP ended the daemon at once, silently. Now it reloads: log.level applies at
+  // once, a key that needs a restart is named, a config that does not load changes nothing,
+  // and the other stray signals are logged.
+  TEST_CASE("SIGHUP reloads the config; stray signals are logged, never fatal") {
+    OneNode n;
+    REQUIRE(eventually([&] { return n.status_says([](const json&) { return true; }); }, 10s));
+    auto count = [](const std::string& text, const std::string& what) {
+      size_t k = 0;
+      for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++k;
+      return k;
+    };
+    // The daemon reports LinkStatus (info) every heartbeat.interval (200 ms).
+    REQUIRE(eventually([&] { return count(n.daemon->log_text(), "LinkStatus") >= 2; }, 10s));
+
+    // A config that does not load: logged, nothing changes, still running.
+    const std::string good = [&] {
+      std::ifstream in(n.conf);
+      std::stringstream b;
+      b << in.rdbuf();
+      return b.str();
+    }();
+    {
+      std::ofstream out(n.conf);
+      out << good << "[heartbeat]\nbogus = 1\n";
+    }
+    n.daemon->signal(SIGHUP);
+    CHECK_MESSAGE(eventually([&] { return count(n.daemon->log_text(), "ReloadFailed") == 1; }, 5s),
+                  n.daemon->log_text());
+    CHECK(n.daemon->running());
+
+    // log.level debug -> warn (at run time) and queue.warn_bytes (needs a restart).
+    {
+      std::ofstream out(n.conf);
+      std::string next = good;
+      next.replace(next.find("level = debug"), 13, "level = warn");
+      out << next << "[queue]\nwarn_bytes = 2GB\n";
+    }
+    n.daemon->signal(SIGHUP);
+    REQUIRE_MESSAGE(
+        eventually([&] { return count(n.daemon->log_text(), "ConfigReloaded") == 1; }, 5s),
+        n.daemon->log_text());
+    const std::string at_reload = n.daemon->log_text();
+    CHECK(at_reload.find("ReloadRequested signal=SIGHUP") != std::string::npos);
+    CHECK(at_reload.find("applied=log.level") != std::string::npos);
+    CHECK(at_reload.find("ReloadNeedsRestart keys=queue.warn_bytes") != std::string::npos);
+    // At "warn" the every-200-ms LinkStatus (info) lines stop.
+    std::this_thread::sleep_for(1200ms);
+    CHECK(n.daemon->running());
+    const std::string later = n.daemon->log_text();
+    const std::string after = later.substr(later.find("ReloadNeedsRestart"));
+    CHECK_MESSAGE(count(after, "LinkStatus") == 0, after);
+    CHECK(n.status()["node"] == "a");  // still answering
+
+    for (int sig : {SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM}) {
+      CAPTURE(sig);
+      n.daemon->signal(sig);
+      std::this_thread::sleep_for(200ms);
+      CHECK(n.daemon->running());
+    }
+    CHECK(eventually(
+        [&] {
+          const auto t = n.daemon->log_text();
+          return t.find("SignalIgnored signal=SIGUSR1") != std::string::npos &&
+                 t.find("SignalIgnored signal=SIGUSR2") != std::string::npos &&
+                 t.find("SignalIgnored signal=SIGALRM") != std::string::npos;
+        },
+        5s));
+  }
+
+  // Issue #13: the CLI waited forever on a daemon that accepts and never answers.
+  TEST_CASE("the CLI gives up on a wedged daemon after --timeout with a clear error") {
+    mpf::test::TestDatabase db;
+    const auto conf = db.write_config_file();
+    // A control socket that accepts (the kernel's backlog) and never reads or answers.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", db.control_socket().c_str());
+    std::remove(db.control_socket().c_str());
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd, 4) == 0);
+    const auto started = std::chrono::steady_clock::now();
+    auto r = run(kCli + " --config " + conf + " --timeout 500ms status");
+    const auto took = std::chrono::steady_clock::now() - started;
+    ::close(fd);
+    std::remove(db.control_socket().c_str());
+    CHECK(r.rc == 1);
+    CHECK_MESSAGE(r.output.find("did not answer within 500 ms") != std::string::npos, r.output);
+    CHECK(r.output.find("hint:") != std::string::npos);
+    CHECK(took < 5s);
+    auto bad = run(kCli + " --config " + conf + " --timeout soon status");
+    CHECK(bad.rc == 2);
+    CHECK(bad.output.find("--timeout") != std::string::npos);
+  }
+
+  // Issue #13: failover --force asks first (--yes for scripts) and takes --dry-run.
+  TEST_CASE("failover --force needs a confirmation or --yes; --dry-run does nothing") {
+    OneNode n;
+    REQUIRE(eventually(
+        [&] {
+          return n.status_says(
+              [](const json& s) { return s["role"] == "standby" && s["peer_state"] != "unknown"; });
+        },
+        10s));
+    auto no_tty = n.cli("failover --force </dev/null");
+    CHECK(no_tty.rc == 2);
+    CHECK(no_tty.output.find("no terminal to ask on") != std::string::npos);
+    CHECK(no_tty.output.find("--yes") != std::string::npos);
+    CHECK(n.status()["role"] == "standby");
+
+    auto dry = n.cli("failover --force --dry-run </dev/null");
+    CHECK_MESSAGE(dry.rc == 0, dry.output);
+    CHECK(dry.output.find("dry run: failover --force would promote node \"a\" (now standby") !=
+          std::string::npos);
+    CHECK(dry.output.find("nothing done") != std::string::npos);
+    CHECK(n.status()["role"] == "standby");
+
+    // On a terminal (script(1) gives it one): anything but "yes" leaves everything as it was.
+    auto said_no = run("printf 'no\\n' | script -qec '" + kCli + " --config " + n.conf +
+                       " failover --force' /dev/null");
+    CHECK(said_no.rc == 1);
+    CHECK_MESSAGE(said_no.output.find("Type \"yes\" to go on") != std::string::npos,
+                  said_no.output);
+    CHECK(said_no.output.find("not confirmed; nothing done") != std::string::npos);
+    CHECK(n.status()["role"] == "standby");
+
+    auto yes = n.cli("failover --force --yes </dev/null");
+    CHECK_MESSAGE(yes.rc == 0, yes.output);
+    CHECK(yes.output.find("failover: daemon accepted; promoting node \"a\" to active (forced)") !=
+          std::string::npos);
+    CHECK(n.status()["role"] == "active");
   }
 }

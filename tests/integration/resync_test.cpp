@@ -199,7 +199,7 @@ TEST_SUITE("resync") {
     REQUIRE(eventually(
         [&] {
           auto s = p.cli("b", "status --json");
-          return s.rc == 0 && json::parse(s.out)["peer_state"] != "up";
+          return s.rc == 3 && json::parse(s.out)["peer_state"] != "up";  // 3: unhealthy
         },
         20s));
     insert_user(p.db_b.conninfo(), "resync-dup");
@@ -227,7 +227,7 @@ TEST_SUITE("resync") {
     CHECK(user_id_of(p.db_b.conninfo(), "resync-dup") == b_row);  // nothing touched
 
     Writer writer(p.db_a.conninfo());
-    auto forced = p.cli("b", "resync --force --json --catch-up-timeout 60s");
+    auto forced = p.cli("b", "resync --force --yes --json --catch-up-timeout 60s");
     REQUIRE_MESSAGE(forced.rc == 0, forced.out << forced.err << "\nb:\n" << p.log_tail(*p.b));
     auto j = json::parse(forced.out);
     CHECK(j["discarded_changes"] == 1);

@@ -119,7 +119,7 @@ TEST_SUITE("verify") {
     for (const std::string batch : {"1000", "32"}) {
       CAPTURE(batch);
       auto v = p.cli("a", "verify --json --batch-rows " + batch);
-      CHECK(v.rc == 1);
+      CHECK(v.rc == 3);  // "different" (docs/cli-exit-codes.md), not "could not check"
       CHECK(v.err.find("differ from peer \"b\"") != std::string::npos);
       const std::set<std::string> want{
           "public.users " + k[0] + " different",
@@ -128,7 +128,7 @@ TEST_SUITE("verify") {
       CHECK(listed(json::parse(v.out)) == want);
     }
     auto one = p.cli("b", "verify --table users");
-    CHECK(one.rc == 1);
+    CHECK(one.rc == 3);
     CHECK(one.out.find("public.users: 1 differing row") != std::string::npos);
     CHECK(one.out.find(k[0]) != std::string::npos);
     CHECK(one.out.find("public.groups") == std::string::npos);
@@ -139,7 +139,7 @@ TEST_SUITE("verify") {
     p.start_and_fill();
     p.roles_settled();
     const auto k = tamper_b(p);
-    auto refused = p.cli("a", "verify --repair");
+    auto refused = p.cli("a", "verify --repair --yes");
     CHECK(refused.rc == 1);
     CHECK(refused.err.find("run it on the standby") != std::string::npos);
     pqxx::connection a(p.db_a.conninfo());
@@ -151,7 +151,7 @@ TEST_SUITE("verify") {
       return r.empty() ? std::string("none") : std::string(r[0][0].c_str());
     };
     const std::string before = applied_from_b();
-    auto r = p.cli("b", "verify --repair");
+    auto r = p.cli("b", "verify --repair --yes");
     CHECK_MESSAGE(r.rc == 0, r.out << r.err);
     CHECK(r.out.find("repaired 3 rows") != std::string::npos);
     auto again = p.cli("b", "verify");
@@ -186,13 +186,13 @@ TEST_SUITE("verify") {
     p.a->start();
     p.b->start();
     auto c = p.cli("a", "check");
-    CHECK(c.rc == 1);
+    CHECK(c.rc == 3);  // mismatches: "different"
     CHECK(c.out.find("mismatch: replication.tables") != std::string::npos);
     CHECK(c.out.find("mismatch: table.public.meeting_participants") != std::string::npos);
     CHECK(c.out.find("mismatch: node.name") == std::string::npos);
     // verify refuses to compare rows of differing definitions.
     auto v = p.cli("a", "verify");
-    CHECK(v.rc == 1);
+    CHECK(v.rc == 1);  // rows of differing definitions cannot be compared: "could not check"
     CHECK(v.err.find("public.meeting_participants") != std::string::npos);
   }
 
@@ -201,7 +201,7 @@ TEST_SUITE("verify") {
     p.a->start();
     p.b->start();
     auto c = p.cli("a", "check");
-    CHECK(c.rc == 1);
+    CHECK(c.rc == 3);  // mismatches: "different"
     CHECK(c.err.find("refused this node's public key") != std::string::npos);
     CHECK(std::count(c.err.begin(), c.err.end(), '\n') == 1);
   }

@@ -43,7 +43,20 @@ class Daemon {
 
   void kill9() { signal_and_wait(SIGKILL); }
   void stop() { signal_and_wait(SIGTERM); }
-  bool running() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
+  // Running and not a zombie: a daemon that died of a signal is reaped here.
+  bool running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    return ::kill(pid_, 0) == 0;
+  }
+  // Sends `sig` and returns at once (SIGHUP, SIGUSR1, ...).
+  void signal(int sig) const {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
 
   std::string log_text() const {
     std::ifstream in(log_);

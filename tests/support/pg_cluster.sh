@@ -6,14 +6,32 @@
 # The socket lives in DIR; nothing listens on TCP.
 set -euo pipefail
 PG_BIN=${MPF_PG_BINDIR:-/usr/lib/postgresql/15/bin}
-# Where the capture module (mpfailover_capture.so) was built; PostgreSQL's own lib directory
-# ($libdir) is searched first, so an installed package wins over a build tree.
+# Where the capture module (mpfailover_capture.so) was built. The server (user postgres) never
+# loads it from there: a checkout may sit in a folder postgres cannot read (a clone in /root,
+# mode 0700). Each start copies it into DIR/lib, which belongs to the cluster (one per build
+# tree and pair node, so trees never overwrite each other's module) and goes with it on stop.
+# PostgreSQL's own lib directory ($libdir) is searched first, so an installed package wins.
 MODULE_DIR=${MPF_PG_MODULE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build/replicator/pgmodule}
+[[ $MODULE_DIR == /* ]] || MODULE_DIR=$(pwd)/$MODULE_DIR
+MODULE=mpfailover_capture.so
 cmd=${1:?usage: pg_cluster.sh start|stop DIR [PORT]}
 dir=${2:?usage: pg_cluster.sh start|stop DIR [PORT]}
+[[ $dir == /* ]] || dir=$(pwd)/$dir
+# Run the PostgreSQL tools from "/": the caller's folder may be one postgres cannot enter.
+cd /
 
 as_pg() {
   if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Copy the built module into DIR/lib (readable by postgres). Through a temporary name and a
+# rename: a running backend keeps the file it mapped, new ones load the new build.
+install_module() {
+  [[ -f $MODULE_DIR/$MODULE ]] || return 0 # not built here: only an installed one ($libdir)
+  mkdir -p "$dir/lib"
+  cp "$MODULE_DIR/$MODULE" "$dir/lib/.$MODULE.tmp"
+  chmod 0755 "$dir/lib" "$dir/lib/.$MODULE.tmp"
+  mv -f "$dir/lib/.$MODULE.tmp" "$dir/lib/$MODULE"
 }
 
 case "$cmd" in
@@ -31,11 +49,12 @@ port = $port
 max_connections = 100
 shared_buffers = 128MB
 track_commit_timestamp = on
-dynamic_library_path = '\$libdir:$MODULE_DIR'
+dynamic_library_path = '\$libdir:$dir/lib'
 log_min_messages = warning
 log_line_prefix = '%m [%p] '
 CONF
     fi
+    install_module
     # Already running (a previous run that was interrupted, or a developer's): reuse it.
     if as_pg "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
       echo "host=$dir port=$port user=postgres dbname=postgres"

@@ -139,7 +139,7 @@ TEST_CASE("a malformed duration names the key, the line and the reason") {
   REQUIRE_FALSE(cfg);
   CHECK(cfg.status().message() == "config file \"" + kPath +
                                       "\" line 12: heartbeat.interval: invalid duration \"60\": "
-                                      "missing unit (ms, s, min), e.g. \"60s\"");
+                                      "missing unit (ms, s, min, h, d), e.g. \"60s\"");
 }
 
 TEST_CASE("a heartbeat interval below 100ms is refused") {
@@ -484,4 +484,110 @@ TEST_CASE("issue #18: heartbeat timing, self-fencing and the arbiter are validat
     REQUIRE_FALSE(lease);
     CHECK(lease.status().message().find("lease") != std::string::npos);
   }
+}
+// Issue #13: '#' used to cut every value, quotes stayed part of the value.
+TEST_CASE("'#' starts a comment only at line start or after whitespace outside quotes") {
+  const std::string base = "[peer]\nname=b\naddress=h\n[security]\nmode=plain\n[node]\nname=a\n";
+  SUBCASE("a libpq password with '#' survives; a comment after whitespace is cut") {
+    auto c =
+        parse_config(base + "database = host=/run/pg password=se#cret   # the conninfo\n", kPath);
+    REQUIRE_MESSAGE(c, c.status().message());
+    CHECK(c->node.database == "host=/run/pg password=se#cret");
+  }
+  SUBCASE("'#' after whitespace inside quotes is part of the value") {
+    auto c = parse_config(base + "database = host=/run/pg password='a #b' # comment\n", kPath);
+    REQUIRE_MESSAGE(c, c.status().message());
+    CHECK(c->node.database == "host=/run/pg password='a #b'");
+  }
+  SUBCASE("a comment line and a line starting with '#' after blanks") {
+    auto c = parse_config("# header\n  # indented comment\n" + base + "database=x\n", kPath);
+    REQUIRE_MESSAGE(c, c.status().message());
+    CHECK(c->node.database == "x");
+  }
+}
+
+TEST_CASE("a quoted value loses its quotes, with \\\" \\' and \\\\ as escapes") {
+  const std::string base = "[peer]\nname=b\naddress=h\n[security]\nmode=plain\n[node]\nname=a\n";
+  SUBCASE("double quotes, a '#' and a comment") {
+    auto c = parse_config(base +
+                              "database = \"dbname=x password=a #1\"  # quoted\n"
+                              "[hooks]\non_promote = '/opt/my hooks/promote#1'\n",
+                          kPath);
+    REQUIRE_MESSAGE(c, c.status().message());
+    CHECK(c->node.database == "dbname=x password=a #1");
+    CHECK(c->hooks.on_promote == "/opt/my hooks/promote#1");
+  }
+  SUBCASE("escapes") {
+    auto c = parse_config(base + R"(database = "password='x\'y' a\"b c\\d e\nf")" + "\n", kPath);
+    REQUIRE_MESSAGE(c, c.status().message());
+    // \" and \\ are escapes in double quotes; \' and \n stay as written (libpq's own escapes).
+    CHECK(c->node.database == R"(password='x\'y' a"b c\d e\nf)");
+  }
+  SUBCASE("a missing closing quote names the line") {
+    auto c = parse_config(base + "database = \"dbname=x\n", kPath);
+    REQUIRE_FALSE(c);
+    CHECK(c.status().message() ==
+          "config file \"" + kPath + "\": line 8: value of \"database\": no closing \" quote");
+  }
+  SUBCASE("text after the closing quote is refused") {
+    auto c = parse_config(base + "database = 'dbname=x' y\n", kPath);
+    REQUIRE_FALSE(c);
+    CHECK(c.status().message().find("line 8: value of \"database\": text after the closing "
+                                    "quote") != std::string::npos);
+  }
+}
+
+TEST_CASE("durations in the config take h and d, as conflicts --since does") {
+  const std::string base =
+      "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n[security]\nmode=plain\n";
+  auto c = parse_config(base + "[replication]\nretention = 2h\ntombstone_retention = 7d\n", kPath);
+  REQUIRE_MESSAGE(c, c.status().message());
+  CHECK(c->replication.retention == std::chrono::hours(2));
+  CHECK(c->replication.tombstone_retention == std::chrono::hours(7 * 24));
+}
+
+TEST_CASE("shared.address must be an IP address with a prefix length that fits it") {
+  const std::string base =
+      "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n"
+      "[security]\nmode=plain\n[shared]\ninterface=eth0\n";
+  auto v4 = parse_config(base + "address = 198.18.0.10/24\n", kPath);
+  REQUIRE_MESSAGE(v4, v4.status().message());
+  auto v6 = parse_config(base + "address = 2001:db8::10/64\n", kPath);
+  REQUIRE_MESSAGE(v6, v6.status().message());
+  for (auto [bad, why] : {std::pair{"mp.example/24", "\"mp.example\" is not an IP address"},
+                          std::pair{"198.18.0.300/24", "is not an IP address"},
+                          std::pair{"198.18.0.10/33", "prefix length \"33\" is not 1-32"},
+                          std::pair{"198.18.0.10/", "prefix length \"\" is not 1-32"},
+                          std::pair{"2001:db8::10/129", "prefix length \"129\" is not 1-128"},
+                          std::pair{"198.18.0.10", "no prefix length"}}) {
+    auto c = parse_config(base + "address = " + bad + "\n", kPath);
+    REQUIRE_FALSE(c);
+    INFO(c.status().message());
+    CHECK(c.status().message().find("line 11: invalid shared.address") != std::string::npos);
+    CHECK(c.status().message().find(why) != std::string::npos);
+  }
+}
+
+TEST_CASE("a reload applies the run-time keys and names the ones that need a restart") {
+  const std::string base =
+      "[node]\nname=a\ndatabase=dbname=x\n[peer]\nname=b\naddress=h\n[security]\nmode=plain\n";
+  auto now = parse_config(base, kPath);
+  REQUIRE(now);
+  auto same = mpf::server::plan_reload(*now, *now);
+  CHECK(same.apply.empty());
+  CHECK(same.restart.empty());
+  auto next = parse_config(base +
+                               "[log]\nlevel=debug\n[hooks]\non_promote=/p\ntimeout=5s\n"
+                               "[heartbeat]\nwitness=198.18.0.1\ninterval=2s\n[failover]\n"
+                               "automatic=true\n[metrics]\nlisten=127.0.0.1:9108\n"
+                               "[queue]\nwarn_bytes=1MB\n",
+                           kPath);
+  REQUIRE_MESSAGE(next, next.status().message());
+  auto plan = mpf::server::plan_reload(*now, *next);
+  CHECK(plan.apply == std::vector<std::string>{"log.level", "hooks.on_promote", "hooks.timeout",
+                                               "heartbeat.witness", "failover.automatic",
+                                               "metrics.listen"});
+  // heartbeat.interval also moves the default heartbeat.timeout (the smaller of 10s and it).
+  CHECK(plan.restart ==
+        std::vector<std::string>{"heartbeat.interval", "heartbeat.timeout", "queue.warn_bytes"});
 }

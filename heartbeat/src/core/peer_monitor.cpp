@@ -53,6 +53,12 @@ PeerMonitor::PeerMonitor(MonitorOptions options) : options_(options) {
   snap_.witness = options_.has_witness ? WitnessState::kUnknown : WitnessState::kNone;
 }
 
+void PeerMonitor::set_has_witness(bool has_witness) {
+  if (options_.has_witness == has_witness) return;
+  options_.has_witness = has_witness;
+  snap_.witness = has_witness ? WitnessState::kUnknown : WitnessState::kNone;
+}
+
 void PeerMonitor::set_state(PeerState to, std::vector<MonitorAction>& out) {
   if (snap_.peer_state == to) return;
   MonitorAction a{MonitorAction::Kind::kPeerStateChanged};

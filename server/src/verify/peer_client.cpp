@@ -6,6 +6,7 @@
 
 #include <zmq.hpp>
 
+#include <mpf/core/text.hpp>
 #include <mpf/replicator/security.hpp>
 
 namespace mpf::server::verify {
@@ -140,11 +141,10 @@ Result<VerifyBody> PeerClient::ask(VerifyBody request, std::chrono::milliseconds
       }
       if (Clock::now() > deadline) {
         return unavailable(where() +
-                           (impl_->handshake_ok
-                                ? " did not answer within " + std::to_string(timeout.count() / 1000)
-                                : " could not be reached within " +
-                                      std::to_string(kConnectTimeout.count() / 1000)) +
-                           " s: is mpfailoverd running there, and port " +
+                           (impl_->handshake_ok ? " did not answer within " + duration_text(timeout)
+                                                : " could not be reached within " +
+                                                      duration_text(kConnectTimeout)) +
+                           ": is mpfailoverd running there, and port " +
                            config_.peer_endpoint().substr(config_.peer_endpoint().rfind(':') + 1) +
                            " reachable? (mpfailover status shows the link)");
       }

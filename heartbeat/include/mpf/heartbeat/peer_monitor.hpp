@@ -112,6 +112,10 @@ class PeerMonitor {
   std::vector<MonitorAction> on_ping_result(bool replied, TimePoint now);
   std::vector<MonitorAction> on_witness_result(bool replied, TimePoint now);
 
+  // SIGHUP changed heartbeat.witness: with none the witness state is "none", with some it is
+  // unknown until the next round asks them.
+  void set_has_witness(bool has_witness);
+
   const MonitorSnapshot& snapshot() const { return snap_; }
   // When tick() next has something to do: the driver may sleep until then.
   TimePoint next_deadline() const;

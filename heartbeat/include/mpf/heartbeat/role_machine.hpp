@@ -184,6 +184,9 @@ class RoleMachine {
   // The compare-and-swap of a promotion (kArbiterAcquire) came back.
   Decision on_arbiter_acquired(const ArbiterWord& word, const std::string& detail, TimePoint now);
 
+  // SIGHUP changed failover.automatic: applies from the monitor's next verdict.
+  void set_automatic_failover(bool on) { options_.automatic_failover = on; }
+
   Role role() const { return role_; }
   Epoch epoch() const { return persisted_.epoch; }
   const PersistedRole& persisted() const { return persisted_; }

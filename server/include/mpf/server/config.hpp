@@ -18,6 +18,9 @@ inline constexpr const char* kDefaultConfigPath = "/etc/mpfailover/mpfailover.co
 
 // This release ("0.1.0", the package's version).
 const char* software_version();
+// What --version prints: the release and, when built from a git checkout, `git describe`
+// ("0.1.0 (git 85a5013-dirty)").
+std::string build_version();
 
 struct Config {
   std::string path;  // the file it was read from
@@ -128,6 +131,15 @@ struct Config {
     std::string peer_public_key_file;
   } security;
 };
+
+// What a reload (SIGHUP) of `next` over the running `now` does, by key name: the keys that take
+// effect at once (log.level, hooks.*, heartbeat.witness, failover.automatic, metrics.listen)
+// and the changed keys that need a restart (everything else).
+struct ReloadPlan {
+  std::vector<std::string> apply;
+  std::vector<std::string> restart;
+};
+ReloadPlan plan_reload(const Config& now, const Config& next);
 
 // Reads and validates the file at `path`.
 Result<Config> load_config(const std::string& path);

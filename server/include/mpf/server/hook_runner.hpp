@@ -35,6 +35,9 @@ class HookRunner {
   void run(std::string name, std::string program, std::map<std::string, std::string> env,
            std::function<void(HookResult)> done);
 
+  // hooks.timeout changed (SIGHUP): applies to the hooks that start from now on.
+  void set_timeout(Duration timeout);
+
   // Synchronous form, used by run() and by tests.
   static HookResult run_now(const std::string& name, const std::string& program,
                             const std::map<std::string, std::string>& env, Duration timeout);

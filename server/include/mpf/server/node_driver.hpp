@@ -78,6 +78,13 @@ class NodeDriver {
   // Deletes conflicts older than conflicts.retention (the daemon's report timer calls it; it
   // does the work at most every 10 minutes).
   void prune_conflicts();
+  // SIGHUP (io thread). The caller has updated the config this driver reads for the hook and
+  // failover keys; carry hooks.timeout and failover.automatic into the hook runner and the role
+  // machine.
+  void config_reloaded();
+  // SIGHUP changed heartbeat.witness (io thread): opens the new pingers first, so on error the
+  // old witnesses stay; swapped in once no witness ping is in flight.
+  Status set_witnesses(const std::vector<std::string>& addresses);
 
   // Reads this node's catalog version again (every heartbeat.interval, from the daemon's report
   // timer): init-db of a newer release run while this daemon runs leaves it older than its
@@ -154,6 +161,9 @@ class NodeDriver {
   uint64_t hook_failures_ = 0;
   bool history_unavailable_logged_ = false;
   std::optional<TimePoint> conflicts_pruned_at_;
+  // New witnesses from a reload, waiting for the pings in flight to the old ones.
+  std::optional<std::vector<std::unique_ptr<heartbeat::IcmpPinger>>> staged_witness_pingers_;
+  void swap_staged_witnesses();
   int witness_replies_pending_ = 0;
   bool witness_any_reply_ = false;
 

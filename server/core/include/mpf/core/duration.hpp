@@ -1,4 +1,4 @@
-// Parsing of operator-written durations: "60s", "100ms", "2min", "1.5s".
+// Parsing of operator-written durations: "60s", "100ms", "2min", "1.5s", "2h", "7d".
 #pragma once
 
 #include <cctype>
@@ -12,7 +12,8 @@
 
 namespace mpf {
 
-// Accepts a non-negative number followed by one of: ms, s, min (spaces allowed between).
+// Accepts a non-negative number followed by one of: ms, s, min, h, d (spaces allowed between);
+// the same units as `mpfailover conflicts --since`.
 // A bare number is refused: a unit-less "60" is the classic ms-vs-s outage.
 inline Result<Duration> parse_duration(std::string_view text) {
   const std::string original(text);
@@ -31,7 +32,7 @@ inline Result<Duration> parse_duration(std::string_view text) {
   if (number.empty() || number.front() == '.' || number.back() == '.' ||
       number.find('.') != number.rfind('.')) {
     return invalid_argument("invalid duration \"" + original +
-                            "\": expected a number with a unit (ms, s, min), e.g. \"60s\"");
+                            "\": expected a number with a unit (ms, s, min, h, d), e.g. \"60s\"");
   }
   double scale_ms;
   if (unit == "ms") {
@@ -40,12 +41,16 @@ inline Result<Duration> parse_duration(std::string_view text) {
     scale_ms = 1000;
   } else if (unit == "min") {
     scale_ms = 60'000;
+  } else if (unit == "h") {
+    scale_ms = 3'600'000;
+  } else if (unit == "d") {
+    scale_ms = 86'400'000;
   } else if (unit.empty()) {
     return invalid_argument("invalid duration \"" + original +
-                            "\": missing unit (ms, s, min), e.g. \"60s\"");
+                            "\": missing unit (ms, s, min, h, d), e.g. \"60s\"");
   } else {
     return invalid_argument("invalid duration \"" + original + "\": unknown unit \"" + unit +
-                            "\" (expected ms, s or min)");
+                            "\" (expected ms, s, min, h or d)");
   }
   const double ms = std::stod(number) * scale_ms;
   if (!std::isfinite(ms) || ms > 1e12) {
