@@ -599,7 +599,6 @@ ReloadPlan plan_reload(const Config& now, const Config& next) {
 
 const char* software_version() { return MPF_SOFTWARE_VERSION; }
 
-
 uint32_t Config::protocol_max() const {
   return replication.max_protocol_version != 0 ? replication.max_protocol_version
                                                : replicator::wire::kProtocolVersion;
