@@ -693,12 +693,6 @@ ReloadPlan plan_reload(const Config& now, const Config& next) {
 
 const char* software_version() { return MPF_SOFTWARE_VERSION; }
 
-std::string build_version() {
-  const std::string git = MPF_GIT_DESCRIBE;
-  return git.empty() ? std::string(software_version())
-                     : std::string(software_version()) + " (git " + git + ")";
-}
-
 uint32_t Config::protocol_max() const {
   return replication.max_protocol_version != 0 ? replication.max_protocol_version
                                                : replicator::wire::kProtocolVersion;

@@ -15,7 +15,7 @@ pg_bin=${MPF_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 
 work=$(mktemp -d /tmp/mpf-modaccess.XXXXXX) # mode 0700, owner root: like /root/<clone>
 checkout=$work/checkout
-cluster=$work/../$(basename "$work")-pg # outside the 0700 folder, as the suite's is
+cluster=$(dirname "$work")/$(basename "$work")-pg # outside the 0700 folder, as the suite's is
 cleanup() {
   "$checkout/tests/support/pg_cluster.sh" stop "$cluster" >/dev/null 2>&1 || true
   rm -rf "$work" "$cluster"

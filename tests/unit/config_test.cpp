@@ -167,9 +167,16 @@ TEST_CASE("bad values are refused naming the key") {
     CHECK_FALSE(parse_config(replace(kFull, "port = 2008", "port = 20o8"), kPath));
   }
   SUBCASE("table name with quotes") {
-    auto cfg = parse_config(replace(kFull, "tables = users,", "tables = \"Users\","), kPath);
+    // The quotes go (a quoted value is unquoted), the name is still not a plain identifier.
+    auto cfg = parse_config(
+        replace(kFull, "tables = users, groups,", "tables = \"Users, groups\" #"), kPath);
     REQUIRE_FALSE(cfg);
-    CHECK(cfg.status().message().find("invalid table name") != std::string::npos);
+    CHECK(cfg.status().message().find("invalid table name \"Users\"") != std::string::npos);
+    // Quotes around one item of a list: text after the closing quote, named by line.
+    auto item = parse_config(replace(kFull, "tables = users,", "tables = \"Users\","), kPath);
+    REQUIRE_FALSE(item);
+    CHECK(item.status().message().find("line 10: value of \"tables\": text after the closing "
+                                       "quote") != std::string::npos);
   }
   SUBCASE("same table twice") {
     auto cfg = parse_config(replace(kFull, "tables = users,", "tables = users, users,"), kPath);
