@@ -511,6 +511,8 @@ TEST_SUITE("ops_least_privilege") {
     CHECK_MESSAGE(eventually([&] { return pair.converged(); }, 20s), pair.b->log_text());
 
     // A switchover: fencing both ways as the ordinary role, then replication the other way.
+    // (a must see b up first: roles_settled() asked b.)
+    REQUIRE(eventually([&] { return status("a")["peer_state"] == "up"; }, 10s));
     auto sw = pair.cli("a", "switchover");
     REQUIRE_MESSAGE(sw.rc == 0, sw.out << sw.err << pair.a->log_text());
     REQUIRE(eventually(
