@@ -93,6 +93,7 @@ TEST_SUITE("ops_tools") {
 
     s = healthy_active();
     s["peer_role"] = "active";
+    s["peer_facts"]["writes"] = "open";
     CHECK(mpf::server::pair_health(s).problems ==
           std::vector<std::string>{"both nodes are active"});
 
