@@ -430,7 +430,6 @@ Decision RoleMachine::standalone(TimePoint now) {
 }
 
 Decision RoleMachine::join(TimePoint now) {
-  (void)now;
   if (role_ != Role::kStandalone) {
     return refuse("node \"" + options_.node + "\" is " + std::string(to_string(role_)) +
                   ", not standalone: nothing to join");
@@ -441,6 +440,16 @@ Decision RoleMachine::join(TimePoint now) {
   d.actions.push_back(persist(persisted_));
   d.actions.push_back(act(RoleAction::Kind::kResumeReplication));
   if (to == Role::kStandby) d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
+  if (to == Role::kActive) {
+    // Back as active, but the peer may have been promoted meanwhile (with the arbiter: the key
+    // may be the peer's): fenced until the peer's word or the arbiter confirms (found by the
+    // long simulation campaign: join reopened beside a newer active).
+    fenced_reason_ = "join_unconfirmed";
+    fenced_at_ = now;
+    d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
+    d.actions.push_back(act(RoleAction::Kind::kRunDemoteHook));
+    if (options_.arbiter) d.actions.push_back(acquire_action(persisted_.epoch, now));
+  }
   d.message = "rejoined the pair as " + std::string(to_string(to)) +
               "; changes made meanwhile drain and reconcile both ways";
   return d;
@@ -787,9 +796,10 @@ Decision RoleMachine::set_maintenance(bool on, TimePoint now) {
   } else {
     persist_retry_at_ = now;  // written once the role settles (tick's retry)
   }
-  // Counting starts again when maintenance ends: the silence during planned work is not held
-  // against the active at once.
-  if (!on) confirmed_floor_ = now;
+  // Maintenance ends: an active nothing confirmed meanwhile fences at once (its standby may
+  // resume failover at the same instant, and with the arbiter its lease may have expired; found
+  // by the long simulation campaign), and a standby counts its silence window from now.
+  if (!on) peer_heard_at_ = now;
   d.message = on ? "maintenance mode on: automatic failover and self-fencing paused"
                  : "maintenance mode off: automatic failover and self-fencing resumed";
   return d;
