@@ -643,7 +643,24 @@ Decision RoleMachine::tick(TimePoint now) {
     last_error_ = "switchover aborted: the backlog did not drain within " +
                   duration_text(options_.switchover_timeout) + "; writes are open again here";
     Decision d = change(Role::kActive, "switchover_timeout");
-    d.actions.push_back(act(RoleAction::Kind::kOpenWrites));
+    // Writes reopen only if nothing says they must not: a fence from before, or (self-fencing
+    // on) no confirmation within fence_after, e.g. a lease that lapsed while demoting (found by
+    // the simulation campaign).
+    std::optional<TimePoint> since = confirmed_floor_;
+    since = options_.arbiter ? latest(since, arbiter_sent_)
+                             : latest(since, latest(round_trip_sent_, witness_reply_sent_));
+    const bool stale = options_.fence_after > Duration::zero() && !persisted_.maintenance &&
+                       (!since || now - *since >= options_.fence_after);
+    if (!fenced() && !stale) {
+      d.actions.push_back(act(RoleAction::Kind::kOpenWrites));
+    } else {
+      if (!fenced()) {
+        fenced_reason_ = options_.arbiter ? "arbiter_unconfirmed" : "peer_and_witness_silent";
+        fenced_at_ = now;
+      }
+      if (options_.arbiter) d.actions.push_back(acquire_action(persisted_.epoch, now));
+      last_error_ += " (fenced: " + fenced_reason_ + ")";
+    }
     d.message = last_error_;
     return d;
   }
