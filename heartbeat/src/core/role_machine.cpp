@@ -437,18 +437,21 @@ Decision RoleMachine::join(TimePoint now) {
   const Role to = persisted_.standalone_from;
   Decision d = change(to, "operator_join");
   persisted_.role = to;
-  d.actions.push_back(persist(persisted_));
-  d.actions.push_back(act(RoleAction::Kind::kResumeReplication));
-  if (to == Role::kStandby) d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
+  // Writes close first, before the persist (which may block): back in the pair, a standalone
+  // node's open writes would stand beside the active's for as long (found by the campaign).
+  d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
   if (to == Role::kActive) {
     // Back as active, but the peer may have been promoted meanwhile (with the arbiter: the key
     // may be the peer's): fenced until the peer's word or the arbiter confirms (found by the
     // long simulation campaign: join reopened beside a newer active).
     fenced_reason_ = "join_unconfirmed";
     fenced_at_ = now;
-    d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
     d.actions.push_back(act(RoleAction::Kind::kRunDemoteHook));
-    if (options_.arbiter) d.actions.push_back(acquire_action(persisted_.epoch, now));
+  }
+  d.actions.push_back(persist(persisted_));
+  d.actions.push_back(act(RoleAction::Kind::kResumeReplication));
+  if (to == Role::kActive && options_.arbiter) {
+    d.actions.push_back(acquire_action(persisted_.epoch, now));
   }
   d.message = "rejoined the pair as " + std::string(to_string(to)) +
               "; changes made meanwhile drain and reconcile both ways";
