@@ -264,8 +264,10 @@ Decision RoleMachine::start(TimePoint now) {
     Decision d = change(Role::kStandby, "initial_role_standby");
     persisted_.initialized = true;
     persisted_.role = Role::kStandby;
-    d.actions.push_back(persist(persisted_));
+    // A new database's login is writable: closed before the persist, which may block (found by
+    // the simulation campaign: writes open on a brand-new standby beside the active).
     d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
+    d.actions.push_back(persist(persisted_));
     d.actions.push_back(act(RoleAction::Kind::kRunDemoteHook));
     d.message = "brand-new node: standby until an operator runs `mpfailover failover` on one node";
     return d;
