@@ -273,8 +273,8 @@ Result<std::optional<std::pair<LeaderValue, int64_t>>> EtcdArbiter::read_key() {
   return std::optional<std::pair<LeaderValue, int64_t>>(std::pair{*v, json_int(kv, "lease")});
 }
 
-EtcdAnswer EtcdArbiter::do_acquire(Epoch epoch,
-                                   const std::optional<LeaderValue>& replace, bool force) {
+EtcdAnswer EtcdArbiter::do_acquire(Epoch epoch, const std::optional<LeaderValue>& replace,
+                                   bool force) {
   EtcdAnswer a;
   if (auto s = ensure_lease(a.sent_at); !s) {
     a.detail = s.message();

@@ -264,8 +264,10 @@ Decision RoleMachine::start(TimePoint now) {
     Decision d = change(Role::kStandby, "initial_role_standby");
     persisted_.initialized = true;
     persisted_.role = Role::kStandby;
-    d.actions.push_back(persist(persisted_));
+    // A new database's login is writable: closed before the persist, which may block (found by
+    // the simulation campaign: writes open on a brand-new standby beside the active).
     d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
+    d.actions.push_back(persist(persisted_));
     d.actions.push_back(act(RoleAction::Kind::kRunDemoteHook));
     d.message = "brand-new node: standby until an operator runs `mpfailover failover` on one node";
     return d;
@@ -430,7 +432,6 @@ Decision RoleMachine::standalone(TimePoint now) {
 }
 
 Decision RoleMachine::join(TimePoint now) {
-  (void)now;
   if (role_ != Role::kStandalone) {
     return refuse("node \"" + options_.node + "\" is " + std::string(to_string(role_)) +
                   ", not standalone: nothing to join");
@@ -438,9 +439,22 @@ Decision RoleMachine::join(TimePoint now) {
   const Role to = persisted_.standalone_from;
   Decision d = change(to, "operator_join");
   persisted_.role = to;
+  // Writes close first, before the persist (which may block): back in the pair, a standalone
+  // node's open writes would stand beside the active's for as long (found by the campaign).
+  d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
+  if (to == Role::kActive) {
+    // Back as active, but the peer may have been promoted meanwhile (with the arbiter: the key
+    // may be the peer's): fenced until the peer's word or the arbiter confirms (found by the
+    // long simulation campaign: join reopened beside a newer active).
+    fenced_reason_ = "join_unconfirmed";
+    fenced_at_ = now;
+    d.actions.push_back(act(RoleAction::Kind::kRunDemoteHook));
+  }
   d.actions.push_back(persist(persisted_));
   d.actions.push_back(act(RoleAction::Kind::kResumeReplication));
-  if (to == Role::kStandby) d.actions.push_back(act(RoleAction::Kind::kCloseWrites));
+  if (to == Role::kActive && options_.arbiter) {
+    d.actions.push_back(acquire_action(persisted_.epoch, now));
+  }
   d.message = "rejoined the pair as " + std::string(to_string(to)) +
               "; changes made meanwhile drain and reconcile both ways";
   return d;
@@ -634,7 +648,24 @@ Decision RoleMachine::tick(TimePoint now) {
     last_error_ = "switchover aborted: the backlog did not drain within " +
                   duration_text(options_.switchover_timeout) + "; writes are open again here";
     Decision d = change(Role::kActive, "switchover_timeout");
-    d.actions.push_back(act(RoleAction::Kind::kOpenWrites));
+    // Writes reopen only if nothing says they must not: a fence from before, or (self-fencing
+    // on) no confirmation within fence_after, e.g. a lease that lapsed while demoting (found by
+    // the simulation campaign).
+    std::optional<TimePoint> since = confirmed_floor_;
+    since = options_.arbiter ? latest(since, arbiter_sent_)
+                             : latest(since, latest(round_trip_sent_, witness_reply_sent_));
+    const bool stale = options_.fence_after > Duration::zero() && !persisted_.maintenance &&
+                       (!since || now - *since >= options_.fence_after);
+    if (!fenced() && !stale) {
+      d.actions.push_back(act(RoleAction::Kind::kOpenWrites));
+    } else {
+      if (!fenced()) {
+        fenced_reason_ = options_.arbiter ? "arbiter_unconfirmed" : "peer_and_witness_silent";
+        fenced_at_ = now;
+      }
+      if (options_.arbiter) d.actions.push_back(acquire_action(persisted_.epoch, now));
+      last_error_ += " (fenced: " + fenced_reason_ + ")";
+    }
     d.message = last_error_;
     return d;
   }
@@ -787,9 +818,10 @@ Decision RoleMachine::set_maintenance(bool on, TimePoint now) {
   } else {
     persist_retry_at_ = now;  // written once the role settles (tick's retry)
   }
-  // Counting starts again when maintenance ends: the silence during planned work is not held
-  // against the active at once.
-  if (!on) confirmed_floor_ = now;
+  // Maintenance ends: an active nothing confirmed meanwhile fences at once (its standby may
+  // resume failover at the same instant, and with the arbiter its lease may have expired; found
+  // by the long simulation campaign), and a standby counts its silence window from now.
+  if (!on) peer_heard_at_ = now;
   d.message = on ? "maintenance mode on: automatic failover and self-fencing paused"
                  : "maintenance mode off: automatic failover and self-fencing resumed";
   return d;

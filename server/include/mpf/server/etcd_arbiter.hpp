@@ -82,8 +82,8 @@ class EtcdArbiter {
   void post(std::function<void()> job);
   Result<std::string> call(const std::string& path, const std::string& body);
   Status ensure_lease(TimePoint& sent_at);
-  EtcdAnswer do_acquire(Epoch epoch,
-                        const std::optional<heartbeat::LeaderValue>& replace, bool force);
+  EtcdAnswer do_acquire(Epoch epoch, const std::optional<heartbeat::LeaderValue>& replace,
+                        bool force);
   EtcdAnswer do_renew(Epoch epoch);
   void do_release(Epoch epoch);
   Result<std::optional<std::pair<heartbeat::LeaderValue, int64_t>>> read_key();
