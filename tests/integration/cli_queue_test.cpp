@@ -110,11 +110,12 @@ TEST_SUITE("cli_queue") {
             mpf::server::BacklogReader::kSampleAboveBytes);
     auto q = queue_json(conf);
     CHECK(q["estimated"] == true);
-    // A block sample of ~3/4 of the log: within 25 % of the truth.
+    // A block sample of ~8 MiB of the log: rows within 25 % of the truth.
     CHECK(q["rows"].get<int64_t>() > 60000);
     CHECK(q["rows"].get<int64_t>() < 100000);
     CHECK(q["transactions"].get<int64_t>() > 3000);
-    CHECK(q["transactions"].get<int64_t>() < 7000);  // a transaction over 2 pages counts more often
+    // A transaction over two pages is counted when either is sampled: biased upward.
+    CHECK(q["transactions"].get<int64_t>() < 12000);
     CHECK(q["by_table"]["public.users"] == q["rows"]);
     exec(conn, "DELETE FROM mpfailover.change_log; VACUUM mpfailover.change_log");
   }
