@@ -102,10 +102,11 @@ TEST_SUITE("cli_queue") {
     const auto conf = db.write_config_file();
     pqxx::connection conn(db.conninfo());
     // ~45 MB of log in 4,000 transactions of 20 rows.
-    exec(conn,
-         "DO $$ BEGIN FOR t IN 1..4000 LOOP "
-         "INSERT INTO users (login, first_name) SELECT 's' || t || '.' || i, repeat('x', 450) "
-         "FROM generate_series(1, 20) i; COMMIT; END LOOP; END $$");
+    // (COMMIT inside DO needs a session outside a transaction block.)
+    pqxx::nontransaction(conn).exec(
+        "DO $$ BEGIN FOR t IN 1..4000 LOOP "
+        "INSERT INTO users (login, first_name) SELECT 's' || t || '.' || i, repeat('x', 450) "
+        "FROM generate_series(1, 20) i; COMMIT; END LOOP; END $$");
     REQUIRE(mpf::test::scalar(conn, "SELECT pg_relation_size('mpfailover.change_log')") >
             mpf::server::BacklogReader::kSampleAboveBytes);
     auto q = queue_json(conf);
