@@ -83,7 +83,7 @@ struct Backlog {
 class BacklogReader {
  public:
   // A log larger than this on disk is read from a sample of about this size (Backlog::estimated).
-  static constexpr int64_t kSampleAboveBytes = 32ll << 20;
+  static constexpr int64_t kSampleAboveBytes = 8ll << 20;
   BacklogReader(std::string conninfo, std::string node, std::string peer);
   ~BacklogReader();
 

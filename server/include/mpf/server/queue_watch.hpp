@@ -19,7 +19,7 @@ class QueueWatch {
   // sample_above_bytes: a log larger than this on disk is measured from a sample (see check).
   QueueWatch(std::string conninfo, uint64_t warn_bytes,
              uint64_t sample_above_bytes = kSampleAboveBytes);
-  static constexpr uint64_t kSampleAboveBytes = 32ull << 20;
+  static constexpr uint64_t kSampleAboveBytes = 8ull << 20;
   ~QueueWatch();
 
   // Measures and logs a change of state. Cheap while the log is small: the backlog is the whole
