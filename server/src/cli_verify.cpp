@@ -202,7 +202,10 @@ void repair_rows(const Config& cfg, const replicator::TableDef& def, pqxx::conne
       }
       key_cond += ")";
       key_vals += ")";
-      tx.exec("SET LOCAL mpfailover.applying = 'on'; SET CONSTRAINTS ALL DEFERRED");
+      // As the applier (#12): a replica session, so the copied row fires no ordinary trigger.
+      tx.exec(
+          "SET LOCAL mpfailover.applying = 'on'; SET LOCAL session_replication_role = replica; "
+          "SET CONSTRAINTS ALL DEFERRED");
       if (row.present && row.commit_us > 0) {
         tx.exec("SELECT pg_replication_origin_xact_setup('0/0', 'epoch'::timestamptz + " +
                 std::to_string(row.commit_us) + " * interval '1 microsecond')");
@@ -229,7 +232,7 @@ void repair_rows(const Config& cfg, const replicator::TableDef& def, pqxx::conne
         }
         std::string sql = "INSERT INTO " + table + " (";
         for (size_t i = 0; i < cols.size(); ++i) sql += (i ? ", " : "") + cols[i];
-        sql += ") VALUES (";
+        sql += ") OVERRIDING SYSTEM VALUE VALUES (";  // identity columns keep their values
         for (size_t i = 0; i < vals.size(); ++i) sql += (i ? ", " : "") + vals[i];
         sql += ") ON CONFLICT " + key_cond + " DO ";
         if (sets.empty()) {

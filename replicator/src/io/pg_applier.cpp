@@ -81,6 +81,10 @@ struct PgApplier::BoundTable {
   std::string fast_upsert_name;
   // Prepared once per bind (planning these per group cost more than running them).
   std::string delete_name, upsert_name, versions_name, tombstone_name;
+  // One per foreign key of this table (as the child): $1..$k key columns as text[]; raises
+  // foreign_key_violation when one of these rows has no parent here (apply runs as a replica
+  // session, where PostgreSQL's own checks do not fire). Names parallel the statements.
+  std::vector<std::string> reference_sqls, reference_names;
 };
 
 PgApplier::PgApplier(std::unique_ptr<pqxx::connection> conn) : conn_(std::move(conn)) {}
@@ -115,8 +119,11 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
   origin_ = origin;
   tables_.clear();
   by_id_.clear();
+  // This node's own tables first: one changed since init-db (schema drift, #12) stops apply
+  // here, naming it, until the definitions are back in line; the next session binds again.
+  if (auto drift = check_definitions(*conn_); !drift) return drift;
   std::vector<std::string> names;
-  for (const auto& t : origin_tables) names.push_back(t.relation);
+  for (const auto& t : origin_tables) names.push_back(quote_relation(t.relation));
   auto local = describe_tables(*conn_, names);
   if (!local) return local.status().with_context("origin \"" + origin + "\" replicates a table");
 
@@ -255,8 +262,11 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
       }
     }
     for (const auto& k : remote.key_columns) keys.push_back(quote_ident(k));
-    bt->upsert_sql = "INSERT INTO " + rel + " (" + join(cols) + ") SELECT " + join(selects) +
-                     " FROM unnest(" + join(uparams) + ") AS u(" + join(ualiases) +
+    // Identity columns keep the source's values, as with PostgreSQL's apply (GENERATED ALWAYS
+    // ones only as key columns: describe refuses others). Harmless on a table without one.
+    const std::string overriding = " OVERRIDING SYSTEM VALUE";
+    bt->upsert_sql = "INSERT INTO " + rel + " (" + join(cols) + ")" + overriding + " SELECT " +
+                     join(selects) + " FROM unnest(" + join(uparams) + ") AS u(" + join(ualiases) +
                      ") ON CONFLICT (" + join(keys) + ") DO " +
                      (sets.empty() ? std::string("NOTHING") : "UPDATE SET " + join(sets));
     // The same upsert, applying each row only where last-writer-wins has nothing to decide: no
@@ -268,9 +278,9 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
       std::vector<std::string> tomb_key;
       for (size_t k : bt->key_in_image) tomb_key.push_back("u.c" + std::to_string(k));
       bt->fast_upsert_sql =
-          "WITH ins AS (INSERT INTO " + rel + " AS mpf_row (" + join(cols) + ") SELECT " +
-          join(selects) + " FROM unnest(" + join(uparams) + ") AS u(" + join(ualiases) +
-          ") WHERE (SELECT true FROM mpfailover.tombstone s WHERE s.relation = " +
+          "WITH ins AS (INSERT INTO " + rel + " AS mpf_row (" + join(cols) + ")" + overriding +
+          " SELECT " + join(selects) + " FROM unnest(" + join(uparams) + ") AS u(" +
+          join(ualiases) + ") WHERE (SELECT true FROM mpfailover.tombstone s WHERE s.relation = " +
           conn_->quote(here.relation) + " AND s.key = ARRAY[" + join(tomb_key) +
           "]::text[] AND s.origin <> " + conn_->quote(origin) + ") IS NULL ON CONFLICT (" +
           join(keys) + ") DO UPDATE SET " + join(sets) +
@@ -281,6 +291,11 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
           "FROM pg_xact_commit_timestamp_origin(mpf_row.xmin) x) RETURNING 1) "
           "SELECT 1 / (SELECT (count(*) = $" +
           std::to_string(remote.columns.size() + 1) + "::bigint)::int FROM ins)";
+    }
+    if (auto refs = reference_checks(here, type_of, aliases, params); !refs) {
+      return refs.status();
+    } else {
+      bt->reference_sqls = std::move(*refs);
     }
     tables_.push_back(std::move(bt));
   }
@@ -333,6 +348,12 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
            {&t->delete_name, &t->upsert_name, &t->versions_name, &t->tombstone_name}) {
         conn_->prepare_now(*name);
       }
+      t->reference_names.clear();
+      for (size_t r = 0; r < t->reference_sqls.size(); ++r) {
+        t->reference_names.push_back("mpf_ref_" + id + "_" + std::to_string(r));
+        conn_->prepare(t->reference_names.back(), t->reference_sqls[r]);
+        conn_->prepare_now(t->reference_names.back());
+      }
       if (!t->fast_upsert_sql.empty()) {
         t->fast_upsert_name = "mpf_fast_" + id;
         conn_->prepare(t->fast_upsert_name, t->fast_upsert_sql);
@@ -359,6 +380,93 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
   return Status::ok();
 }
 
+Result<std::vector<std::string>> PgApplier::reference_checks(
+    const TableDef& here, const std::map<std::string, std::string>& type_of,
+    const std::vector<std::string>& key_aliases, const std::vector<std::string>& key_params) {
+  std::vector<std::string> out;
+  try {
+    pqxx::nontransaction q(*conn_);
+    const auto dot = here.relation.find('.');
+    auto fks = q.exec_params(
+        "SELECT c.conname, pn.nspname || '.' || pc.relname, "
+        "(SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY "
+        " AS k(n, ord) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n), "
+        "(SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(c.confkey) WITH ORDINALITY "
+        " AS k(n, ord) JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n) "
+        "FROM pg_constraint c JOIN pg_class pc ON pc.oid = c.confrelid "
+        "JOIN pg_namespace pn ON pn.oid = pc.relnamespace "
+        "WHERE c.contype = 'f' AND c.conrelid = (SELECT r.oid FROM pg_class r JOIN pg_namespace n "
+        " ON n.oid = r.relnamespace WHERE n.nspname = $1 AND r.relname = $2) ORDER BY c.conname",
+        here.relation.substr(0, dot), here.relation.substr(dot + 1));
+    for (const auto& fk : fks) {
+      const auto child_cols = pg::parse_array(fk[2]);
+      const auto parent_cols = pg::parse_array(fk[3]);
+      // MATCH SIMPLE (the default): a row with a NULL in the referencing columns is not checked.
+      std::string not_null, match, key_names, key_values;
+      for (size_t i = 0; i < child_cols.size(); ++i) {
+        const std::string c = "mpf_c." + quote_ident(child_cols[i].value_or(""));
+        not_null += " AND " + c + " IS NOT NULL";
+        match += std::string(i ? " AND " : "") + "mpf_p." +
+                 quote_ident(parent_cols[i].value_or("")) + " = " + c;
+        key_names += (i ? ", " : "") + child_cols[i].value_or("");
+        key_values += std::string(i ? ", ', ', " : "") + c + "::text";
+      }
+      std::string on;
+      for (size_t k = 0; k < here.key_columns.size(); ++k) {
+        on += std::string(k ? " AND " : "") + "mpf_c." + quote_ident(here.key_columns[k]) +
+              " = u." + key_aliases[k] + "::" + type_of.at(here.key_columns[k]);
+      }
+      out.push_back(
+          "SELECT mpfailover.foreign_key_violation(" + conn_->quote(fk[0].as<std::string>()) +
+          ", " + conn_->quote(here.relation) + ", " + conn_->quote(fk[1].as<std::string>()) + ", " +
+          conn_->quote(key_names + ")=(") + " || concat(" + key_values + ")) FROM unnest(" +
+          join(key_params) + ") AS u(" + join(key_aliases) + ") JOIN " +
+          quote_relation(here.relation) + " mpf_c ON " + on + " WHERE true" + not_null +
+          " AND NOT EXISTS (SELECT 1 FROM " + quote_relation(fk[1].as<std::string>()) +
+          " mpf_p WHERE " + match + ") LIMIT 1");
+    }
+  } catch (const std::exception& e) {
+    return unavailable(std::string("could not read the foreign keys of \"") + here.relation +
+                       "\": " + e.what());
+  }
+  return out;
+}
+
+std::string PgApplier::references_sql(const NetEffect& net) const {
+  std::string sql;
+  for (const auto& t : tables_) {
+    if (t->reference_names.empty()) continue;
+    const auto found = net.tables().find(t->origin_table_id);
+    if (found == net.tables().end()) continue;
+    std::vector<std::vector<Value>> keys(t->key_in_image.size());
+    for (const auto& c : found->second) {
+      if (c.op == Op::kDelete) continue;
+      for (size_t k = 0; k < keys.size(); ++k) keys[k].push_back(c.key[k]);
+    }
+    if (keys.empty() || keys[0].empty()) continue;
+    std::vector<std::string> params;
+    for (const auto& k : keys) params.push_back(pg::array_literal(k));
+    for (const auto& name : t->reference_names) sql += execute_sql(name, params);
+  }
+  return sql;
+}
+
+void PgApplier::record_failure(Position at, const std::string& message) {
+  failed_at_ = at;
+  try {
+    pqxx::nontransaction q(*conn_);
+    q.exec_params(
+        "INSERT INTO mpfailover.apply_failure (origin, tick, seq, message) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (origin) DO UPDATE SET tick = EXCLUDED.tick, seq = EXCLUDED.seq, "
+        "message = EXCLUDED.message, failed_at = now()",
+        origin_, at.tick, at.seq, message);
+  } catch (const std::exception& e) {
+    // The error still goes back to the origin (ApplyError); only skip's check is weaker.
+    spdlog::warn("ApplyFailureNotRecorded origin={} position={} reason=\"{}\"", origin_,
+                 at.to_string(), e.what());
+  }
+}
+
 Result<Position> PgApplier::applied_position() {
   try {
     pqxx::nontransaction q(*conn_);
@@ -376,8 +484,13 @@ std::string PgApplier::begin_sql() {
   tx_ = std::make_unique<pqxx::nontransaction>(*conn_);
   // The origin's timestamp is reset per transaction: once set, PostgreSQL would stamp every
   // later commit of the session with the first one's time.
+  // session_replication_role = replica, as PostgreSQL's apply worker: ordinary triggers and
+  // foreign-key actions do not fire (what they did on the source arrives as its own changes;
+  // ENABLE REPLICA and ENABLE ALWAYS triggers do fire). The capture trigger is an ordinary one,
+  // so applied rows are not captured again (mpfailover.applying stays as a second guard).
   return std::string("BEGIN; SET LOCAL ") + kApplyingSetting +
-         " = 'on'; SET CONSTRAINTS ALL DEFERRED; SELECT pg_replication_origin_xact_reset(); ";
+         " = 'on'; SET LOCAL session_replication_role = replica; SET CONSTRAINTS ALL DEFERRED; "
+         "SELECT pg_replication_origin_xact_reset(); ";
 }
 
 void PgApplier::begin_if_needed() {
@@ -453,7 +566,9 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
   tx_->exec("SET CONSTRAINTS ALL DEFERRED");
   for (const auto& chunk : chunks) {
     if (skips.count(chunk.position)) continue;  // recorded already
+    NetEffect written;  // this part's rows, for the reference checks at its end
     for (const auto& change : chunk.changes) {
+      written.add(change);
       NetEffect one;
       one.add(change);
       try {
@@ -466,6 +581,7 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
         const auto* t = by_id_[static_cast<size_t>(change.table_id)];
         std::string key;
         for (const auto& v : change.key) key += (key.empty() ? "" : ",") + v.value_or("NULL");
+        failed_at_ = chunk.position;
         return failed_precondition("could not apply transaction " + chunk.position.to_string() +
                                    " from \"" + origin_ + "\": " + static_cast<char>(change.op) +
                                    " on \"" + t->relation + "\" key (" + key + "): " + e.what() +
@@ -478,10 +594,12 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
     // The transaction's deferred checks (foreign keys), once its last change is in: a failure
     // here is this transaction's, e.g. a child row whose parent this node deleted.
     try {
-      tx_->exec("SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED");
+      tx_->exec(references_sql(written) +
+                "SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED");
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const std::exception& e) {
+      failed_at_ = chunk.position;
       return failed_precondition("could not apply transaction " + chunk.position.to_string() +
                                  " from \"" + origin_ + "\": " + e.what() +
                                  "\nhint: fix the cause on this node (a missing parent row?), or "
@@ -494,6 +612,7 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
 
 Result<Position> PgApplier::apply(const std::vector<TxChunk>& chunks) {
   if (tables_.empty()) return failed_precondition("applier is not bound to an origin");
+  failed_at_ = Position{};
   // A resent transaction the target already committed (the ack was lost) is dropped here, so a
   // resend is always harmless: apply is keyed by origin position (NOTES.md §2).
   size_t first_new = 0;
@@ -523,8 +642,11 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
       if (change.table_id < 0 || static_cast<size_t>(change.table_id) >= by_id_.size() ||
           by_id_[static_cast<size_t>(change.table_id)] == nullptr) {
         reset();
-        return invalid_argument("transaction " + chunk.position.to_string() + " from \"" + origin_ +
-                                "\" refers to unknown table " + std::to_string(change.table_id));
+        const auto s =
+            invalid_argument("transaction " + chunk.position.to_string() + " from \"" + origin_ +
+                             "\" refers to unknown table " + std::to_string(change.table_id));
+        record_failure(chunk.position, s.message());
+        return s;
       }
       net.add(change);
     }
@@ -549,7 +671,8 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
           // Deferred foreign keys checked inside the savepoint, not by COMMIT: an orphan (a
           // child whose parent the other node deleted) must stop apply naming its transaction,
           // not fail the COMMIT as if the database had gone away and be resent for ever.
-          writes += "SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED; ";
+          writes +=
+              references_sql(net) + "SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED; ";
           commit_wait(net);
           writes += position_sql(pos);
           sent_commit = true;
@@ -576,6 +699,7 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
     // Find out whether only the order inside the group mattered.
     if (auto s = apply_one_by_one(chunks, skips); !s) {
       reset();
+      record_failure(failed_at_, s.message());
       return s;
     }
     if (!last) {
