@@ -29,3 +29,17 @@ BEGIN
     DETAIL = format('Key (%s) is not present in table "%s".', key_text, parent);
 END
 $$;
+
+-- The same for a row deleted here that a row of this node's still references (a row the source
+-- never had: the source's own cascades arrive as their own changes).
+CREATE OR REPLACE FUNCTION mpfailover.referenced_row_deleted(constraint_name text, parent text,
+                                                             child text, key_text text)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION USING
+    ERRCODE = 'foreign_key_violation',
+    MESSAGE = format('update or delete on table "%s" violates foreign key constraint "%s" '
+                     'on table "%s"', parent, constraint_name, child),
+    DETAIL = format('Key (%s) is still referenced from table "%s".', key_text, child);
+END
+$$;

@@ -30,6 +30,7 @@
 
 #include <mpf/server/config.hpp>
 #include <mpf/server/control_client.hpp>
+#include <mpf/server/init_db.hpp>
 #include <mpf/server/verify/check_facts.hpp>
 #include <mpf/server/verify/narrower.hpp>
 
@@ -594,6 +595,19 @@ int cmd_check(const std::string& config_path, const std::vector<std::string>& ar
   if (!cfg) {
     std::cerr << "mpfailover: " << cfg.status().message() << "\n";
     return kExitUsage;
+  }
+  // This node's tables first (#12): one replication cannot do exactly, or one changed since
+  // init-db, is refused here as by init-db, before any comparison with the peer.
+  if (auto tables = check_tables(*cfg); !tables) {
+    if (json_output) {
+      std::cout << json{{"ok", false},
+                        {"mismatches", json::array({{{"fact", "replication.tables"},
+                                                     {"message", tables.message()}}})}}
+                       .dump(2)
+                << "\n";
+    }
+    std::cerr << "mpfailover check: " << tables.message() << "\n";
+    return kExitFailed;
   }
   PgVerifySource local(cfg->node.database);
   CheckInput in;

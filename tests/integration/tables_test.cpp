@@ -151,6 +151,43 @@ TEST_SUITE("tables") {
     CHECK(scalar(b, "SELECT count(*) FROM nulled WHERE parent_id IS NULL") == 1);
   }
 
+  TEST_CASE("foreign keys are still checked on apply: orphans either way stop it, named") {
+    Two t(
+        "CREATE TABLE parent (id int PRIMARY KEY);"
+        "CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent)",
+        {"parent", "child"});
+    exec(t.a.conninfo(), "INSERT INTO parent VALUES (1), (2)");
+    t.ship();
+    // b's own child of parent 1, and b's own delete of parent 2 (neither captured).
+    exec(t.b.conninfo(),
+         "SET mpfailover.applying = on; INSERT INTO child VALUES (100, 1); "
+         "DELETE FROM parent WHERE id = 2");
+    auto apply_fails = [&](const std::string& says) {
+      REQUIRE(t.bind());
+      auto batch = t.reader->next_batch(100);
+      REQUIRE(batch);
+      REQUIRE(batch->chunks.size() == 1);
+      auto r = t.applier->apply(batch->chunks);
+      REQUIRE_FALSE(r);
+      CAPTURE(r.status().message());
+      CHECK(r.status().message().find("could not apply transaction " +
+                                      batch->chunks[0].position.to_string()) == 0);
+      CHECK(r.status().message().find(says) != std::string::npos);
+      CHECK(t.applier->failed_position() == batch->chunks[0].position);
+    };
+    exec(t.a.conninfo(), "DELETE FROM parent WHERE id = 1");
+    apply_fails(
+        "update or delete on table \"public.parent\" violates foreign key constraint "
+        "\"child_parent_id_fkey\" on table \"public.child\"");
+    exec(t.b.conninfo(), "SET mpfailover.applying = on; DELETE FROM child WHERE id = 100");
+    t.reader = std::move(PgLogReader::open(t.a.conninfo()).value());  // read it again
+    t.ship();
+    exec(t.a.conninfo(), "INSERT INTO child VALUES (7, 2)");
+    apply_fails(
+        "insert or update on table \"public.child\" violates foreign key constraint "
+        "\"child_parent_id_fkey\"");
+  }
+
   TEST_CASE("ordinary triggers do not fire on apply; ENABLE REPLICA and ENABLE ALWAYS ones do") {
     Two t(
         "CREATE TABLE counted (id int PRIMARY KEY, v text, touched int NOT NULL DEFAULT 0);"
@@ -241,9 +278,15 @@ TEST_SUITE("tables") {
                    "SELECT count(*) FROM mpfailover.replicated_table WHERE relation = "
                    "'public." +
                        std::string(c.table) + "'") == 0);
-      auto checked = mpf::server::check_database(cfg);
+      auto checked = mpf::server::check_database(cfg);  // the daemon's start
       REQUIRE_FALSE(checked);
       for (const auto& s : c.says) CHECK(checked.message().find(s) != std::string::npos);
+      std::string listed;
+      for (const auto& name : cfg.replication.tables) listed += (listed.empty() ? "" : ", ") + name;
+      const auto conf = db.write_config_file("tables = " + listed + "\n");
+      auto cli = mpf::test::run_split(std::string(MPF_CLI_PATH) + " --config " + conf + " check");
+      CHECK(cli.rc == 1);
+      for (const auto& s : c.says) CHECK(cli.err.find(s) != std::string::npos);
     }
   }
 
@@ -337,9 +380,11 @@ TEST_SUITE("tables") {
       CHECK(std::string(e.what()).find("has column \"w\", added since mpfailover init-db") !=
             std::string::npos);
     }
-    auto checked = mpf::server::check_database(t.a.config("a", t.tables));
+    auto checked = mpf::server::check_tables(t.a.config("a", t.tables));
     REQUIRE_FALSE(checked);
     CHECK(checked.message().find("column \"w\" (integer) was added") != std::string::npos);
+    CHECK(checked.message().find("\"public.d\" changed on this node since init-db") !=
+          std::string::npos);
     // init-db would change the column list under a captured change of the old list.
     auto early = mpf::server::init_db(t.a.config("a", t.tables), {});
     REQUIRE_FALSE(early);

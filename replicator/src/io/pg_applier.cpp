@@ -84,7 +84,11 @@ struct PgApplier::BoundTable {
   // One per foreign key of this table (as the child): $1..$k key columns as text[]; raises
   // foreign_key_violation when one of these rows has no parent here (apply runs as a replica
   // session, where PostgreSQL's own checks do not fire). Names parallel the statements.
-  std::vector<std::string> reference_sqls, reference_names;
+  // Those with `true` check this table as the parent: $1..$k the keys deleted here; raises when
+  // a row of the child still references one (this node's own row: the source's cascades arrive
+  // as their own changes).
+  std::vector<std::pair<std::string, bool>> reference_sqls;
+  std::vector<std::string> reference_names;
 };
 
 PgApplier::PgApplier(std::unique_ptr<pqxx::connection> conn) : conn_(std::move(conn)) {}
@@ -351,7 +355,7 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
       t->reference_names.clear();
       for (size_t r = 0; r < t->reference_sqls.size(); ++r) {
         t->reference_names.push_back("mpf_ref_" + id + "_" + std::to_string(r));
-        conn_->prepare(t->reference_names.back(), t->reference_sqls[r]);
+        conn_->prepare(t->reference_names.back(), t->reference_sqls[r].first);
         conn_->prepare_now(t->reference_names.back());
       }
       if (!t->fast_upsert_sql.empty()) {
@@ -380,50 +384,87 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
   return Status::ok();
 }
 
-Result<std::vector<std::string>> PgApplier::reference_checks(
+Result<std::vector<std::pair<std::string, bool>>> PgApplier::reference_checks(
     const TableDef& here, const std::map<std::string, std::string>& type_of,
     const std::vector<std::string>& key_aliases, const std::vector<std::string>& key_params) {
-  std::vector<std::string> out;
+  std::vector<std::pair<std::string, bool>> out;
+  std::string unnest = "unnest(" + join(key_params) + ") AS u(" + join(key_aliases) + ")";
+  // u.kN cast to the key column's type, by key column name.
+  auto key_value = [&](const std::string& col) -> std::optional<std::string> {
+    for (size_t k = 0; k < here.key_columns.size(); ++k) {
+      if (here.key_columns[k] == col) return "u." + key_aliases[k] + "::" + type_of.at(col);
+    }
+    return std::nullopt;
+  };
   try {
     pqxx::nontransaction q(*conn_);
     const auto dot = here.relation.find('.');
+    // Every foreign key with this table as the child (side 'c') or as the parent (side 'p').
     auto fks = q.exec_params(
-        "SELECT c.conname, pn.nspname || '.' || pc.relname, "
+        "WITH me AS (SELECT r.oid FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace "
+        " WHERE n.nspname = $1 AND r.relname = $2) "
+        "SELECT side, c.conname, "
+        "(SELECT n.nspname || '.' || r.relname FROM pg_class r JOIN pg_namespace n "
+        " ON n.oid = r.relnamespace WHERE r.oid = CASE side WHEN 'c' THEN c.confrelid "
+        " ELSE c.conrelid END), "
         "(SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY "
         " AS k(n, ord) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n), "
         "(SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(c.confkey) WITH ORDINALITY "
         " AS k(n, ord) JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n) "
-        "FROM pg_constraint c JOIN pg_class pc ON pc.oid = c.confrelid "
-        "JOIN pg_namespace pn ON pn.oid = pc.relnamespace "
-        "WHERE c.contype = 'f' AND c.conrelid = (SELECT r.oid FROM pg_class r JOIN pg_namespace n "
-        " ON n.oid = r.relnamespace WHERE n.nspname = $1 AND r.relname = $2) ORDER BY c.conname",
+        "FROM pg_constraint c CROSS JOIN me CROSS JOIN LATERAL (VALUES ('c'), ('p')) s(side) "
+        "WHERE c.contype = 'f' AND CASE side WHEN 'c' THEN c.conrelid ELSE c.confrelid END "
+        " = me.oid ORDER BY side, c.conname",
         here.relation.substr(0, dot), here.relation.substr(dot + 1));
     for (const auto& fk : fks) {
-      const auto child_cols = pg::parse_array(fk[2]);
-      const auto parent_cols = pg::parse_array(fk[3]);
-      // MATCH SIMPLE (the default): a row with a NULL in the referencing columns is not checked.
-      std::string not_null, match, key_names, key_values;
+      const bool as_child = fk[0].as<std::string>() == "c";
+      const std::string conname = fk[1].as<std::string>();
+      const std::string other = fk[2].as<std::string>();
+      const auto child_cols = pg::parse_array(fk[3]);
+      const auto parent_cols = pg::parse_array(fk[4]);
+      std::string not_null, match, key_names, key_values, on, gone;
+      bool by_key = parent_cols.size() == here.key_columns.size();
       for (size_t i = 0; i < child_cols.size(); ++i) {
         const std::string c = "mpf_c." + quote_ident(child_cols[i].value_or(""));
+        const std::string p = quote_ident(parent_cols[i].value_or(""));
+        const auto k = key_value(parent_cols[i].value_or(""));
+        by_key = by_key && k.has_value();
         not_null += " AND " + c + " IS NOT NULL";
-        match += std::string(i ? " AND " : "") + "mpf_p." +
-                 quote_ident(parent_cols[i].value_or("")) + " = " + c;
-        key_names += (i ? ", " : "") + child_cols[i].value_or("");
+        match += std::string(i ? " AND " : "") + "mpf_p." + p + " = " + c;
+        key_names += (i ? ", " : "") + (as_child ? child_cols : parent_cols)[i].value_or("");
         key_values += std::string(i ? ", ', ', " : "") + c + "::text";
+        if (k) on += std::string(i ? " AND " : "") + c + " = " + *k;
       }
-      std::string on;
-      for (size_t k = 0; k < here.key_columns.size(); ++k) {
-        on += std::string(k ? " AND " : "") + "mpf_c." + quote_ident(here.key_columns[k]) +
-              " = u." + key_aliases[k] + "::" + type_of.at(here.key_columns[k]);
+      if (as_child) {
+        // Rows written here whose parent is missing. MATCH SIMPLE (the default): a row with a
+        // NULL in its referencing columns is not checked.
+        std::string mine;
+        for (size_t k = 0; k < here.key_columns.size(); ++k) {
+          mine += std::string(k ? " AND " : "") + "mpf_c." + quote_ident(here.key_columns[k]) +
+                  " = u." + key_aliases[k] + "::" + type_of.at(here.key_columns[k]);
+        }
+        out.emplace_back("SELECT mpfailover.foreign_key_violation(" + conn_->quote(conname) + ", " +
+                             conn_->quote(here.relation) + ", " + conn_->quote(other) + ", " +
+                             conn_->quote(key_names + ")=(") + " || concat(" + key_values +
+                             ")) FROM " + unnest + " JOIN " + quote_relation(here.relation) +
+                             " mpf_c ON " + mine + " WHERE true" + not_null +
+                             " AND NOT EXISTS (SELECT 1 FROM " + quote_relation(other) +
+                             " mpf_p WHERE " + match + ") LIMIT 1",
+                         false);
+      } else if (by_key) {
+        // Rows of this table deleted here that a row of the child still references (the
+        // source's cascades arrive as their own changes: what is left is this node's own).
+        for (size_t k = 0; k < here.key_columns.size(); ++k) {
+          gone += std::string(k ? " AND " : "") + "mpf_p." + quote_ident(here.key_columns[k]) +
+                  " = u." + key_aliases[k] + "::" + type_of.at(here.key_columns[k]);
+        }
+        out.emplace_back("SELECT mpfailover.referenced_row_deleted(" + conn_->quote(conname) +
+                             ", " + conn_->quote(here.relation) + ", " + conn_->quote(other) +
+                             ", " + conn_->quote(key_names + ")=(") + " || concat(" + key_values +
+                             ")) FROM " + unnest + " JOIN " + quote_relation(other) + " mpf_c ON " +
+                             on + " WHERE NOT EXISTS (SELECT 1 FROM " +
+                             quote_relation(here.relation) + " mpf_p WHERE " + gone + ") LIMIT 1",
+                         true);
       }
-      out.push_back(
-          "SELECT mpfailover.foreign_key_violation(" + conn_->quote(fk[0].as<std::string>()) +
-          ", " + conn_->quote(here.relation) + ", " + conn_->quote(fk[1].as<std::string>()) + ", " +
-          conn_->quote(key_names + ")=(") + " || concat(" + key_values + ")) FROM unnest(" +
-          join(key_params) + ") AS u(" + join(key_aliases) + ") JOIN " +
-          quote_relation(here.relation) + " mpf_c ON " + on + " WHERE true" + not_null +
-          " AND NOT EXISTS (SELECT 1 FROM " + quote_relation(fk[1].as<std::string>()) +
-          " mpf_p WHERE " + match + ") LIMIT 1");
     }
   } catch (const std::exception& e) {
     return unavailable(std::string("could not read the foreign keys of \"") + here.relation +
@@ -438,15 +479,19 @@ std::string PgApplier::references_sql(const NetEffect& net) const {
     if (t->reference_names.empty()) continue;
     const auto found = net.tables().find(t->origin_table_id);
     if (found == net.tables().end()) continue;
-    std::vector<std::vector<Value>> keys(t->key_in_image.size());
+    // Written rows for the child checks, deleted keys for the parent checks.
+    std::vector<std::vector<Value>> written(t->key_in_image.size()), deleted(written.size());
     for (const auto& c : found->second) {
-      if (c.op == Op::kDelete) continue;
-      for (size_t k = 0; k < keys.size(); ++k) keys[k].push_back(c.key[k]);
+      auto& to = c.op == Op::kDelete ? deleted : written;
+      for (size_t k = 0; k < to.size(); ++k) to[k].push_back(c.key[k]);
     }
-    if (keys.empty() || keys[0].empty()) continue;
-    std::vector<std::string> params;
-    for (const auto& k : keys) params.push_back(pg::array_literal(k));
-    for (const auto& name : t->reference_names) sql += execute_sql(name, params);
+    for (size_t r = 0; r < t->reference_names.size(); ++r) {
+      const auto& keys = t->reference_sqls[r].second ? deleted : written;
+      if (keys.empty() || keys[0].empty()) continue;
+      std::vector<std::string> params;
+      for (const auto& k : keys) params.push_back(pg::array_literal(k));
+      sql += execute_sql(t->reference_names[r], params);
+    }
   }
   return sql;
 }

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <pqxx/pqxx>
@@ -88,9 +89,9 @@ class PgApplier {
   Status apply_one_by_one(const std::vector<TxChunk>& chunks,
                           const std::map<Position, std::string>& skips);
   void record_skip(const TxChunk& chunk, const std::string& reason);
-  // The statements that check the foreign keys of `net`'s inserted and updated rows (see
+  // The statements that check the foreign keys of the rows `net` writes and deletes (see
   // BoundTable::reference_sqls), built at bind from this node's constraints.
-  Result<std::vector<std::string>> reference_checks(
+  Result<std::vector<std::pair<std::string, bool>>> reference_checks(
       const TableDef& here, const std::map<std::string, std::string>& type_of,
       const std::vector<std::string>& key_aliases, const std::vector<std::string>& key_params);
   std::string references_sql(const NetEffect& net) const;
