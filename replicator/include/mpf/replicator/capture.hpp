@@ -35,9 +35,11 @@ Result<std::vector<TableDef>> install_capture(pqxx::connection& conn, const std:
 // Schema drift (#12): each installed table as it is now against its definition recorded by
 // init-db. A table dropped or renamed, a column added, dropped, renamed or retyped, a changed
 // primary key or a definition replication refuses: failed_precondition naming the table, the
-// column and the change, with the runbook's hint. Run by check, by the applier's bind (the
-// target) and by the shipper before each session (the source), so apply waits instead of
-// shipping or applying rows of a definition the peer does not share.
+// column and the change, with the runbook's hint. Run by `mpfailover check` and by the applier's
+// bind, so apply waits (the next session binds again) instead of applying rows to a definition
+// the origin does not share. On the source, the capture trigger itself refuses writes to a table
+// with a column dropped, renamed or added since init-db; the shipper goes on shipping the
+// changes captured before, which match the peer's definition.
 Status check_definitions(pqxx::connection& conn);
 
 // The tables capture is installed on, as recorded in the catalog.
