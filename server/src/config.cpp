@@ -288,6 +288,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
     // PostgreSQL identifier rules: users, app.users, "My Table", sch."Mixed". Kept in a canonical
     // spelling (folded, quoted only where needed), so that a name listed twice is seen.
     std::set<std::pair<std::string, std::string>> seen;
+    cfg.replication.tables.clear();  // the list replaces the default one
     auto items = pgident::split_name_list(tables_text);
     if (trim(items.back()).empty()) items.pop_back();  // "a, b," as before; "a,,b" is refused
     for (const auto& raw : items) {

@@ -9,6 +9,7 @@
 // transport has its own tests); skip and verify go through two real daemons on loopback.
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <doctest/doctest.h>
