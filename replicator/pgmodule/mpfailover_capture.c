@@ -334,6 +334,35 @@ resolve_columns(ColumnPlan *out, char **names, int n, TupleDesc desc, const char
 	}
 }
 
+/*
+ * A column added since init-db would not be shipped: its values would be lost on the peer
+ * without a word (#12). Refused like a dropped one, until init-db regenerates the trigger.
+ * Stored generated columns are computed on each node and never shipped.
+ */
+static void
+refuse_unknown_columns(ColumnPlan *cols, int n, TupleDesc desc, const char *relname)
+{
+	int			a;
+	int			i;
+
+	for (a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+		bool		planned = false;
+
+		if (att->attisdropped || att->attgenerated != '\0')
+			continue;
+		for (i = 0; i < n && !planned; i++)
+			planned = cols[i].attnum == att->attnum;
+		if (!planned)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("replicated table \"%s\" has column \"%s\", added since mpfailover init-db: its values would not be replicated",
+							relname, NameStr(att->attname)),
+					 errhint("Run \"mpfailover init-db\" after changing a replicated table's columns (docs/tables.md).")));
+	}
+}
+
 /* Not inlined: setjmp in the caller's PG_TRY would otherwise clobber its locals. */
 pg_noinline static TriggerPlan *
 plan_for(Trigger *tg, Relation rel, TupleDesc desc, const char *relname)
@@ -380,6 +409,7 @@ plan_for(Trigger *tg, Relation rel, TupleDesc desc, const char *relname)
 	/* On error here the half-built plan is simply not linked in; the context is reset later. */
 	resolve_columns(plan->keys, &tg->tgargs[3], plan->nkeys, desc, relname);
 	resolve_columns(plan->cols, &tg->tgargs[3 + plan->nkeys], plan->ncols, desc, relname);
+	refuse_unknown_columns(plan->cols, plan->ncols, desc, relname);
 	plan->next = plans;
 	plans = plan;
 	return plan;

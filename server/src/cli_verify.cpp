@@ -31,6 +31,7 @@
 #include <mpf/server/config.hpp>
 #include <mpf/server/control_client.hpp>
 #include <mpf/server/history.hpp>
+#include <mpf/server/init_db.hpp>
 #include <mpf/server/verify/check_facts.hpp>
 #include <mpf/server/verify/narrower.hpp>
 
@@ -203,7 +204,10 @@ void repair_rows(const Config& cfg, const replicator::TableDef& def, pqxx::conne
       }
       key_cond += ")";
       key_vals += ")";
-      tx.exec("SET LOCAL mpfailover.applying = 'on'; SET CONSTRAINTS ALL DEFERRED");
+      // As the applier (#12): a replica session, so the copied row fires no ordinary trigger.
+      tx.exec(
+          "SET LOCAL mpfailover.applying = 'on'; SET LOCAL session_replication_role = replica; "
+          "SET CONSTRAINTS ALL DEFERRED");
       if (row.present && row.commit_us > 0) {
         tx.exec("SELECT pg_replication_origin_xact_setup('0/0', 'epoch'::timestamptz + " +
                 std::to_string(row.commit_us) + " * interval '1 microsecond')");
@@ -230,7 +234,7 @@ void repair_rows(const Config& cfg, const replicator::TableDef& def, pqxx::conne
         }
         std::string sql = "INSERT INTO " + table + " (";
         for (size_t i = 0; i < cols.size(); ++i) sql += (i ? ", " : "") + cols[i];
-        sql += ") VALUES (";
+        sql += ") OVERRIDING SYSTEM VALUE VALUES (";  // identity columns keep their values
         for (size_t i = 0; i < vals.size(); ++i) sql += (i ? ", " : "") + vals[i];
         sql += ") ON CONFLICT " + key_cond + " DO ";
         if (sets.empty()) {
@@ -641,6 +645,19 @@ int cmd_check(const std::string& config_path, const std::vector<std::string>& ar
   if (!cfg) {
     std::cerr << "mpfailover: " << cfg.status().message() << "\n";
     return kExitUsage;
+  }
+  // This node's tables first (#12): one replication cannot do exactly, or one changed since
+  // init-db, is refused here as by init-db, before any comparison with the peer.
+  if (auto tables = check_tables(*cfg); !tables) {
+    if (json_output) {
+      std::cout << json{{"ok", false},
+                        {"mismatches", json::array({{{"fact", "replication.tables"},
+                                                     {"message", tables.message()}}})}}
+                       .dump(2)
+                << "\n";
+    }
+    std::cerr << "mpfailover check: " << tables.message() << "\n";
+    return kExitFailed;
   }
   PgVerifySource local(cfg->node.database);
   CheckInput in;

@@ -15,6 +15,7 @@
 
 #include <mpf/core/duration.hpp>
 #include <mpf/heartbeat/fence_timing.hpp>
+#include <mpf/core/pg_identifier.hpp>
 #include <mpf/replicator/wire.hpp>
 #include <mpf/server/config.hpp>
 
@@ -103,11 +104,15 @@ Result<std::vector<IniEntry>> read_ini(const std::string& text, const std::strin
                               "malformed line, expected \"key = value\" or \"[section]\"");
     }
     const std::string key = trim(line.substr(0, eq));
-    auto value = unquote(trim(line.substr(eq + 1)));
+    const std::string dotted = section.empty() ? key : section + "." + key;
+    // replication.tables is a list of PostgreSQL identifiers: its double quotes belong to the
+    // names ("My Table", sch."Mixed"), so the value is kept as written (docs/tables.md).
+    auto value = dotted == "replication.tables" ? Result<std::string>(trim(line.substr(eq + 1)))
+                                                : unquote(trim(line.substr(eq + 1)));
     if (!value) {
       return invalid_argument(where() + "value of \"" + key + "\": " + value.status().message());
     }
-    out.push_back({section.empty() ? key : section + "." + key, *value});
+    out.push_back({dotted, *value});
   }
   return out;
 }
@@ -389,17 +394,29 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   }
 
   if (vm.count("replication.tables")) {
-    cfg.replication.tables = split_list(tables_text);
-    std::set<std::string> seen;
-    for (const auto& t : cfg.replication.tables) {
-      if (!valid_table_name(t)) {
-        return err.key("replication.tables", "invalid table name \"" + t +
-                                                 "\" in replication.tables: expected a lower-case "
-                                                 "identifier, optionally schema-qualified");
+    // PostgreSQL identifier rules: users, app.users, "My Table", sch."Mixed". Kept in a canonical
+    // spelling (folded, quoted only where needed), so that a name listed twice is seen.
+    std::set<std::pair<std::string, std::string>> seen;
+    cfg.replication.tables.clear();  // the list replaces the default one
+    auto items = pgident::split_name_list(tables_text);
+    if (trim(items.back()).empty()) items.pop_back();  // "a, b," as before; "a,,b" is refused
+    for (const auto& raw : items) {
+      const std::string t = trim(raw);
+      const auto parsed = pgident::parse_qualified_name(t);
+      if (!parsed.value) {
+        return err.key("replication.tables",
+                       "invalid table name \"" + t + "\" in replication.tables: " + parsed.error +
+                           "\nhint: PostgreSQL identifier syntax, optionally schema-qualified: "
+                           "users, app.users, \"My Table\", sch.\"Mixed\"");
       }
-      if (!seen.insert(t).second) {
-        return err.key("replication.tables", "table \"" + t + "\" is listed twice");
+      const auto& q = *parsed.value;
+      const std::string canonical =
+          q.qualified ? pgident::quote_if_needed(q.schema) + "." + pgident::quote_if_needed(q.name)
+                      : pgident::quote_if_needed(q.name);
+      if (!seen.insert({q.schema, q.name}).second) {
+        return err.key("replication.tables", "table \"" + canonical + "\" is listed twice");
       }
+      cfg.replication.tables.push_back(canonical);
     }
   }
 

@@ -200,4 +200,15 @@ Status check_database(const Config& config) {
   return Status::ok();
 }
 
+Status check_tables(const Config& config) {
+  auto conn = connect(config);
+  if (!conn) return conn.status();
+  auto described = replicator::describe_tables(**conn, config.replication.tables);
+  if (!described) return described.status();
+  auto version = schema::installed_version(**conn, "catalog");
+  if (!version) return version.status();
+  if (*version == 0) return Status::ok();  // nothing installed yet: nothing to drift from
+  return replicator::check_definitions(**conn);
+}
+
 }  // namespace mpf::server

@@ -228,6 +228,30 @@ int cmd_skip(const std::string& config_path, const std::vector<std::string>& arg
   try {
     pqxx::connection conn(cfg->node.database);
     pqxx::work tx(conn);
+    // Only the transaction apply stopped on may be skipped (#12): the position the applier
+    // recorded, while the applied position has not passed it. Any other would leave out a
+    // transaction that applies.
+    auto stopped = tx.exec_params(
+        "SELECT f.tick, f.seq FROM mpfailover.apply_failure f "
+        "LEFT JOIN mpfailover.applied_position p ON p.origin = f.origin "
+        "WHERE f.origin = $1 AND (p.origin IS NULL OR (f.tick, f.seq) > (p.tick, p.seq))",
+        cfg->peer.name);
+    if (stopped.empty()) {
+      std::cerr << "mpfailover skip: apply of the changes from \"" << cfg->peer.name
+                << "\" has not stopped on any transaction here: nothing to skip, " << position_text
+                << " not recorded\nhint: when apply stops, mpfailover queue on \"" << cfg->peer.name
+                << "\" and this node's log name the transaction\n";
+      return kExitFailed;
+    }
+    const mpf::Position at{stopped[0][0].as<int64_t>(), stopped[0][1].as<int64_t>()};
+    if (at != position) {
+      std::cerr << "mpfailover skip: apply of the changes from \"" << cfg->peer.name
+                << "\" stopped on transaction " << at.to_string() << ", not " << position_text
+                << ": skipping " << position_text << " is refused (it would leave out a "
+                << "transaction that applies)\nhint: mpfailover skip " << at.to_string()
+                << " --reason TEXT\n";
+      return kExitFailed;
+    }
     tx.exec_params(
         "INSERT INTO mpfailover.skip_request (origin, tick, seq, reason) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (origin, tick, seq) DO UPDATE SET reason = EXCLUDED.reason, "

@@ -319,6 +319,7 @@ TEST_SUITE("apply") {
       tx.exec("ALTER TABLE meetings ADD COLUMN room text");
       tx.commit();
     }
+    b.init("b");  // b's own capture follows (else bind names b's drift from its init-db first)
     pqxx::connection conn(a.conninfo());
     auto tables = mpf::replicator::installed_tables(conn);
     REQUIRE(tables);

@@ -9,10 +9,12 @@
 // "RI_ConstraintTrigger_*" foreign-key triggers: the change number is taken after any FK wait,
 // so it is later than the change numbers of the transaction it waited for (docs/design.md §1).
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include <pqxx/pqxx>
 
+#include <mpf/core/pg_identifier.hpp>
 #include <mpf/replicator/capture.hpp>
 
 #include "pg_text.hpp"
@@ -30,17 +32,29 @@ std::vector<std::string> parse_text_array(const pqxx::field& f) {
   return out;
 }
 
+// Why a table cannot be replicated, in the words init-db, check and bind print.
+Status refused(const std::string& relation, const std::string& what, const std::string& hint) {
+  return invalid_argument("replicated table \"" + relation + "\" cannot be replicated: " + what +
+                          "\nhint: " + hint);
+}
+
 Result<std::vector<TableDef>> describe_in(pqxx::work& tx, const std::vector<std::string>& tables) {
   std::vector<TableDef> out;
   std::set<std::string> seen;
   for (const auto& name : tables) {
+    // Resolved here by PostgreSQL's identifier rules, not by to_regclass: an unqualified name is
+    // in schema public whatever the login's search_path says (a login named like the catalog's
+    // schema would otherwise resolve names there), and "My Table" is one name.
+    const auto parsed = pgident::parse_qualified_name(name);
+    if (!parsed.value) {
+      return invalid_argument("invalid table name \"" + name + "\": " + parsed.error);
+    }
     auto rel = tx.exec_params(
-        "SELECT c.oid::bigint, n.nspname, c.relname, c.relkind "
+        "SELECT c.oid::bigint, n.nspname, c.relname, c.relkind, "
+        "EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid) AND c.relkind = 'r' "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.oid = to_regclass($1)",
-        // An unqualified name is in schema public, whatever the login's search_path says (a
-        // login named like the catalog's schema would otherwise resolve names there).
-        name.find('.') == std::string::npos ? "public." + name : name);
+        "WHERE n.nspname = $1 AND c.relname = $2",
+        parsed.value->schema, parsed.value->name);
     if (rel.empty()) {
       return not_found("replicated table \"" + name + "\" does not exist in the node's database" +
                        "\nhint: create it, or remove it from replication.tables");
@@ -58,25 +72,80 @@ Result<std::vector<TableDef>> describe_in(pqxx::work& tx, const std::vector<std:
     if (!seen.insert(def.relation).second) {
       return invalid_argument("table \"" + def.relation + "\" is listed twice");
     }
+    if (rel[0][1].as<std::string>().find('.') != std::string::npos) {
+      return refused(def.relation, "its schema's name contains a '.'",
+                     "rename the schema; the catalog records relations as schema.table");
+    }
+    if (rel[0][4].as<bool>()) {
+      return refused(def.relation,
+                     "it has inheritance children, whose rows its capture trigger does not see "
+                     "but whose rows a read of it returns",
+                     "replicate each child table by name, or use declarative partitioning");
+    }
+    // The key is the primary key's key columns only (indnkeyatts): INCLUDE (...) columns are
+    // payload, not identity, and ON CONFLICT names the key columns.
     auto keys = tx.exec_params(
-        "SELECT a.attname FROM pg_index i "
+        "SELECT a.attname, a.attgenerated <> '', con.conname, con.condeferrable "
+        "FROM pg_index i "
+        "JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.contype = 'p' "
         "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
         "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-        "WHERE i.indrelid = $1::bigint::oid AND i.indisprimary ORDER BY k.ord",
+        "WHERE i.indrelid = $1::bigint::oid AND i.indisprimary AND k.ord <= i.indnkeyatts "
+        "ORDER BY k.ord",
         oid);
     if (keys.empty()) {
       return invalid_argument("replicated table \"" + name + "\" has no primary key" +
                               "\nhint: every replicated table needs a primary key to identify "
                               "its rows on the peer");
     }
-    for (const auto& r : keys) def.key_columns.push_back(r[0].as<std::string>());
+    for (const auto& r : keys) {
+      def.key_columns.push_back(r[0].as<std::string>());
+      if (r[1].as<bool>()) {
+        return refused(def.relation,
+                       "primary key column \"" + r[0].as<std::string>() +
+                           "\" is a generated column, computed on each node rather than shipped",
+                       "make the key an ordinary column");
+      }
+    }
+    if (keys[0][3].as<bool>()) {
+      return refused(
+          def.relation,
+          "primary key \"" + keys[0][2].as<std::string>() + "\" (" +
+              [&] {
+                std::string k;
+                for (const auto& c : def.key_columns) k += (k.empty() ? "" : ", ") + c;
+                return k;
+              }() +
+              ") is DEFERRABLE, and apply's INSERT ... ON CONFLICT cannot use a deferrable "
+              "constraint",
+          "recreate the primary key NOT DEFERRABLE (ALTER TABLE ... DROP CONSTRAINT, then ADD "
+          "PRIMARY KEY), on both nodes");
+    }
+    // Stored generated columns are left out: computed on the target from the shipped columns,
+    // as PostgreSQL's logical replication does.
     auto cols = tx.exec_params(
-        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "SELECT attname, format_type(atttypid, atttypmod), attidentity FROM pg_attribute "
         "WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped "
         "AND attgenerated = '' ORDER BY attnum",
         oid);
     for (const auto& r : cols) {
-      def.columns.push_back(r[0].as<std::string>());
+      const std::string col = r[0].as<std::string>();
+      const bool key =
+          std::find(def.key_columns.begin(), def.key_columns.end(), col) != def.key_columns.end();
+      if (r[2].as<std::string>() == "a") {
+        // A key column is inserted with OVERRIDING SYSTEM VALUE (and never updated: a key change
+        // arrives as delete + insert). Any other column would be updated too, and an ALWAYS
+        // identity column "can only be updated to DEFAULT".
+        if (!key) {
+          return refused(def.relation,
+                         "column \"" + col +
+                             "\" is GENERATED ALWAYS AS IDENTITY and not part of the primary "
+                             "key: apply cannot update it to the source's value",
+                         "ALTER TABLE " + quote_relation(def.relation) + " ALTER COLUMN " +
+                             quote_ident(col) + " SET GENERATED BY DEFAULT, on both nodes");
+        }
+      }
+      def.columns.push_back(col);
       def.column_types.push_back(r[1].as<std::string>());
     }
     out.push_back(std::move(def));
@@ -130,9 +199,27 @@ Result<std::vector<TableDef>> install_capture(pqxx::connection& conn, const std:
 
     for (auto& def : defs) {
       auto existing = tx.exec_params(
-          "SELECT table_id FROM mpfailover.replicated_table WHERE relation = $1", def.relation);
+          "SELECT table_id, (columns = $2::text[] AND key_columns = $3::text[]) OR NOT active "
+          "FROM mpfailover.replicated_table WHERE relation = $1",
+          def.relation, pg::array_literal(def.columns), pg::array_literal(def.key_columns));
       if (!existing.empty()) {
         def.table_id = existing[0][0].as<int32_t>();
+        // Log rows hold images in the column order they were captured with, and the shipper
+        // describes them with the catalog's list: changing the list under a backlog would
+        // misalign every waiting image of the table (#12).
+        if (!existing[0][1].as<bool>()) {
+          auto waiting = tx.exec_params(
+              "SELECT count(*) FROM mpfailover.change_log WHERE table_id = $1", def.table_id);
+          if (const auto n = waiting[0][0].as<int64_t>(); n > 0) {
+            return failed_precondition(
+                "replicated table \"" + def.relation + "\" changed its columns, but " +
+                std::to_string(n) +
+                " of its changes captured with the old columns are still in "
+                "mpfailover.change_log\nhint: let the peer apply them (mpfailover queue) and the "
+                "log be trimmed (replication.retention), then run init-db again "
+                "(docs/tables.md, \"Changing a replicated table\")");
+          }
+        }
       } else {
         def.table_id = tx.exec(
                              "SELECT coalesce(max(table_id), 0) + 1 "
@@ -191,6 +278,59 @@ Result<std::vector<TableDef>> describe_tables(pqxx::connection& conn,
     return unavailable(std::string("database connection lost: ") + e.what());
   } catch (const std::exception& e) {
     return internal_error(std::string("could not describe tables: ") + e.what());
+  }
+}
+
+Status check_definitions(pqxx::connection& conn) {
+  auto installed = installed_tables(conn);
+  if (!installed) return installed.status();
+  const std::string runbook =
+      "\nhint: bring the table back in line with the peer's (docs/tables.md, \"Changing a "
+      "replicated table\"), then run mpfailover init-db on both nodes; apply waits meanwhile and "
+      "nothing is lost";
+  try {
+    pqxx::work tx(conn);
+    for (const auto& was : *installed) {
+      auto now = describe_in(tx, {quote_relation(was.relation)});
+      if (!now && now.status().code() == Code::kNotFound) {
+        return failed_precondition("replicated table \"" + was.relation +
+                                   "\" no longer exists on this node (dropped or renamed since "
+                                   "init-db)" +
+                                   runbook);
+      }
+      if (!now) return now.status().with_context("replicated table \"" + was.relation + "\"");
+      const TableDef& is = now->front();
+      auto changed = [&](const std::string& what) {
+        return failed_precondition("replicated table \"" + was.relation +
+                                   "\" changed on this node since init-db: " + what + runbook);
+      };
+      std::map<std::string, std::string> type_now, type_was;
+      for (size_t i = 0; i < is.columns.size(); ++i) type_now[is.columns[i]] = is.column_types[i];
+      for (size_t i = 0; i < was.columns.size(); ++i)
+        type_was[was.columns[i]] = was.column_types[i];
+      for (const auto& [col, type] : type_was) {
+        auto f = type_now.find(col);
+        if (f == type_now.end()) {
+          return changed("column \"" + col + "\" was dropped or renamed");
+        }
+        if (f->second != type) {
+          return changed("column \"" + col + "\" was retyped from " + type + " to " + f->second);
+        }
+      }
+      for (const auto& [col, type] : type_now) {
+        if (!type_was.count(col)) {
+          return changed("column \"" + col + "\" (" + type + ") was added");
+        }
+      }
+      if (is.key_columns != was.key_columns) {
+        return changed("the primary key changed");
+      }
+    }
+    return Status::ok();
+  } catch (const pqxx::broken_connection& e) {
+    return unavailable(std::string("database connection lost: ") + e.what());
+  } catch (const std::exception& e) {
+    return internal_error(std::string("could not check the replicated tables: ") + e.what());
   }
 }
 

@@ -210,6 +210,14 @@ struct PgApplier::BoundTable {
   std::string lww_upsert_name;
   // Prepared once per bind (planning these per group cost more than running them).
   std::string delete_name, upsert_name, versions_name, tombstone_name;
+  // One per foreign key of this table (as the child): $1..$k key columns as text[]; raises
+  // foreign_key_violation when one of these rows has no parent here (apply runs as a replica
+  // session, where PostgreSQL's own checks do not fire). Names parallel the statements.
+  // Those with `true` check this table as the parent: $1..$k the keys deleted here; raises when
+  // a row of the child still references one (this node's own row: the source's cascades arrive
+  // as their own changes).
+  std::vector<std::pair<std::string, bool>> reference_sqls;
+  std::vector<std::string> reference_names;
 };
 
 PgApplier::PgApplier(std::unique_ptr<pqxx::connection> conn) : conn_(std::move(conn)) {}
@@ -244,8 +252,11 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
   origin_ = origin;
   tables_.clear();
   by_id_.clear();
+  // This node's own tables first: one changed since init-db (schema drift, #12) stops apply
+  // here, naming it, until the definitions are back in line; the next session binds again.
+  if (auto drift = check_definitions(*conn_); !drift) return drift;
   std::vector<std::string> names;
-  for (const auto& t : origin_tables) names.push_back(t.relation);
+  for (const auto& t : origin_tables) names.push_back(quote_relation(t.relation));
   auto local = describe_tables(*conn_, names);
   if (!local) return local.status().with_context("origin \"" + origin + "\" replicates a table");
 
@@ -384,8 +395,11 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
       }
     }
     for (const auto& k : remote.key_columns) keys.push_back(quote_ident(k));
-    bt->upsert_sql = "INSERT INTO " + rel + " (" + join(cols) + ") SELECT " + join(selects) +
-                     " FROM unnest(" + join(uparams) + ") AS u(" + join(ualiases) +
+    // Identity columns keep the source's values, as with PostgreSQL's apply (GENERATED ALWAYS
+    // ones only as key columns: describe refuses others). Harmless on a table without one.
+    const std::string overriding = " OVERRIDING SYSTEM VALUE";
+    bt->upsert_sql = "INSERT INTO " + rel + " (" + join(cols) + ")" + overriding + " SELECT " +
+                     join(selects) + " FROM unnest(" + join(uparams) + ") AS u(" + join(ualiases) +
                      ") ON CONFLICT (" + join(keys) + ") DO " +
                      (sets.empty() ? std::string("NOTHING") : "UPDATE SET " + join(sets));
     // The same upsert, applying each row only where last-writer-wins has nothing to decide: no
@@ -397,9 +411,9 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
       std::vector<std::string> tomb_key;
       for (size_t k : bt->key_in_image) tomb_key.push_back("u.c" + std::to_string(k));
       bt->fast_upsert_sql =
-          "WITH ins AS (INSERT INTO " + rel + " AS mpf_row (" + join(cols) + ") SELECT " +
-          join(selects) + " FROM unnest(" + join(uparams) + ") AS u(" + join(ualiases) +
-          ") WHERE (SELECT true FROM mpfailover.tombstone s WHERE s.relation = " +
+          "WITH ins AS (INSERT INTO " + rel + " AS mpf_row (" + join(cols) + ")" + overriding +
+          " SELECT " + join(selects) + " FROM unnest(" + join(uparams) + ") AS u(" +
+          join(ualiases) + ") WHERE (SELECT true FROM mpfailover.tombstone s WHERE s.relation = " +
           conn_->quote(here.relation) + " AND s.key = ARRAY[" + join(tomb_key) +
           "]::text[] AND s.origin <> " + conn_->quote(origin) + ") IS NULL ON CONFLICT (" +
           join(keys) + ") DO UPDATE SET " + join(sets) +
@@ -419,6 +433,11 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
       bt->lww_upsert_sql = lww_upsert_sql(UpsertParts{
           rel, conn_->quote(here.relation), conn_->quote(origin),
           conn_->quote("mpfailover_" + origin), cols, selects, sets, keys, tomb_key, key_conds});
+    }
+    if (auto refs = reference_checks(here, type_of, aliases, params); !refs) {
+      return refs.status();
+    } else {
+      bt->reference_sqls = std::move(*refs);
     }
     tables_.push_back(std::move(bt));
   }
@@ -471,6 +490,12 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
            {&t->delete_name, &t->upsert_name, &t->versions_name, &t->tombstone_name}) {
         conn_->prepare_now(*name);
       }
+      t->reference_names.clear();
+      for (size_t r = 0; r < t->reference_sqls.size(); ++r) {
+        t->reference_names.push_back("mpf_ref_" + id + "_" + std::to_string(r));
+        conn_->prepare(t->reference_names.back(), t->reference_sqls[r].first);
+        conn_->prepare_now(t->reference_names.back());
+      }
       if (!t->fast_upsert_sql.empty()) {
         t->fast_upsert_name = "mpf_fast_" + id;
         conn_->prepare(t->fast_upsert_name, t->fast_upsert_sql);
@@ -500,6 +525,134 @@ Status PgApplier::bind(const std::string& origin, const std::vector<TableDef>& o
   return Status::ok();
 }
 
+Result<std::vector<std::pair<std::string, bool>>> PgApplier::reference_checks(
+    const TableDef& here, const std::map<std::string, std::string>& type_of,
+    const std::vector<std::string>& key_aliases, const std::vector<std::string>& key_params) {
+  std::vector<std::pair<std::string, bool>> out;
+  std::string unnest = "unnest(" + join(key_params) + ") AS u(" + join(key_aliases) + ")";
+  // u.kN cast to the key column's type, by key column name.
+  auto key_value = [&](const std::string& col) -> std::optional<std::string> {
+    for (size_t k = 0; k < here.key_columns.size(); ++k) {
+      if (here.key_columns[k] == col) return "u." + key_aliases[k] + "::" + type_of.at(col);
+    }
+    return std::nullopt;
+  };
+  try {
+    pqxx::nontransaction q(*conn_);
+    const auto dot = here.relation.find('.');
+    // Every foreign key with this table as the child (side 'c') or as the parent (side 'p').
+    auto fks = q.exec_params(
+        "WITH me AS (SELECT r.oid FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace "
+        " WHERE n.nspname = $1 AND r.relname = $2) "
+        "SELECT side, c.conname, "
+        "(SELECT n.nspname || '.' || r.relname FROM pg_class r JOIN pg_namespace n "
+        " ON n.oid = r.relnamespace WHERE r.oid = CASE side WHEN 'c' THEN c.confrelid "
+        " ELSE c.conrelid END), "
+        "(SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY "
+        " AS k(n, ord) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n), "
+        "(SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(c.confkey) WITH ORDINALITY "
+        " AS k(n, ord) JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n) "
+        "FROM pg_constraint c CROSS JOIN me CROSS JOIN LATERAL (VALUES ('c'), ('p')) s(side) "
+        "WHERE c.contype = 'f' AND CASE side WHEN 'c' THEN c.conrelid ELSE c.confrelid END "
+        " = me.oid ORDER BY side, c.conname",
+        here.relation.substr(0, dot), here.relation.substr(dot + 1));
+    for (const auto& fk : fks) {
+      const bool as_child = fk[0].as<std::string>() == "c";
+      const std::string conname = fk[1].as<std::string>();
+      const std::string other = fk[2].as<std::string>();
+      const auto child_cols = pg::parse_array(fk[3]);
+      const auto parent_cols = pg::parse_array(fk[4]);
+      std::string not_null, match, key_names, key_values, on, gone;
+      bool by_key = parent_cols.size() == here.key_columns.size();
+      for (size_t i = 0; i < child_cols.size(); ++i) {
+        const std::string c = "mpf_c." + quote_ident(child_cols[i].value_or(""));
+        const std::string p = quote_ident(parent_cols[i].value_or(""));
+        const auto k = key_value(parent_cols[i].value_or(""));
+        by_key = by_key && k.has_value();
+        not_null += " AND " + c + " IS NOT NULL";
+        match += std::string(i ? " AND " : "") + "mpf_p." + p + " = " + c;
+        key_names += (i ? ", " : "") + (as_child ? child_cols : parent_cols)[i].value_or("");
+        key_values += std::string(i ? ", ', ', " : "") + c + "::text";
+        if (k) on += std::string(i ? " AND " : "") + c + " = " + *k;
+      }
+      if (as_child) {
+        // Rows written here whose parent is missing. MATCH SIMPLE (the default): a row with a
+        // NULL in its referencing columns is not checked.
+        std::string mine;
+        for (size_t k = 0; k < here.key_columns.size(); ++k) {
+          mine += std::string(k ? " AND " : "") + "mpf_c." + quote_ident(here.key_columns[k]) +
+                  " = u." + key_aliases[k] + "::" + type_of.at(here.key_columns[k]);
+        }
+        out.emplace_back("SELECT mpfailover.foreign_key_violation(" + conn_->quote(conname) + ", " +
+                             conn_->quote(here.relation) + ", " + conn_->quote(other) + ", " +
+                             conn_->quote(key_names + ")=(") + " || concat(" + key_values +
+                             ")) FROM " + unnest + " JOIN " + quote_relation(here.relation) +
+                             " mpf_c ON " + mine + " WHERE true" + not_null +
+                             " AND NOT EXISTS (SELECT 1 FROM " + quote_relation(other) +
+                             " mpf_p WHERE " + match + ") LIMIT 1",
+                         false);
+      } else if (by_key) {
+        // Rows of this table deleted here that a row of the child still references (the
+        // source's cascades arrive as their own changes: what is left is this node's own).
+        for (size_t k = 0; k < here.key_columns.size(); ++k) {
+          gone += std::string(k ? " AND " : "") + "mpf_p." + quote_ident(here.key_columns[k]) +
+                  " = u." + key_aliases[k] + "::" + type_of.at(here.key_columns[k]);
+        }
+        out.emplace_back("SELECT mpfailover.referenced_row_deleted(" + conn_->quote(conname) +
+                             ", " + conn_->quote(here.relation) + ", " + conn_->quote(other) +
+                             ", " + conn_->quote(key_names + ")=(") + " || concat(" + key_values +
+                             ")) FROM " + unnest + " JOIN " + quote_relation(other) + " mpf_c ON " +
+                             on + " WHERE NOT EXISTS (SELECT 1 FROM " +
+                             quote_relation(here.relation) + " mpf_p WHERE " + gone + ") LIMIT 1",
+                         true);
+      }
+    }
+  } catch (const std::exception& e) {
+    return unavailable(std::string("could not read the foreign keys of \"") + here.relation +
+                       "\": " + e.what());
+  }
+  return out;
+}
+
+std::string PgApplier::references_sql(const NetEffect& net) const {
+  std::string sql;
+  for (const auto& t : tables_) {
+    if (t->reference_names.empty()) continue;
+    const auto found = net.tables().find(t->origin_table_id);
+    if (found == net.tables().end()) continue;
+    // Written rows for the child checks, deleted keys for the parent checks.
+    std::vector<std::vector<Value>> written(t->key_in_image.size()), deleted(written.size());
+    for (const auto& c : found->second) {
+      auto& to = c.op == Op::kDelete ? deleted : written;
+      for (size_t k = 0; k < to.size(); ++k) to[k].push_back(c.key[k]);
+    }
+    for (size_t r = 0; r < t->reference_names.size(); ++r) {
+      const auto& keys = t->reference_sqls[r].second ? deleted : written;
+      if (keys.empty() || keys[0].empty()) continue;
+      std::vector<std::string> params;
+      for (const auto& k : keys) params.push_back(pg::array_literal(k));
+      sql += execute_sql(t->reference_names[r], params);
+    }
+  }
+  return sql;
+}
+
+void PgApplier::record_failure(Position at, const std::string& message) {
+  failed_at_ = at;
+  try {
+    pqxx::nontransaction q(*conn_);
+    q.exec_params(
+        "INSERT INTO mpfailover.apply_failure (origin, tick, seq, message) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (origin) DO UPDATE SET tick = EXCLUDED.tick, seq = EXCLUDED.seq, "
+        "message = EXCLUDED.message, failed_at = now()",
+        origin_, at.tick, at.seq, message);
+  } catch (const std::exception& e) {
+    // The error still goes back to the origin (ApplyError); only skip's check is weaker.
+    spdlog::warn("ApplyFailureNotRecorded origin={} position={} reason=\"{}\"", origin_,
+                 at.to_string(), e.what());
+  }
+}
+
 Result<Position> PgApplier::applied_position() {
   try {
     pqxx::nontransaction q(*conn_);
@@ -517,8 +670,13 @@ std::string PgApplier::begin_sql() {
   tx_ = std::make_unique<pqxx::nontransaction>(*conn_);
   // The origin's timestamp is reset per transaction: once set, PostgreSQL would stamp every
   // later commit of the session with the first one's time.
+  // session_replication_role = replica, as PostgreSQL's apply worker: ordinary triggers and
+  // foreign-key actions do not fire (what they did on the source arrives as its own changes;
+  // ENABLE REPLICA and ENABLE ALWAYS triggers do fire). The capture trigger is an ordinary one,
+  // so applied rows are not captured again (mpfailover.applying stays as a second guard).
   return std::string("BEGIN; SET LOCAL ") + kApplyingSetting +
-         " = 'on'; SET CONSTRAINTS ALL DEFERRED; SELECT pg_replication_origin_xact_reset(); ";
+         " = 'on'; SET LOCAL session_replication_role = replica; SET CONSTRAINTS ALL DEFERRED; "
+         "SELECT pg_replication_origin_xact_reset(); ";
 }
 
 void PgApplier::begin_if_needed() {
@@ -594,7 +752,9 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
   tx_->exec("SET CONSTRAINTS ALL DEFERRED");
   for (const auto& chunk : chunks) {
     if (skips.count(chunk.position)) continue;  // recorded already
+    NetEffect written;  // this part's rows, for the reference checks at its end
     for (const auto& change : chunk.changes) {
+      written.add(change);
       NetEffect one;
       one.add(change);
       try {
@@ -607,6 +767,7 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
         const auto* t = by_id_[static_cast<size_t>(change.table_id)];
         std::string key;
         for (const auto& v : change.key) key += (key.empty() ? "" : ",") + v.value_or("NULL");
+        failed_at_ = chunk.position;
         return failed_precondition("could not apply transaction " + chunk.position.to_string() +
                                    " from \"" + origin_ + "\": " + static_cast<char>(change.op) +
                                    " on \"" + t->relation + "\" key (" + key + "): " + e.what() +
@@ -619,10 +780,12 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
     // The transaction's deferred checks (foreign keys), once its last change is in: a failure
     // here is this transaction's, e.g. a child row whose parent this node deleted.
     try {
-      tx_->exec("SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED");
+      tx_->exec(references_sql(written) +
+                "SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED");
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const std::exception& e) {
+      failed_at_ = chunk.position;
       return failed_precondition("could not apply transaction " + chunk.position.to_string() +
                                  " from \"" + origin_ + "\": " + e.what() +
                                  "\nhint: fix the cause on this node (a missing parent row?), or "
@@ -635,6 +798,7 @@ Status PgApplier::apply_one_by_one(const std::vector<TxChunk>& chunks,
 
 Result<Position> PgApplier::apply(const std::vector<TxChunk>& chunks) {
   if (tables_.empty()) return failed_precondition("applier is not bound to an origin");
+  failed_at_ = Position{};
   // A resent transaction the target already committed (the ack was lost) is dropped here, so a
   // resend is always harmless: apply is keyed by origin position (docs/design.md §2).
   size_t first_new = 0;
@@ -664,8 +828,11 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
       if (change.table_id < 0 || static_cast<size_t>(change.table_id) >= by_id_.size() ||
           by_id_[static_cast<size_t>(change.table_id)] == nullptr) {
         reset();
-        return invalid_argument("transaction " + chunk.position.to_string() + " from \"" + origin_ +
-                                "\" refers to unknown table " + std::to_string(change.table_id));
+        const auto s =
+            invalid_argument("transaction " + chunk.position.to_string() + " from \"" + origin_ +
+                             "\" refers to unknown table " + std::to_string(change.table_id));
+        record_failure(chunk.position, s.message());
+        return s;
       }
       net.add(change);
     }
@@ -699,7 +866,8 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
           // Deferred foreign keys checked inside the savepoint, not by COMMIT: an orphan (a
           // child whose parent the other node deleted) must stop apply naming its transaction,
           // not fail the COMMIT as if the database had gone away and be resent for ever.
-          writes += "SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED; ";
+          writes +=
+              references_sql(net) + "SET CONSTRAINTS ALL IMMEDIATE; SET CONSTRAINTS ALL DEFERRED; ";
           commit_wait(net);
           writes += position_sql(pos);
           sent_commit = true;
@@ -727,6 +895,7 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
     // Find out whether only the order inside the group mattered.
     if (auto s = apply_one_by_one(chunks, skips); !s) {
       reset();
+      record_failure(failed_at_, s.message());
       return s;
     }
     if (!last) {

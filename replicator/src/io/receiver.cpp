@@ -444,7 +444,11 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
         continue;
       }
       if (!applied) {
-        const Position at = chunks.empty() ? Position{} : chunks.front().position;
+        // Exactly the transaction apply failed on (#12): skip must not leave out a good one.
+        const Position at = applier && !applier->failed_position().is_zero()
+                                ? applier->failed_position()
+                            : chunks.empty() ? Position{}
+                                             : chunks.front().position;
         spdlog::error("ApplyStopped origin={} error=\"{}\"", options_.peer,
                       one_line(applied.status().message()));
         reply(routing_id, session->encoder,

@@ -331,8 +331,9 @@ void ResyncRunner::run(std::stop_token stop, Job& job) {
       q.exec_params("SELECT pg_replication_origin_session_setup($1)", roname);
     }
     pqxx::work tx(conn);
+    // As the applier (#12): a replica session, so the copy fires no ordinary trigger.
     tx.exec(std::string("SET LOCAL ") + replicator::kApplyingSetting +
-            " = 'on'; SET CONSTRAINTS ALL DEFERRED");
+            " = 'on'; SET LOCAL session_replication_role = replica; SET CONSTRAINTS ALL DEFERRED");
     std::string all;
     for (const auto& t : *local_tables)
       all += (all.empty() ? "" : ", ") + quote_relation(conn, t.relation);
@@ -394,8 +395,10 @@ void ResyncRunner::run(std::stop_token stop, Job& job) {
           params += (i ? ", " : "") + ("$" + std::to_string(i + 1) + "::text[]");
           names += (i ? ", " : "") + c;
         }
-        sql = "INSERT INTO " + quote_relation(conn, def.relation) + " (" + cols + ") SELECT " +
-              casts + " FROM unnest(" + params + ") AS u(" + names + ")";
+        // Identity columns keep the active's values (#12).
+        sql = "INSERT INTO " + quote_relation(conn, def.relation) + " (" + cols +
+              ") OVERRIDING SYSTEM VALUE SELECT " + casts + " FROM unnest(" + params + ") AS u(" +
+              names + ")";
       }
       const std::string stmt = "mpf_resync_" + std::to_string(ti);
       conn.prepare(stmt, sql);

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <pqxx/pqxx>
@@ -53,6 +54,11 @@ class PgApplier {
   // Rolls back an open transaction (session reset, lost connection to the origin).
   void reset();
 
+  // The transaction the last failed apply() stopped on, exactly (not the first of its group);
+  // zero when the failure was not one transaction's (the database went away). Also recorded in
+  // mpfailover.apply_failure, where `mpfailover skip` checks its position against it.
+  Position failed_position() const { return failed_at_; }
+
   // True while a transaction split into parts is partly applied (its local transaction open).
   bool in_split_transaction() const { return tx_ != nullptr; }
 
@@ -83,6 +89,13 @@ class PgApplier {
   Status apply_one_by_one(const std::vector<TxChunk>& chunks,
                           const std::map<Position, std::string>& skips);
   void record_skip(const TxChunk& chunk, const std::string& reason);
+  // The statements that check the foreign keys of the rows `net` writes and deletes (see
+  // BoundTable::reference_sqls), built at bind from this node's constraints.
+  Result<std::vector<std::pair<std::string, bool>>> reference_checks(
+      const TableDef& here, const std::map<std::string, std::string>& type_of,
+      const std::vector<std::string>& key_aliases, const std::vector<std::string>& key_params);
+  std::string references_sql(const NetEffect& net) const;
+  void record_failure(Position at, const std::string& message);
 
   std::unique_ptr<pqxx::connection> conn_;
   // The open local transaction, begun and ended by hand (BEGIN and COMMIT travel with other
@@ -97,6 +110,7 @@ class PgApplier {
   uint64_t statement_generation_ = 0;      // prepared statement names stay unique across binds
   int fast_skips_ = 0;                     // groups left to apply without the fast attempt
   std::map<Position, std::string> skips_;  // operator's skip requests, read at bind
+  Position failed_at_;                     // see failed_position()
 };
 
 }  // namespace mpf::replicator

@@ -29,4 +29,9 @@ Result<InitDbReport> init_db(const Config& config, const InitDbOptions& options)
 // configured table exists, has a primary key, and is captured. Names what is wrong.
 Status check_database(const Config& config);
 
+// The replicated tables alone (#12), for `mpfailover check`: every table in replication.tables
+// is one replication can do exactly (describe_tables' refusals), and, once init-db has run, none
+// changed since (schema drift). The first problem, naming table, column and reason.
+Status check_tables(const Config& config);
+
 }  // namespace mpf::server
