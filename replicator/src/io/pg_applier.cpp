@@ -90,6 +90,9 @@ PgApplier::~PgApplier() { reset(); }
 Result<std::unique_ptr<PgApplier>> PgApplier::open(const std::string& conninfo) {
   try {
     auto conn = std::make_unique<pqxx::connection>(conninfo);
+    // Values arrive in UTF8 (PROTOCOL.md, "Encoding"); the server converts them into the
+    // database's encoding, and one it cannot represent fails the statement (nothing stored).
+    conn->set_client_encoding("UTF8");
     // The application's login is made read-only on a standby (node.app_role); should the
     // replicator log in as that same role, its own session must still write.
     pqxx::nontransaction(*conn).exec("SET default_transaction_read_only = off");
