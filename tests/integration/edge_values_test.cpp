@@ -44,7 +44,7 @@ std::string wide_value(int i, int r) {
 }
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "edge";
     o.base_port = 58000;
@@ -78,9 +78,8 @@ mpf::test::MirrorPair& pair() {
     o.tables = {"ev_num",      "ev_time",       "ev_bytes",        "ev_text",
                 "ev_big",      "ev_comp",       "ev_types",        "ev_enum_key",
                 "ev_domain_key", "ev_schema.items", "ev_quoted_cols", "ev_wide"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 }  // namespace

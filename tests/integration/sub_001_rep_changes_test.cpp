@@ -26,7 +26,7 @@ using mpf::test::query_text;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub001";
     o.base_port = 50000;
@@ -40,9 +40,8 @@ mpf::test::MirrorPair& pair() {
       CREATE TABLE tab_include (a int, b text, CONSTRAINT covering PRIMARY KEY (a) INCLUDE (b));
     )sql";
     o.tables = {"tab_rep", "tab_full_pk", "tab_toast", "tab_multi", "tab_include"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ const std::vector<std::string> kTables = {
     "tst_range_array",     "tst_hstore"};
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub002";
     o.base_port = 52000;
@@ -57,9 +57,8 @@ mpf::test::MirrorPair& pair() {
       CREATE TABLE public.tst_hstore (a INTEGER PRIMARY KEY, b public.hstore);
     )sql";
     o.tables = kTables;
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 const char* kInserts = R"sql(

@@ -19,7 +19,7 @@ using mpf::test::query_text;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub003";
     o.base_port = 53000;
@@ -35,9 +35,8 @@ mpf::test::MirrorPair& pair() {
         FOR EACH ROW EXECUTE FUNCTION count_writes();
     )sql";
     o.tables = {"tab_fk", "tab_fk_ref", "tab_trig", "tab_stamp"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ using namespace std::chrono_literals;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub005";
     o.base_port = 51000;
@@ -35,9 +35,8 @@ mpf::test::MirrorPair& pair() {
     o.create_b = "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0";
     o.setup_sql = "CREATE TABLE test1 (a int PRIMARY KEY, b text)";
     o.tables = {"test1"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 }  // namespace

@@ -14,20 +14,19 @@ using mpf::test::query_text;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub010";
     o.base_port = 59000;
-    o.port_span = 500;
+    o.port_span = 250;
     o.setup_sql = R"sql(
       CREATE TABLE tab1 (a int PRIMARY KEY);
       CREATE TABLE tab2 (a int PRIMARY KEY, b int REFERENCES tab1 (a));
       CREATE TABLE tab_local (a int PRIMARY KEY);
     )sql";
     o.tables = {"tab1", "tab2"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 std::string truncate_error(const std::string& conninfo, const std::string& sql) {

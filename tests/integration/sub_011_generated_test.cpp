@@ -14,7 +14,7 @@ using mpf::test::exec_sql;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub011";
     o.base_port = 54000;
@@ -25,9 +25,8 @@ mpf::test::MirrorPair& pair() {
         "  l int GENERATED ALWAYS AS (length(t)) STORED, u text GENERATED ALWAYS AS (upper(t)) "
         "  STORED)";
     o.tables = {"tab1", "tab2"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ using mpf::test::query_text;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub012";
     o.base_port = 55000;
@@ -27,9 +27,8 @@ mpf::test::MirrorPair& pair() {
       CREATE TABLE tab1 (a text COLLATE ctest_nondet PRIMARY KEY, b text);
     )sql";
     o.tables = {"tab1"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 }  // namespace

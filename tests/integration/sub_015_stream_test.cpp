@@ -21,16 +21,15 @@ using mpf::test::query_text;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub015";
     o.base_port = 56000;
     o.port_span = 500;
     o.setup_sql = "CREATE TABLE test_tab (a int PRIMARY KEY, b varchar)";
     o.tables = {"test_tab"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 }  // namespace

@@ -13,7 +13,7 @@ using mpf::test::exec_sql;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub016";
     o.base_port = 59500;
@@ -21,9 +21,8 @@ mpf::test::MirrorPair& pair() {
     o.setup_sql = "CREATE TABLE test_tab (a int PRIMARY KEY, b varchar);"
                   "INSERT INTO test_tab VALUES (1, 'foo'), (2, 'bar')";
     o.tables = {"test_tab"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 }  // namespace

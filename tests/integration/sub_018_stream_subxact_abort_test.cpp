@@ -14,7 +14,7 @@ using mpf::test::query_text;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub018";
     o.base_port = 60000;
@@ -22,9 +22,8 @@ mpf::test::MirrorPair& pair() {
     o.setup_sql = "CREATE TABLE test_tab (a int PRIMARY KEY, b varchar);"
                   "INSERT INTO test_tab VALUES (1, 'foo'), (2, 'bar')";
     o.tables = {"test_tab"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 }  // namespace

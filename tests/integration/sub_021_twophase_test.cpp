@@ -19,16 +19,15 @@ using namespace std::chrono_literals;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub021";
     o.base_port = 60500;
     o.port_span = 250;
     o.setup_sql = "CREATE TABLE tab_full (a int PRIMARY KEY, b text)";
     o.tables = {"tab_full"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 }  // namespace

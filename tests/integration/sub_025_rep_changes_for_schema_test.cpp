@@ -17,7 +17,7 @@ using mpf::test::query_text;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub025";
     o.base_port = 61000;
@@ -30,9 +30,8 @@ mpf::test::MirrorPair& pair() {
       CREATE TABLE sch2.tab1 (a int PRIMARY KEY);
     )sql";
     o.tables = {"sch1.tab1", "sch1.tab2"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 }  // namespace

@@ -14,16 +14,15 @@ using mpf::test::query_text;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub030";
     o.base_port = 61500;
     o.port_span = 250;
     o.setup_sql = "CREATE TABLE tab (a int PRIMARY KEY, b text)";
     o.tables = {"tab"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 // The change counter: how many changes this node has captured.

@@ -21,7 +21,7 @@ using mpf::test::exec_sql;
 namespace {
 
 mpf::test::MirrorPair& pair() {
-  static auto p = [] {
+  return mpf::test::shared_mirror([] {
     mpf::test::LoopbackPairOptions o;
     o.name = "sub100";
     o.base_port = 57000;
@@ -39,9 +39,8 @@ mpf::test::MirrorPair& pair() {
       ALTER TABLE tab_default ADD COLUMN c text DEFAULT 'old';
     )sql";
     o.tables = {"tab1", "dropped_cols", "tab_default"};
-    return std::make_unique<mpf::test::MirrorPair>(o);
-  }();
-  return *p;
+    return o;
+  }());
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // A two-node mirror of the test's own tables (the ported PostgreSQL subscription tests and the
 // edge-value suite): one LoopbackPair per test file, made on first use and kept for the file's
-// cases (seconds per case, not a pair per case), both daemons started.
+// cases (seconds per case, not a pair per case), both daemons started (shared_mirror).
 //
 // Comparison is exact: every row's text form read through client_encoding UTF8 and TimeZone
 // UTC on both nodes, ordered by the primary key, compared row by row, and the md5 of each row's
@@ -140,5 +140,19 @@ struct MirrorPair : LoopbackPair {
  private:
   std::vector<std::string> tables_;
 };
+
+// The pair of the test file running now: made on its first case, kept for the file's other
+// cases (doctest runs a file's cases one after the other), and stopped and removed when a case
+// of another file asks for its own, so a run of the whole binary has one pair alive at a time.
+inline MirrorPair& shared_mirror(const LoopbackPairOptions& o) {
+  static std::unique_ptr<MirrorPair> current;
+  static std::string name;
+  if (!current || name != o.name) {
+    current.reset();
+    name = o.name;
+    current = std::make_unique<MirrorPair>(o);
+  }
+  return *current;
+}
 
 }  // namespace mpf::test
