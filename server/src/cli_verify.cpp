@@ -635,8 +635,7 @@ int cmd_check(const std::string& config_path, const std::vector<std::string>& ar
           if (k == "database.encoding") return v;
         return std::string("(not reported)");
       };
-      std::cout << "database encoding: here " << enc(in.local) << ", peer " << enc(in.peer)
-                << "\n";
+      std::cout << "database encoding: here " << enc(in.local) << ", peer " << enc(in.peer) << "\n";
     }
     for (const auto& m : mismatches)
       std::cout << "mismatch: " << m.fact << ": " << m.message << "\n";

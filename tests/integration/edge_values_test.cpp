@@ -15,8 +15,8 @@ namespace {
 
 // 100 columns of assorted types: c001 int, c002 text, c003 float8, c004 timestamptz, ...
 std::string wide_table_sql() {
-  static const char* kTypes[] = {"int", "text", "float8", "timestamptz", "numeric", "bytea",
-                                 "jsonb", "boolean", "date", "uuid"};
+  static const char* kTypes[] = {"int",   "text",  "float8",  "timestamptz", "numeric",
+                                 "bytea", "jsonb", "boolean", "date",        "uuid"};
   std::string cols;
   for (int i = 1; i <= 100; ++i) {
     char name[8];
@@ -29,17 +29,27 @@ std::string wide_table_sql() {
 // A value of column i (1-based) for row r, as an SQL expression.
 std::string wide_value(int i, int r) {
   switch ((i - 1) % 10) {
-    case 0: return std::to_string(i * 1000 + r);
-    case 1: return "'t" + std::to_string(i) + "-" + std::to_string(r) + "'";
-    case 2: return std::to_string(i) + "." + std::to_string(r) + "e-3";
-    case 3: return "'2026-01-01 00:00:00+00'::timestamptz + interval '" + std::to_string(i + r) +
-                   " hours'";
-    case 4: return "'" + std::to_string(i) + "." + std::to_string(r) + "0'::numeric";
-    case 5: return "'\\x" + std::string(r % 2 ? "00ff" : "") + "'::bytea";
-    case 6: return "'{\"i\": " + std::to_string(i) + ", \"r\": [" + std::to_string(r) + "]}'";
-    case 7: return r % 2 ? "true" : "NULL";
-    case 8: return "'2000-02-29'::date + " + std::to_string(i + r);
-    default: return "md5('" + std::to_string(i) + "/" + std::to_string(r) + "')::uuid";
+    case 0:
+      return std::to_string(i * 1000 + r);
+    case 1:
+      return "'t" + std::to_string(i) + "-" + std::to_string(r) + "'";
+    case 2:
+      return std::to_string(i) + "." + std::to_string(r) + "e-3";
+    case 3:
+      return "'2026-01-01 00:00:00+00'::timestamptz + interval '" + std::to_string(i + r) +
+             " hours'";
+    case 4:
+      return "'" + std::to_string(i) + "." + std::to_string(r) + "0'::numeric";
+    case 5:
+      return "'\\x" + std::string(r % 2 ? "00ff" : "") + "'::bytea";
+    case 6:
+      return "'{\"i\": " + std::to_string(i) + ", \"r\": [" + std::to_string(r) + "]}'";
+    case 7:
+      return r % 2 ? "true" : "NULL";
+    case 8:
+      return "'2000-02-29'::date + " + std::to_string(i + r);
+    default:
+      return "md5('" + std::to_string(i) + "/" + std::to_string(r) + "')::uuid";
   }
 }
 
@@ -75,8 +85,8 @@ mpf::test::MirrorPair& pair() {
         "select" int, "MixedCase" text, "quo""te" text, "ünï" text);
       CREATE TABLE "Mixed Case Table" ("Key" int PRIMARY KEY, "Value" text);
     )sql" + wide_table_sql();
-    o.tables = {"ev_num",      "ev_time",       "ev_bytes",        "ev_text",
-                "ev_big",      "ev_comp",       "ev_types",        "ev_enum_key",
+    o.tables = {"ev_num",        "ev_time",         "ev_bytes",       "ev_text",
+                "ev_big",        "ev_comp",         "ev_types",       "ev_enum_key",
                 "ev_domain_key", "ev_schema.items", "ev_quoted_cols", "ev_wide"};
     return o;
   }());
@@ -130,9 +140,10 @@ TEST_SUITE("edge_values") {
         (5, '294276-12-31 23:59:59.999999+00', '294276-12-31 23:59:59.999999', '5874897-12-31',
             NULL, NULL, '0')
     )sql");
-    exec_sql(p.conn_a(), "SET TimeZone = 'America/St_Johns'; SET IntervalStyle = 'iso_8601'; "
-                         "INSERT INTO ev_time (id, tz, iv) VALUES (6, '2026-11-01 01:30:00', "
-                         "'P1Y2M3DT4H5M6.007S')");
+    exec_sql(p.conn_a(),
+             "SET TimeZone = 'America/St_Johns'; SET IntervalStyle = 'iso_8601'; "
+             "INSERT INTO ev_time (id, tz, iv) VALUES (6, '2026-11-01 01:30:00', "
+             "'P1Y2M3DT4H5M6.007S')");
     p.require_same({"ev_time"});
     // Read in UTC on both (support/mirror.hpp): the same instants.
     const std::string instants = "SELECT tz::text FROM ev_time WHERE id IN (1, 6) ORDER BY id";
@@ -182,8 +193,9 @@ TEST_SUITE("edge_values") {
     p.require_query("b", "SELECT count(*), count(v) FROM ev_text", "15|14");
     p.require_query("b", "SELECT v IS NULL FROM ev_text WHERE k = 'NULL'", "t");
     // Key updates and deletes of odd keys, from b.
-    exec_sql(p.conn_b(), "UPDATE ev_text SET k = k || '→' WHERE k LIKE 'quotes%' OR k = ''; "
-                         "DELETE FROM ev_text WHERE k = U&'e\\0301' OR k = 'NULL'");
+    exec_sql(p.conn_b(),
+             "UPDATE ev_text SET k = k || '→' WHERE k LIKE 'quotes%' OR k = ''; "
+             "DELETE FROM ev_text WHERE k = U&'e\\0301' OR k = 'NULL'");
     p.require_query("a", "SELECT count(*) FROM ev_text", "13");
     p.require_same({"ev_text"});
   }
@@ -195,8 +207,9 @@ TEST_SUITE("edge_values") {
              "(SELECT string_agg(decode(md5(i::text || j::text), 'hex'), '') "
              " FROM generate_series(1, 65536) j) FROM generate_series(1, 3) i");
     p.require_same({"ev_big"});
-    exec_sql(p.conn_a(), "UPDATE ev_big SET t = t || 'x' WHERE id = 1; DELETE FROM ev_big "
-                         "WHERE id = 2");
+    exec_sql(p.conn_a(),
+             "UPDATE ev_big SET t = t || 'x' WHERE id = 1; DELETE FROM ev_big "
+             "WHERE id = 2");
     p.require_query("b", "SELECT id, length(t), length(b) FROM ev_big ORDER BY id",
                     "1|1048577|1048576\n3|1048576|1048576");
     p.require_same({"ev_big"});
@@ -212,8 +225,9 @@ TEST_SUITE("edge_values") {
     }
     exec_sql(p.conn_a(), sql);
     p.require_same({"ev_wide"});
-    exec_sql(p.conn_a(), "UPDATE ev_wide SET c052 = c052 || '-u', c100 = NULL WHERE id % 3 = 0; "
-                         "DELETE FROM ev_wide WHERE id > 15");
+    exec_sql(p.conn_a(),
+             "UPDATE ev_wide SET c052 = c052 || '-u', c100 = NULL WHERE id % 3 = 0; "
+             "DELETE FROM ev_wide WHERE id > 15");
     p.require_query("b", "SELECT count(*), count(c100) FROM ev_wide", "15|10");
     p.require_same({"ev_wide"});
   }
@@ -223,9 +237,10 @@ TEST_SUITE("edge_values") {
     exec_sql(p.conn_a(),
              "INSERT INTO ev_comp SELECT 'k,' || (i % 3), i, '2000-01-01'::date + i, 'v' || i "
              "FROM generate_series(1, 30) i");
-    exec_sql(p.conn_a(), "UPDATE ev_comp SET k2 = -k2 WHERE k2 % 4 = 0; "
-                         "UPDATE ev_comp SET k1 = 'moved \"' || k1 WHERE k2 = 5; "
-                         "DELETE FROM ev_comp WHERE k3 > '2000-01-28'");
+    exec_sql(p.conn_a(),
+             "UPDATE ev_comp SET k2 = -k2 WHERE k2 % 4 = 0; "
+             "UPDATE ev_comp SET k1 = 'moved \"' || k1 WHERE k2 = 5; "
+             "DELETE FROM ev_comp WHERE k3 > '2000-01-28'");
     p.require_query("b", "SELECT count(*), min(k2) FROM ev_comp", "27|-24");
     p.require_same({"ev_comp"});
   }
@@ -246,17 +261,20 @@ TEST_SUITE("edge_values") {
         (gen_random_uuid(), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
          NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
     )sql");
-    exec_sql(p.conn_a(), "INSERT INTO ev_enum_key VALUES ('sad', '1'), ('with space', '2'), "
-                         "('ünïcödé', '3'); INSERT INTO ev_domain_key VALUES (1, 'a'), "
-                         "(2147483647, 'b')");
+    exec_sql(p.conn_a(),
+             "INSERT INTO ev_enum_key VALUES ('sad', '1'), ('with space', '2'), "
+             "('ünïcödé', '3'); INSERT INTO ev_domain_key VALUES (1, 'a'), "
+             "(2147483647, 'b')");
     p.require_same({"ev_types", "ev_enum_key", "ev_domain_key"});
-    p.require_query("b", "SELECT j::text FROM ev_types WHERE id = "
-                         "'00000000-0000-0000-0000-000000000000'",
+    p.require_query("b",
+                    "SELECT j::text FROM ev_types WHERE id = "
+                    "'00000000-0000-0000-0000-000000000000'",
                     "{\"dup\": 1, \"dup\": 2,   \"sp\" : [ ]}");
-    exec_sql(p.conn_b(), "UPDATE ev_enum_key SET e = 'happy' WHERE e = 'sad'; "
-                         "UPDATE ev_domain_key SET d = d - 1 WHERE d > 1; "
-                         "UPDATE ev_types SET jb = jb || '{\"x\": null}', arr = arr || 4 "
-                         "WHERE arr IS NOT NULL");
+    exec_sql(p.conn_b(),
+             "UPDATE ev_enum_key SET e = 'happy' WHERE e = 'sad'; "
+             "UPDATE ev_domain_key SET d = d - 1 WHERE d > 1; "
+             "UPDATE ev_types SET jb = jb || '{\"x\": null}', arr = arr || 4 "
+             "WHERE arr IS NOT NULL");
     p.require_query("a", "SELECT string_agg(e::text, ',' ORDER BY e) FROM ev_enum_key",
                     "happy,with space,ünïcödé");
     p.require_same({"ev_types", "ev_enum_key", "ev_domain_key"});
@@ -264,8 +282,9 @@ TEST_SUITE("edge_values") {
 
   TEST_CASE("a table in another schema, with a same-named table in public left alone") {
     auto& p = pair();
-    exec_sql(p.conn_a(), "INSERT INTO ev_schema.items VALUES (1, 'schema'), (2, 'x'); "
-                         "INSERT INTO public.items VALUES (1, 'public, not replicated')");
+    exec_sql(p.conn_a(),
+             "INSERT INTO ev_schema.items VALUES (1, 'schema'), (2, 'x'); "
+             "INSERT INTO public.items VALUES (1, 'public, not replicated')");
     exec_sql(p.conn_a(), "UPDATE ev_schema.items SET v = 'y' WHERE id = 2");
     p.require_same({"ev_schema.items"});
     p.require_query("b", "SELECT string_agg(v, ',' ORDER BY id) FROM ev_schema.items", "schema,y");

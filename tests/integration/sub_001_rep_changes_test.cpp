@@ -107,9 +107,11 @@ TEST_SUITE("sub_001_rep_changes") {
     // columns); being fixed separately. tab_include is
     // already replicated above; only this case writes to it.
     auto& p = pair();
-    exec_sql(p.conn_a(), "INSERT INTO tab_include SELECT a, 'x' || a FROM generate_series(1, 10) a");
-    exec_sql(p.conn_a(), "UPDATE tab_include SET b = 'y' WHERE a <= 5; DELETE FROM tab_include "
-                         "WHERE a > 8");
+    exec_sql(p.conn_a(),
+             "INSERT INTO tab_include SELECT a, 'x' || a FROM generate_series(1, 10) a");
+    exec_sql(p.conn_a(),
+             "UPDATE tab_include SET b = 'y' WHERE a <= 5; DELETE FROM tab_include "
+             "WHERE a > 8");
     p.require_query("b", "SELECT count(*), count(*) FILTER (WHERE b = 'y') FROM tab_include",
                     "8|5");
     p.require_same({"tab_include"});

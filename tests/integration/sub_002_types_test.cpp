@@ -17,10 +17,11 @@ using mpf::test::exec_sql;
 namespace {
 
 const std::vector<std::string> kTables = {
-    "tst_one_array",       "tst_arrays",        "tst_one_enum",        "tst_enums",
-    "tst_one_comp",        "tst_comps",         "tst_comp_enum",       "tst_comp_enum_array",
-    "tst_comp_one_enum_array", "tst_comp_enum_what", "tst_comp_mix_array", "tst_range",
-    "tst_range_array",     "tst_hstore"};
+    "tst_one_array",      "tst_arrays",          "tst_one_enum",
+    "tst_enums",          "tst_one_comp",        "tst_comps",
+    "tst_comp_enum",      "tst_comp_enum_array", "tst_comp_one_enum_array",
+    "tst_comp_enum_what", "tst_comp_mix_array",  "tst_range",
+    "tst_range_array",    "tst_hstore"};
 
 mpf::test::MirrorPair& pair() {
   return mpf::test::shared_mirror([] {

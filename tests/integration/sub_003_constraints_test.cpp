@@ -94,8 +94,9 @@ TEST_SUITE("sub_003_constraints") {
     // A marker the trigger lets through: everything before it has been applied.
     exec_sql(p.conn_a(), "INSERT INTO tab_trig VALUES (3, 3)");
     p.require_query("b", "SELECT count(*) FROM tab_trig WHERE id = 3", "1");
-    CHECK(query_text(p.conn_b(), "SELECT string_agg(id || ':' || bid, ',' ORDER BY id) "
-                                 "FROM tab_trig") == "1:1,2:2,3:3");
+    CHECK(query_text(p.conn_b(),
+                     "SELECT string_agg(id || ':' || bid, ',' ORDER BY id) "
+                     "FROM tab_trig") == "1:1,2:2,3:3");
     exec_sql(p.conn_b(), "DROP TRIGGER filter_basic_dml_trg ON tab_trig");
   }
 

@@ -44,8 +44,9 @@ mpf::test::MirrorPair& pair() {
 TEST_SUITE("sub_005_encoding") {
   TEST_CASE("UTF8 'Motörhead' on a is LATIN1 'Motörhead' on b, and LATIN1 'Zürich' reaches a") {
     auto& p = pair();
-    REQUIRE(query_text(p.conn_b(), "SELECT pg_encoding_to_char(encoding) FROM pg_database "
-                                   "WHERE datname = current_database()") == "LATIN1");
+    REQUIRE(query_text(p.conn_b(),
+                       "SELECT pg_encoding_to_char(encoding) FROM pg_database "
+                       "WHERE datname = current_database()") == "LATIN1");
     exec_sql(p.conn_a(), "INSERT INTO test1 VALUES (1, E'Mot\\xc3\\xb6rhead')");  // UTF-8 bytes
     // Upstream's check: the LATIN1 byte 0xf6 is ö.
     p.require_query("b", "SELECT a FROM test1 WHERE b = E'Mot\\xf6rhead'", "1");

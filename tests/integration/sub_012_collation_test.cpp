@@ -37,10 +37,12 @@ TEST_SUITE("sub_012_collation") {
   TEST_CASE("an update finds the target's row through a nondeterministic key collation") {
     auto& p = pair();
     // Pre-existing rows on each node, written behind the replicator's back (not captured).
-    exec_sql(p.conn_a(), "BEGIN; SET LOCAL mpfailover.applying = on; "
-                         "INSERT INTO tab1 VALUES (U&'\\00E4bc', 'foo'); COMMIT");
-    exec_sql(p.conn_b(), "BEGIN; SET LOCAL mpfailover.applying = on; "
-                         "INSERT INTO tab1 VALUES (U&'\\0061\\0308bc', 'foo'); COMMIT");
+    exec_sql(p.conn_a(),
+             "BEGIN; SET LOCAL mpfailover.applying = on; "
+             "INSERT INTO tab1 VALUES (U&'\\00E4bc', 'foo'); COMMIT");
+    exec_sql(p.conn_b(),
+             "BEGIN; SET LOCAL mpfailover.applying = on; "
+             "INSERT INTO tab1 VALUES (U&'\\0061\\0308bc', 'foo'); COMMIT");
     exec_sql(p.conn_a(), "UPDATE tab1 SET b = 'bar' WHERE b = 'foo'");
     p.require_query("b", "SELECT b FROM tab1", "bar");
     CHECK(query_text(p.conn_b(), "SELECT count(*) FROM tab1") == "1");

@@ -85,8 +85,9 @@ TEST_SUITE("sub_015_stream") {
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
       }
     });
-    exec_sql(p.conn_a(), "INSERT INTO test_tab SELECT i, 'x' || i "
-                         "FROM generate_series(100001, 120000) s(i)");
+    exec_sql(p.conn_a(),
+             "INSERT INTO test_tab SELECT i, 'x' || i "
+             "FROM generate_series(100001, 120000) s(i)");
     p.require_query("b", "SELECT count(*) FROM test_tab WHERE a > 100000", "20000");
     done = true;
     watcher.join();

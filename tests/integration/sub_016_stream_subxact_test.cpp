@@ -18,8 +18,9 @@ mpf::test::MirrorPair& pair() {
     o.name = "sub016";
     o.base_port = 59500;
     o.port_span = 250;
-    o.setup_sql = "CREATE TABLE test_tab (a int PRIMARY KEY, b varchar);"
-                  "INSERT INTO test_tab VALUES (1, 'foo'), (2, 'bar')";
+    o.setup_sql =
+        "CREATE TABLE test_tab (a int PRIMARY KEY, b varchar);"
+        "INSERT INTO test_tab VALUES (1, 'foo'), (2, 'bar')";
     o.tables = {"test_tab"};
     return o;
   }());

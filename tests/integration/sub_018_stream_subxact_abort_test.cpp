@@ -19,8 +19,9 @@ mpf::test::MirrorPair& pair() {
     o.name = "sub018";
     o.base_port = 60000;
     o.port_span = 250;
-    o.setup_sql = "CREATE TABLE test_tab (a int PRIMARY KEY, b varchar);"
-                  "INSERT INTO test_tab VALUES (1, 'foo'), (2, 'bar')";
+    o.setup_sql =
+        "CREATE TABLE test_tab (a int PRIMARY KEY, b varchar);"
+        "INSERT INTO test_tab VALUES (1, 'foo'), (2, 'bar')";
     o.tables = {"test_tab"};
     return o;
   }());
@@ -58,9 +59,10 @@ TEST_SUITE("sub_018_stream_subxact_abort") {
 
   TEST_CASE("a large transaction rolled back as a whole sends nothing") {
     auto& p = pair();
-    exec_sql(p.conn_a(), "BEGIN; INSERT INTO test_tab SELECT i, 'x' FROM "
-                         "generate_series(3000, 6000) i; DELETE FROM test_tab WHERE a = 1; "
-                         "ROLLBACK");
+    exec_sql(p.conn_a(),
+             "BEGIN; INSERT INTO test_tab SELECT i, 'x' FROM "
+             "generate_series(3000, 6000) i; DELETE FROM test_tab WHERE a = 1; "
+             "ROLLBACK");
     exec_sql(p.conn_a(), "INSERT INTO test_tab VALUES (9999, 'marker')");
     p.require_query("b", "SELECT count(*) FROM test_tab WHERE a = 9999", "1");
     CHECK(query_text(p.conn_b(), "SELECT count(*) FROM test_tab") == "5");

@@ -35,16 +35,18 @@ mpf::test::MirrorPair& pair() {
 TEST_SUITE("sub_021_twophase") {
   TEST_CASE("COMMIT PREPARED arrives; ROLLBACK PREPARED does not") {
     auto& p = pair();
-    exec_sql(p.conn_a(), "BEGIN; INSERT INTO tab_full VALUES (11, 'prepared'); "
-                         "PREPARE TRANSACTION 'test_prepared_tab_full'");
+    exec_sql(p.conn_a(),
+             "BEGIN; INSERT INTO tab_full VALUES (11, 'prepared'); "
+             "PREPARE TRANSACTION 'test_prepared_tab_full'");
     std::this_thread::sleep_for(300ms);
     CHECK(query_text(p.conn_b(), "SELECT count(*) FROM tab_full WHERE a = 11") == "0");
     exec_sql(p.conn_a(), "COMMIT PREPARED 'test_prepared_tab_full'");
     p.require_query("b", "SELECT count(*) FROM tab_full WHERE a = 11", "1");
 
-    exec_sql(p.conn_a(), "BEGIN; INSERT INTO tab_full VALUES (12, 'rolled back'); "
-                         "UPDATE tab_full SET b = 'no' WHERE a = 11; "
-                         "PREPARE TRANSACTION 'test_prepared_tab_full'");
+    exec_sql(p.conn_a(),
+             "BEGIN; INSERT INTO tab_full VALUES (12, 'rolled back'); "
+             "UPDATE tab_full SET b = 'no' WHERE a = 11; "
+             "PREPARE TRANSACTION 'test_prepared_tab_full'");
     exec_sql(p.conn_a(), "ROLLBACK PREPARED 'test_prepared_tab_full'");
     exec_sql(p.conn_a(), "INSERT INTO tab_full VALUES (13, 'marker')");
     p.require_query("b", "SELECT string_agg(a || ':' || b, ',' ORDER BY a) FROM tab_full",
@@ -54,9 +56,10 @@ TEST_SUITE("sub_021_twophase") {
 
   TEST_CASE("a prepared transaction held across a daemon restart and later commits") {
     auto& p = pair();
-    exec_sql(p.conn_a(), "BEGIN; UPDATE tab_full SET b = 'first' WHERE a = 13; "
-                         "INSERT INTO tab_full VALUES (14, 'held'); "
-                         "PREPARE TRANSACTION 'held'");
+    exec_sql(p.conn_a(),
+             "BEGIN; UPDATE tab_full SET b = 'first' WHERE a = 13; "
+             "INSERT INTO tab_full VALUES (14, 'held'); "
+             "PREPARE TRANSACTION 'held'");
     // Later transactions, on other rows, commit and arrive meanwhile.
     exec_sql(p.conn_a(), "INSERT INTO tab_full VALUES (15, 'later')");
     p.require_query("b", "SELECT count(*) FROM tab_full WHERE a = 15", "1");

@@ -39,13 +39,15 @@ mpf::test::MirrorPair& pair() {
 TEST_SUITE("sub_025_rep_changes_for_schema") {
   TEST_CASE("inserts, updates and deletes of a schema's listed tables arrive") {
     auto& p = pair();
-    exec_sql(p.conn_a(), "INSERT INTO sch1.tab1 VALUES (generate_series(1, 10)); "
-                         "INSERT INTO sch1.tab2 SELECT i, 'v' || i FROM generate_series(1, 10) i; "
-                         "INSERT INTO sch2.tab1 VALUES (1)");
+    exec_sql(p.conn_a(),
+             "INSERT INTO sch1.tab1 VALUES (generate_series(1, 10)); "
+             "INSERT INTO sch1.tab2 SELECT i, 'v' || i FROM generate_series(1, 10) i; "
+             "INSERT INTO sch2.tab1 VALUES (1)");
     p.require_query("b", "SELECT count(*), min(a), max(a) FROM sch1.tab1", "10|1|10");
-    exec_sql(p.conn_a(), "UPDATE sch1.tab1 SET a = a + 100 WHERE a <= 5; "
-                         "UPDATE sch1.tab2 SET b = 'u' WHERE a > 5; DELETE FROM sch1.tab2 "
-                         "WHERE a = 10");
+    exec_sql(p.conn_a(),
+             "UPDATE sch1.tab1 SET a = a + 100 WHERE a <= 5; "
+             "UPDATE sch1.tab2 SET b = 'u' WHERE a > 5; DELETE FROM sch1.tab2 "
+             "WHERE a = 10");
     p.require_query("b", "SELECT count(*), min(a), max(a) FROM sch1.tab1", "10|6|105");
     p.require_same({"sch1.tab1", "sch1.tab2"});
     CHECK(query_text(p.conn_b(), "SELECT count(*) FROM sch2.tab1") == "0");

@@ -27,8 +27,9 @@ mpf::test::MirrorPair& pair() {
 
 // The change counter: how many changes this node has captured.
 std::string captured(const std::string& conninfo) {
-  return query_text(conninfo, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
-                              "FROM mpfailover.change_seq");
+  return query_text(conninfo,
+                    "SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+                    "FROM mpfailover.change_seq");
 }
 
 }  // namespace

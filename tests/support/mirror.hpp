@@ -79,9 +79,10 @@ inline TableImage table_image(const std::string& conninfo, const std::string& ta
   for (const auto& row : tx.exec("SELECT t::text FROM " + table + " t ORDER BY " + order)) {
     img.rows.emplace_back(row[0].c_str());
   }
-  img.digest = tx.exec("SELECT count(*) || ':' || coalesce(md5(string_agg(md5(convert_to(t::text, "
-                       "'UTF8')), '' ORDER BY " +
-                       order + ")), '-') FROM " + table + " t")[0][0]
+  img.digest = tx.exec(
+                     "SELECT count(*) || ':' || coalesce(md5(string_agg(md5(convert_to(t::text, "
+                     "'UTF8')), '' ORDER BY " +
+                     order + ")), '-') FROM " + table + " t")[0][0]
                    .c_str();
   return img;
 }
