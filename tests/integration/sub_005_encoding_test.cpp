@@ -122,8 +122,8 @@ TEST_SUITE("sub_005_encoding") {
         [&] {
           auto q = p.cli("a", "queue --json");
           if (q.rc != 0 && q.out.empty()) return false;
-          auto j = json::parse(q.out);
-          if (j["blocked"].is_null()) return false;
+          auto j = json::parse(q.out, nullptr, /*allow_exceptions=*/false);
+          if (!j.is_object() || !j.contains("blocked") || j["blocked"].is_null()) return false;
           error = j["blocked"]["error"].get<std::string>();
           return true;
         },

@@ -145,8 +145,15 @@ struct MirrorPair : LoopbackPair {
 // The pair of the test file running now: made on its first case, kept for the file's other
 // cases (doctest runs a file's cases one after the other), and stopped and removed when a case
 // of another file asks for its own, so a run of the whole binary has one pair alive at a time.
-inline MirrorPair& shared_mirror(const LoopbackPairOptions& o) {
+// The last pair is stopped at the end of the run by support/mirror_listener.cpp, before static
+// destruction (pqxx's and libpq's own statics may be gone by then).
+inline std::unique_ptr<MirrorPair>& mirror_slot() {
   static std::unique_ptr<MirrorPair> current;
+  return current;
+}
+
+inline MirrorPair& shared_mirror(const LoopbackPairOptions& o) {
+  auto& current = mirror_slot();
   static std::string name;
   if (!current || name != o.name) {
     current.reset();

@@ -95,8 +95,15 @@ Result<std::unique_ptr<PgApplier>> PgApplier::open(const std::string& conninfo) 
     conn->set_client_encoding("UTF8");
     // The application's login is made read-only on a standby (node.app_role); should the
     // replicator log in as that same role, its own session must still write.
-    pqxx::nontransaction(*conn).exec("SET default_transaction_read_only = off");
-    return std::unique_ptr<PgApplier>(new PgApplier(std::move(conn)));
+    bool converts = false;
+    {
+      pqxx::nontransaction q(*conn);
+      q.exec("SET default_transaction_read_only = off");
+      converts = q.exec("SELECT current_setting('server_encoding') <> 'UTF8'")[0][0].as<bool>();
+    }
+    std::unique_ptr<PgApplier> applier(new PgApplier(std::move(conn)));
+    applier->converts_ = converts;
+    return applier;
   } catch (const std::exception& e) {
     return unavailable(std::string("could not connect the applier to the database: ") + e.what());
   }
@@ -544,7 +551,14 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
   // left the transaction aborted after a failed statement.
   bool sent_commit = false;
   try {
-    const std::string open = begin_sql() + "SAVEPOINT mpf_group; ";  // begin_sql() sets tx_
+    std::string open = begin_sql() + "SAVEPOINT mpf_group; ";  // begin_sql() sets tx_
+    if (converts_) {
+      // A value this database's encoding cannot represent must fail inside the open group
+      // (then the savepoint and the change-by-change replay name its table, key and
+      // transaction), not in a string whose BEGIN never ran: one more round trip per group.
+      tx_->exec(open);
+      open.clear();
+    }
     for (const bool fast : {true, false}) {
       try {
         std::string writes = apply_group(net, fast ? open : std::string(), fast);

@@ -96,6 +96,10 @@ class PgApplier {
   Position committed_;
   uint64_t statement_generation_ = 0;      // prepared statement names stay unique across binds
   std::map<Position, std::string> skips_;  // operator's skip requests, read at bind
+  // The database's encoding is not UTF8: a value it cannot represent fails the conversion of
+  // the whole query string, before any statement in it runs, so the group's BEGIN and
+  // savepoint go in a round trip of their own (see apply_fresh).
+  bool converts_ = false;
 };
 
 }  // namespace mpf::replicator
