@@ -634,8 +634,9 @@ int cmd_check(const std::string& config_path, const std::vector<std::string>& ar
     std::cout << "usage: mpfailover [--config PATH] check [--json]\n\n"
                  "Compares this node's configuration with the peer's: names and addresses (each\n"
                  "node's view of the other), ports, public key fingerprints, catalog and protocol\n"
-                 "versions, security mode, heartbeat interval, collation, replicated tables and\n"
-                 "their columns. Names every mismatch.\n"
+                 "versions, security mode, heartbeat interval, collation, encoding (a lossy pair,\n"
+                 "e.g. UTF8 and LATIN1, is a mismatch), replicated tables and their columns.\n"
+                 "Names every mismatch.\n"
                  "Exit codes: 0 all match, 1 could not check (peer unreachable, database\n"
                  "error), 2 usage or config error, 3 mismatches.\n\n"
               << desc;
@@ -694,6 +695,15 @@ int cmd_check(const std::string& config_path, const std::vector<std::string>& ar
               << "\n";
   } else {
     for (const auto& n : notes) std::cout << "note: " << n.fact << ": " << n.message << "\n";
+    {
+      // Both encodings, always: the pair's values are converted between them (PROTOCOL.md).
+      auto enc = [](const Facts& facts) {
+        for (const auto& [k, v] : facts)
+          if (k == "database.encoding") return v;
+        return std::string("(not reported)");
+      };
+      std::cout << "database encoding: here " << enc(in.local) << ", peer " << enc(in.peer) << "\n";
+    }
     for (const auto& m : mismatches)
       std::cout << "mismatch: " << m.fact << ": " << m.message << "\n";
     if (mismatches.empty()) {

@@ -40,16 +40,35 @@ struct LoopbackPairOptions {
   std::vector<std::string> tables_b;  // b replicates only these (empty: the default set)
   std::string replication_extra_a;    // lines added to a's [replication]
   std::string replication_extra_b;
+  // Own tables instead of the MeetingPlace set: `setup_sql` runs on both databases before
+  // init-db, and both nodes replicate `tables` (tables_b, when set, still wins for b).
+  std::string setup_sql;
+  std::vector<std::string> tables;
+  std::string create_b;  // CREATE DATABASE options for b (see TestDatabase)
 };
 
 class LoopbackPair {
  public:
-  explicit LoopbackPair(LoopbackPairOptions o) : options_(std::move(o)) {
-    db_a.init("a");
-    if (options_.tables_b.empty()) {
-      db_b.init("b");
+  explicit LoopbackPair(LoopbackPairOptions o) : db_b(o.create_b), options_(std::move(o)) {
+    if (!options_.setup_sql.empty()) {
+      for (const auto* db : {&db_a, &db_b}) {
+        pqxx::connection c(db->conninfo());
+        c.set_client_encoding("UTF8");
+        pqxx::nontransaction tx(c);
+        tx.exec(options_.setup_sql);
+      }
+    }
+    if (options_.tables.empty()) {
+      db_a.init("a");
     } else {
+      db_a.init_with(db_a.config("a", options_.tables));
+    }
+    if (!options_.tables_b.empty()) {
       db_b.init_with(db_b.config("b", options_.tables_b));
+    } else if (!options_.tables.empty()) {
+      db_b.init_with(db_b.config("b", options_.tables));
+    } else {
+      db_b.init("b");
     }
     port_a = options_.base_port + (::getpid() % options_.port_span) * 2;
     port_b = port_a + 1;
@@ -91,9 +110,8 @@ class LoopbackPair {
     const std::string peer = is_a ? "b" : "a";
     const std::string path = dir + "/" + node + ".conf";
     std::string tables;
-    if (!is_a) {
-      for (const auto& t : options_.tables_b) tables += (tables.empty() ? "" : ", ") + t;
-    }
+    const auto& listed = !is_a && !options_.tables_b.empty() ? options_.tables_b : options_.tables;
+    for (const auto& t : listed) tables += (tables.empty() ? "" : ", ") + t;
     std::ofstream out(path);
     out << "[node]\nname = " << node << "\ndatabase = " << (is_a ? db_a : db_b).conninfo() << "\n";
     if (options_.initial_roles) out << "initial_role = " << (is_a ? "active" : "standby") << "\n";

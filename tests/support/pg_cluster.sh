@@ -49,6 +49,7 @@ port = $port
 max_connections = 100
 shared_buffers = 128MB
 track_commit_timestamp = on
+max_prepared_transactions = 10
 dynamic_library_path = '\$libdir:$dir/lib'
 log_min_messages = warning
 log_line_prefix = '%m [%p] '

@@ -37,13 +37,15 @@ inline std::string with_dbname(const std::string& conninfo, const std::string& d
 
 class TestDatabase {
  public:
-  TestDatabase() {
+  // `create_options` follows CREATE DATABASE name, e.g. "ENCODING 'LATIN1' LC_COLLATE 'C'
+  // LC_CTYPE 'C' TEMPLATE template0" for a node whose database is not UTF8.
+  explicit TestDatabase(const std::string& create_options = "") {
     static std::atomic<int> counter{0};
     name_ = "mpft_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
     pqxx::connection admin(base_conninfo());
     pqxx::nontransaction tx(admin);
     tx.exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
-    tx.exec("CREATE DATABASE " + name_);
+    tx.exec("CREATE DATABASE " + name_ + (create_options.empty() ? "" : " " + create_options));
     conninfo_ = with_dbname(base_conninfo(), name_);
   }
   ~TestDatabase() {

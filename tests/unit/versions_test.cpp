@@ -161,3 +161,22 @@ TEST_CASE("check passes compatible version differences as notes and fails incomp
   CHECK(mismatches[1].fact == "protocol.replication");
   CHECK(mismatches[1].message.find("no protocol version in common") != std::string::npos);
 }
+
+TEST_CASE("check flags two different database encodings as a lossy pair, and only those") {
+  mpf::server::verify::CheckInput in;
+  in.local = {{"node.name", "a"}, {"peer.name", "b"}, {"database.encoding", "UTF8"}};
+  in.peer = {{"node.name", "b"}, {"peer.name", "a"}, {"database.encoding", "UTF8"}};
+  in.local_addresses = {"127.0.0.1"};
+  in.peer_view_of_here = {"127.0.0.1"};
+  CHECK(mpf::server::verify::compare_facts(in).empty());
+  in.peer[2].second = "LATIN1";
+  auto m = mpf::server::verify::compare_facts(in);
+  REQUIRE(m.size() == 1);
+  CHECK(m[0].fact == "database.encoding");
+  CHECK(m[0].message.find("here \"UTF8\", peer \"LATIN1\"") != std::string::npos);
+  CHECK(m[0].message.find("lossy pair") != std::string::npos);
+  CHECK(m[0].message.find("stops apply on the LATIN1 node") != std::string::npos);
+  // A peer from before the fact was reported: not compared (a rolling upgrade passes).
+  in.peer.pop_back();
+  CHECK(mpf::server::verify::compare_facts(in).empty());
+}

@@ -40,6 +40,7 @@
 // session never carries an aborted transaction on. (Four round trips per group before.)
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <set>
@@ -65,6 +66,31 @@ constexpr auto kMaxCommitWait = std::chrono::seconds(2);
 
 // Groups applied without trying the fast upsert after one failed (see apply_fresh).
 constexpr int kFastSkipGroups = 64;
+
+// UTF8 text with every non-ASCII character written \XXXX (or \+XXXXXX) and a backslash as
+// \\, as in PostgreSQL's U&'' strings: ASCII only, so any database encoding holds it, and
+// lossless (U&'...' reads it back).
+std::string escape_non_ascii(const std::string& utf8) {
+  std::string out;
+  for (size_t i = 0; i < utf8.size();) {
+    const auto c = static_cast<unsigned char>(utf8[i]);
+    if (c < 0x80) {
+      out += c == '\\' ? std::string("\\\\") : std::string(1, static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    const size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+    uint32_t cp = c & (len == 4 ? 0x07 : len == 3 ? 0x0F : 0x1F);
+    for (size_t k = 1; k < len && i + k < utf8.size(); ++k) {
+      cp = (cp << 6) | (static_cast<unsigned char>(utf8[i + k]) & 0x3F);
+    }
+    char buf[16];
+    std::snprintf(buf, sizeof buf, cp > 0xFFFF ? "\\+%06X" : "\\%04X", cp);
+    out += buf;
+    i += len;
+  }
+  return out;
+}
 
 std::string join(const std::vector<std::string>& items) {
   std::string out;
@@ -227,10 +253,20 @@ PgApplier::~PgApplier() { reset(); }
 Result<std::unique_ptr<PgApplier>> PgApplier::open(const std::string& conninfo) {
   try {
     auto conn = std::make_unique<pqxx::connection>(conninfo);
+    // Values arrive in UTF8 (PROTOCOL.md, "Encoding"); the server converts them into the
+    // database's encoding, and one it cannot represent fails the statement (nothing stored).
+    conn->set_client_encoding("UTF8");
     // The application's login is made read-only on a standby (node.app_role); should the
     // replicator log in as that same role, its own session must still write.
-    pqxx::nontransaction(*conn).exec("SET default_transaction_read_only = off");
-    return std::unique_ptr<PgApplier>(new PgApplier(std::move(conn)));
+    bool converts = false;
+    {
+      pqxx::nontransaction q(*conn);
+      q.exec("SET default_transaction_read_only = off");
+      converts = q.exec("SELECT current_setting('server_encoding') <> 'UTF8'")[0][0].as<bool>();
+    }
+    std::unique_ptr<PgApplier> applier(new PgApplier(std::move(conn)));
+    applier->converts_ = converts;
+    return applier;
   } catch (const std::exception& e) {
     return unavailable(std::string("could not connect the applier to the database: ") + e.what());
   }
@@ -851,6 +887,13 @@ Result<Position> PgApplier::apply_fresh(const std::vector<TxChunk>& chunks) {
   try {
     const std::string open = begin_sql() + "SAVEPOINT mpf_group; ";  // begin_sql() sets tx_
     bool open_sent = false;
+    if (converts_) {
+      // A value this database's encoding cannot represent must fail inside the open group
+      // (then the savepoint and the change-by-change replay name its table, key and
+      // transaction), not in a string whose BEGIN never ran: one more round trip per group.
+      tx_->exec(open);
+      open_sent = true;
+    }
     for (const bool fast : {true, false}) {
       // After a fast attempt failed, the next groups most likely meet the same rows written
       // here (after a role change every row of the target is): they go straight to the
@@ -1102,16 +1145,39 @@ void PgApplier::commit_wait(const NetEffect& net) {
 void PgApplier::record_skip(const TxChunk& chunk, const std::string& reason) {
   for (const auto& change : chunk.changes) {
     const auto* t = by_id_.at(static_cast<size_t>(change.table_id));
-    tx_->exec_params(
-        "INSERT INTO mpfailover.conflict (relation, key, kind, loser_origin, loser_hlc, loser_op, "
-        "loser_image, reason) VALUES ($1, $2::text[], 'skip', $3, $4, $5, $6::text[], $7)",
-        t ? t->relation : std::string("table ") + std::to_string(change.table_id),
-        pg::array_literal(change.key), origin_, change.hlc,
-        std::string(1, static_cast<char>(change.op)),
-        change.op == Op::kDelete ? std::optional<std::string>()
-                                 : std::optional<std::string>(pg::array_literal(change.image)),
-        "skipped transaction " + chunk.position.to_string() + " from \"" + origin_ +
-            "\": " + reason);
+    auto insert = [&](bool escaped) {
+      auto text = [&](const std::string& v) { return escaped ? escape_non_ascii(v) : v; };
+      tx_->exec_params(
+          "INSERT INTO mpfailover.conflict (relation, key, kind, loser_origin, loser_hlc, "
+          "loser_op, loser_image, reason) VALUES ($1, $2::text[], 'skip', $3, $4, $5, $6::text[], "
+          "$7)",
+          t ? t->relation : std::string("table ") + std::to_string(change.table_id),
+          text(pg::array_literal(change.key)), origin_, change.hlc,
+          std::string(1, static_cast<char>(change.op)),
+          change.op == Op::kDelete
+              ? std::optional<std::string>()
+              : std::optional<std::string>(text(pg::array_literal(change.image))),
+          "skipped transaction " + chunk.position.to_string() + " from \"" + origin_ +
+              "\": " + reason +
+              (escaped ? " (key and image escaped as in U&'' strings: this database's encoding "
+                         "cannot represent them)"
+                       : ""));
+    };
+    if (!converts_) {
+      insert(false);
+      continue;
+    }
+    // The skipped change is often the one this database's encoding cannot represent: then it
+    // is recorded escaped, never lost.
+    tx_->exec("SAVEPOINT mpf_skip");
+    try {
+      insert(false);
+      tx_->exec("RELEASE SAVEPOINT mpf_skip");
+    } catch (const pqxx::sql_error& e) {
+      if (e.sqlstate() != "22P05" && e.sqlstate() != "22021") throw;  // untranslatable
+      tx_->exec("ROLLBACK TO SAVEPOINT mpf_skip");
+      insert(true);
+    }
   }
   if (chunk.last) {
     tx_->exec_params(

@@ -98,6 +98,8 @@ std::string tick_and_read_query() {
 std::unique_ptr<pqxx::connection> open_connection(const std::string& conninfo,
                                                   const PgLogReader::Options& options) {
   auto conn = std::make_unique<pqxx::connection>(conninfo);
+  // Values leave in UTF8 whatever the database's encoding (PROTOCOL.md, "Encoding").
+  conn->set_client_encoding("UTF8");
   pqxx::nontransaction tx(*conn);
   // Ticks, acks and trims are writes, also on a standby whose application login is read-only.
   tx.exec("SET default_transaction_read_only = off");

@@ -35,6 +35,20 @@ bool is_node_local(const std::string& name) {
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
+// Values cross port 2008 in UTF8 and are converted into each database's encoding (PROTOCOL.md,
+// "Encoding"). Two different encodings always make a lossy pair: one of them is not UTF8, so
+// some character the other database holds has no equivalent there, and its row stops apply on
+// that node (named, nothing skipped) instead of arriving.
+std::string encoding_mismatch(const std::string& here, const std::string& there) {
+  const std::string narrow = here == "UTF8" ? there : here;
+  const std::string wide = here == "UTF8" ? here : there;
+  return "database.encoding differs: here " + quoted(here) + ", peer " + quoted(there) +
+         ": a lossy pair: a character a " + wide + " database holds that " + narrow +
+         " cannot represent stops apply on the " + narrow +
+         " node, naming the table, key and transaction; hint: create both databases with the "
+         "same encoding (UTF8)";
+}
+
 // "1-2" or "1" -> range; nullopt for anything else.
 std::optional<replicator::VersionRange> parse_range(const std::string& s) {
   unsigned lo = 0, hi = 0;
@@ -125,6 +139,12 @@ std::vector<Mismatch> compare_facts(const CheckInput& in) {
   for (const auto& name : names) {
     if (handled.count(name) || is_node_local(name)) continue;
     if (name == "software.version") continue;  // information only (compatible_differences)
+    if (name == "database.encoding") {
+      // Absent on a release before it was reported: nothing to compare.
+      if (!here.count(name) || !there.count(name) || here.at(name) == there.at(name)) continue;
+      out.push_back({name, encoding_mismatch(here.at(name), there.at(name))});
+      continue;
+    }
     if (here.count(name) && there.count(name) && here.at(name) != there.at(name)) {
       std::string why;
       auto ok = versions_compatible(name, here.at(name), there.at(name), get(here, "node.name"),

@@ -99,6 +99,7 @@ Result<SnapshotBeginAnswer> PgSnapshotSource::begin(const std::string& requester
       }
     }
     conn_ = std::make_unique<pqxx::connection>(conninfo_);
+    conn_->set_client_encoding("UTF8");  // the copy travels in UTF8, as the change stream does
     {
       pqxx::nontransaction q(*conn_);
       // Text forms that read back exactly on the standby (the same pinning as verify's hashes).

@@ -105,6 +105,7 @@ Result<pqxx::connection*> PgVerifySource::connection() {
   reset();
   try {
     conn_ = std::make_unique<pqxx::connection>(conninfo_);
+    conn_->set_client_encoding("UTF8");  // rows are compared as the characters they hold
     pqxx::nontransaction tx(*conn_);
     // Pinned text output: equal rows hash equal on both nodes (see the header).
     tx.exec(
@@ -153,7 +154,11 @@ Result<const PgVerifySource::TableSql*> PgVerifySource::table_sql(const std::str
       s->key_types.push_back(d.column_types[pos]);
       texts.push_back("t." + ident(**c, k) + "::text AS _t" + std::to_string(i));
     }
-    s->hash = "('x' || left(md5(ROW(" + join(cols, ", ") + ")::text), 16))::bit(64)::bigint";
+    // The md5 of the row's UTF8 bytes, not of the database's own: a LATIN1 'Ã¶' and a UTF8
+    // 'ö' are the same two bytes, and must not hash equal. (In a UTF8 database convert_to
+    // changes nothing, so the hashes are those of earlier versions.)
+    s->hash = "('x' || left(md5(convert_to(ROW(" + join(cols, ", ") +
+              ")::text, 'UTF8')), 16))::bit(64)::bigint";
     s->key_text = join(texts, ", ");
     s->order = join(s->key_cols, ", ");
     sql_.push_back(std::move(s));
@@ -376,9 +381,10 @@ Result<Facts> local_facts(const Config& config, PgVerifySource& source) {
     pqxx::read_transaction tx(**c);
     auto r = tx.exec(
         "SELECT datcollate || '/' || datctype, current_setting('server_version_num')::int / 10000, "
-        "current_setting('track_commit_timestamp') FROM pg_database "
-        "WHERE datname = current_database()");
+        "current_setting('track_commit_timestamp'), pg_encoding_to_char(encoding) "
+        "FROM pg_database WHERE datname = current_database()");
     f["database.collation"] = r[0][0].as<std::string>();
+    f["database.encoding"] = r[0][3].as<std::string>();
     f["postgresql.major"] = r[0][1].as<std::string>();
     f["postgresql.track_commit_timestamp"] = r[0][2].as<std::string>();
   } catch (const std::exception& e) {

@@ -317,6 +317,7 @@ void ResyncRunner::run(std::stop_token stop, Job& job) {
   Refusal refusal;
   try {
     pqxx::connection conn(config_.node.database);
+    conn.set_client_encoding("UTF8");  // the copy arrives in UTF8 (PROTOCOL.md, "Encoding")
     {
       pqxx::nontransaction q(conn);
       q.exec(

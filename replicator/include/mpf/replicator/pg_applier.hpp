@@ -111,6 +111,10 @@ class PgApplier {
   int fast_skips_ = 0;                     // groups left to apply without the fast attempt
   std::map<Position, std::string> skips_;  // operator's skip requests, read at bind
   Position failed_at_;                     // see failed_position()
+  // The database's encoding is not UTF8: a value it cannot represent fails the conversion of
+  // the whole query string, before any statement in it runs, so the group's BEGIN and
+  // savepoint go in a round trip of their own (see apply_fresh).
+  bool converts_ = false;
 };
 
 }  // namespace mpf::replicator
