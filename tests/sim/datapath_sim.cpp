@@ -415,10 +415,12 @@ class World {
 
   // The connection breaks; the source's monitor notices (`noticed`) after a while, or only its
   // ack timeout does.
+  // A connection not yet connected is not killed: its socket keeps retrying the connect. A
+  // disconnect not noticed at once is noticed by the ZMTP heartbeat (60 s).
   void kill(Conn& conn, bool noticed) {
-    if (conn.dead) return;
+    if (conn.dead || !conn.connected) return;
     conn.dead = true;
-    if (noticed) conn.notice_at = now_ + between(50ms, 2s);
+    conn.notice_at = now_ + (noticed ? between(50ms, 2s) : 60s);
   }
 
   void lose_uncommitted(Node& n) {
@@ -443,7 +445,7 @@ class World {
       if (conn.shipper == i) {
         conn.dead = true;
         conn.shipper_closed = true;
-      } else {
+      } else if (conn.connected) {
         kill(conn, true);  // the restarted host answers with a reset
       }
     }
@@ -543,6 +545,11 @@ class World {
     ++counters_.frames;
     const int dir = to_receiver ? 0 : 1;
     TimePoint at = std::max(now_ + between(1ms, 20ms), conn.last_at[dir]);
+    if (rng_() % 100 == 0) {
+      // The connection stalls (a congested link): this frame and those behind it wait, so the
+      // source may give up on the session while its frames are still on the way.
+      at += between(0ms, 3s);
+    }
     if (std::uniform_real_distribution<double>(0, 1)(rng_) < c_.frame_fault) {
       ++counters_.frame_faults;
       switch (rng_() % 3) {
@@ -848,16 +855,16 @@ class World {
           return;
         }
       }
-      if (origin.log.trimmed_through > d.position) {
-        violation(origin.name + " trimmed its log through " +
-                  origin.log.trimmed_through.to_string() + " but " + peer.name +
-                  " has durably applied only up to " + d.position.to_string());
-        return;
-      }
       if (origin.ship && origin.ship->acked() > d.position) {
         violation(origin.name + " holds " + origin.ship->acked().to_string() +
                   " as acknowledged but " + peer.name + " has durably applied only up to " +
                   d.position.to_string());
+        return;
+      }
+      if (origin.log.trimmed_through > d.position) {
+        violation(origin.name + " trimmed its log through " +
+                  origin.log.trimmed_through.to_string() + " but " + peer.name +
+                  " has durably applied only up to " + d.position.to_string());
         return;
       }
     }
