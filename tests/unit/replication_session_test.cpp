@@ -139,7 +139,9 @@ TEST_SUITE("receiver_session") {
     (void)s.on_tick(TimePoint{} + 600ms);
     auto last = s.on_bound(mpf::unavailable("still gone"));
     CHECK(kinds(last) == std::vector<RK>{RK::kSend, RK::kCloseApplier});
-    CHECK(std::get<wire::Refuse>(last[0].message).reason.rfind("database unavailable", 0) == 0);
+    REQUIRE(find(last, RK::kSend) != nullptr);
+    CHECK(std::get<wire::Refuse>(find(last, RK::kSend)->message)
+              .reason.rfind("database unavailable", 0) == 0);
     CHECK_FALSE(s.has_session());
   }
 
@@ -162,7 +164,7 @@ TEST_SUITE("receiver_session") {
     (void)s.end_group(TimePoint{});
     auto r = s.on_applied(mpf::invalid_argument("duplicate key"), TimePoint{});
     REQUIRE(kinds(r) == std::vector<RK>{RK::kSend});
-    CHECK(std::get<wire::ApplyError>(r[0].message).position == Position{3, 9});
+    CHECK(std::get<wire::ApplyError>(find(r, RK::kSend)->message).position == Position{3, 9});
     CHECK(kinds(s.on_batch("r1", wire::Batch{7, 2, {chunk(3, 10)}}, 2, false)).empty());
     CHECK(kinds(s.end_group(TimePoint{})).empty());
   }
