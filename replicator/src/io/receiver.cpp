@@ -16,6 +16,7 @@
 // applies; one commit per batch of 1,000 changes cost the drain a quarter of its apply time in
 // per-group work (commit, deferred checks, statement start-up).
 #include <deque>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -23,8 +24,9 @@
 #include <zmq.hpp>
 
 #include <mpf/core/text.hpp>
-#include <mpf/replicator/pg_applier.hpp>
+#include <mpf/replicator/pg_applier_connection.hpp>
 #include <mpf/replicator/receiver.hpp>
+#include <mpf/replicator/receiver_session.hpp>
 #include <mpf/replicator/versions.hpp>
 #include <mpf/replicator/wire.hpp>
 
@@ -32,9 +34,6 @@ namespace mpf::replicator {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// At most this many changes in one apply group made of queued batches.
-constexpr size_t kMaxGroupChanges = 8000;
 
 // A frame from the port, decoded already when it was read ahead with the session's decoder.
 struct Incoming {
@@ -45,18 +44,19 @@ struct Incoming {
 
 }  // namespace
 
-class Receiver::Sessions {
- public:
-  std::string routing_id;  // of the current session's sender
-  uint64_t session_id = 0;
-  uint64_t expected_seq = 1;
-  uint32_t version = 0;  // the protocol version agreed in the Welcome
-  bool stuck = false;    // apply stopped with an error
-  std::string origin;
-  std::vector<TableDef> tables;  // as the Hello described them, for re-binding
+namespace {
+
+// The current session's codecs (fresh per session: one compression stream per session).
+struct Codecs {
   wire::Decoder decoder;
   wire::Encoder encoder;
 };
+
+mpf::TimePoint now_point() {
+  return std::chrono::time_point_cast<mpf::Duration>(std::chrono::steady_clock::now());
+}
+
+}  // namespace
 
 Receiver::Receiver(zmq::context_t& context, ReceiverOptions options)
     : context_(context), options_(std::move(options)) {}
@@ -156,8 +156,14 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
   zmq::socket_t port(context_, zmq::socket_type::pair);
   port.set(zmq::sockopt::linger, 0);
   port.connect(inproc);
-  std::unique_ptr<PgApplier> applier;
-  std::unique_ptr<Sessions> session;
+  // The session rules are in ReceiverSession (src/core/receiver_session.cpp); this loop only
+  // reads frames, decodes them, and carries out the session's actions on the socket and the
+  // database. The applier is an object, never a null pointer: closed, it answers kUnavailable.
+  ReceiverSessionOptions session_options;
+  session_options.node = options_.node;
+  ReceiverSession session(session_options);
+  PgApplierConnection applier(options_.conninfo);
+  Codecs codecs;  // of the current session
   Clock::time_point last_drop_log{};
   std::string version_refusal;  // the last Hello refused for its versions, as last_error says it
   uint64_t drops_since_log = 0;
@@ -175,9 +181,84 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
       drops_since_log = 0;
     }
   };
-  auto reply = [&](const std::string& routing_id, wire::Encoder& enc, const wire::Message& m) {
-    port.send(zmq::buffer(routing_id), zmq::send_flags::sndmore);
-    port.send(zmq::buffer(enc.encode(m)), zmq::send_flags::none);
+  // Carries out the session's actions in order; the applier's answers go back to the session,
+  // whose further actions are carried out in turn.
+  std::function<void(ReceiverSession::Actions)> run = [&](ReceiverSession::Actions actions) {
+    for (auto& a : actions) {
+      switch (a.kind) {
+        case ReceiverAction::Kind::kSend: {
+          port.send(zmq::buffer(a.routing_id), zmq::send_flags::sndmore);
+          port.send(zmq::buffer(codecs.encoder.encode(a.message)), zmq::send_flags::none);
+          break;
+        }
+        case ReceiverAction::Kind::kBind:
+          run(session.on_bound(applier.bind(a.origin, a.tables)));
+          break;
+        case ReceiverAction::Kind::kReadApplied:
+          run(session.on_applied_position(applier.applied_position()));
+          break;
+        case ReceiverAction::Kind::kApply: {
+          auto r = applier.apply(*a.group);
+          run(session.on_applied(r, now_point(), r ? Position{} : applier.failed_position()));
+          break;
+        }
+        case ReceiverAction::Kind::kRollback:
+          applier.rollback();
+          break;
+        case ReceiverAction::Kind::kCloseApplier:
+          applier.close();
+          break;
+        case ReceiverAction::Kind::kDrop:
+          drop(a.reason);
+          break;
+        case ReceiverAction::Kind::kOpened: {
+          codecs.decoder = wire::Decoder();
+          codecs.encoder = wire::Encoder();
+          spdlog::info("SessionAccepted origin={} session={:x} applied={} protocol_version={}",
+                       a.origin, session.session_id(), a.position.to_string(), session_version_);
+          std::lock_guard lock(mu_);
+          stats_.connected = true;
+          stats_.protocol_version = session_version_;
+          if (stats_.last_error == version_refusal) stats_.last_error.clear();  // the peer moved on
+          ++stats_.sessions;
+          stats_.applied = a.position;
+          break;
+        }
+        case ReceiverAction::Kind::kApplied: {
+          uint64_t txs = 0;
+          size_t changes = 0;
+          for (const auto& c : *a.group) {
+            txs += c.last ? 1 : 0;
+            changes += c.changes.size();
+          }
+          std::lock_guard lock(mu_);
+          stats_.batches += applied_batches_;
+          stats_.transactions += txs;
+          stats_.changes += changes;
+          stats_.applied = a.position;
+          stats_.last_error.clear();
+          stats_.apply_stopped = false;
+          break;
+        }
+        case ReceiverAction::Kind::kApplyStopped: {
+          std::lock_guard lock(mu_);
+          stats_.apply_stopped = true;
+          break;
+        }
+        case ReceiverAction::Kind::kLog: {
+          const auto level = a.level == ReceiverAction::Level::kError  ? spdlog::level::err
+                             : a.level == ReceiverAction::Level::kWarn ? spdlog::level::warn
+                             : a.level == ReceiverAction::Level::kInfo ? spdlog::level::info
+                                                                       : spdlog::level::debug;
+          spdlog::log(level, "{}", one_line(a.reason));
+          if (a.error) {
+            std::lock_guard lock(mu_);
+            stats_.last_error = one_line(a.reason);
+          }
+          break;
+        }
+      }
+    }
   };
 
   std::deque<Incoming> ahead;  // read while gathering a group, not a batch of it
@@ -190,23 +271,27 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
     in.routing_id.assign(static_cast<const char*>(id_frame.data()), id_frame.size());
     return in;
   };
+  auto frame_version = [](const zmq::message_t& body) -> uint32_t {
+    const char* raw = static_cast<const char*>(body.data());
+    return body.size() > 3 && raw[3] == 'C' ? 2 : 1;
+  };
 
   while (!stop.stop_requested()) {
     try {
       if (held_) {  // resync: let go of the session and the database (set_held)
-        if (session) {
-          reply(session->routing_id, session->encoder,
-                wire::Refuse{session->session_id,
-                             "node \"" + options_.node + "\" is being resynced"});
-          session.reset();
-        }
-        if (applier) applier->reset();
-        applier.reset();
+        run(session.on_hold());
         {
           std::lock_guard lock(mu_);
           stats_.connected = false;
         }
         quiet_ = true;
+      }
+      // A retry after a lost database connection: wait for it, leaving frames queued in order.
+      if (auto at = session.retry_at()) {
+        const auto now = now_point();
+        if (now < *at) std::this_thread::sleep_for(*at - now);
+        run(session.on_tick(now_point()));
+        continue;
       }
       std::optional<Incoming> next;
       if (!ahead.empty()) {
@@ -221,266 +306,111 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
       }
       const std::string routing_id = std::move(next->routing_id);
       const std::string_view bytes(static_cast<const char*>(next->body.data()), next->body.size());
-      const bool from_session = session && session->routing_id == routing_id;
+      const bool from_session = session.routing_id() && *session.routing_id() == routing_id;
       wire::Decoder scratch;
       auto msg = next->decoded ? std::move(*next->decoded)
-                               : (from_session ? session->decoder : scratch).decode(bytes);
+                               : (from_session ? codecs.decoder : scratch).decode(bytes);
       if (!msg) {
-        drop(msg.status().message());
-        if (from_session) {
-          wire::Encoder enc;
-          reply(routing_id, enc, wire::Refuse{session->session_id, "undecodable frame"});
-          if (applier) applier->reset();
-          session.reset();
-        }
+        run(session.on_undecodable(routing_id, msg.status().message()));
         continue;
       }
-
       if (auto* hello = std::get_if<wire::Hello>(&*msg)) {
-        wire::Encoder enc;
-        const uint32_t max_version = options_.max_protocol_version != 0
-                                         ? options_.max_protocol_version
-                                         : wire::kProtocolVersion;
-        auto version = wire::negotiate_version(*hello, max_version);
-        const Status catalog = check_catalog_versions(options_.node, options_.catalog_version,
-                                                      hello->origin, hello->catalog_version);
-        std::string refusal;
-        bool on_purpose = false;  // standalone or resync: expected, not an error
-        if (hello->origin != options_.peer) {
-          refusal =
-              "node \"" + hello->origin + "\" is not this node's peer (\"" + options_.peer + "\")";
-        } else if (hello->target != options_.node) {
-          refusal = "this is node \"" + options_.node + "\", not \"" + hello->target + "\"";
-        } else if (!version) {
-          refusal = version.status().message();
-        } else if (!catalog) {
-          refusal = catalog.message();
-        } else if (paused_) {
-          refusal = "node \"" + options_.node + "\" is standalone: replication is paused";
-          on_purpose = true;
-        } else if (held_) {
-          refusal = "node \"" + options_.node + "\" is being resynced: replication is paused";
-          on_purpose = true;
-        }
-        if (hello->origin == options_.peer) {  // what the peer says of itself, for status
-          std::lock_guard lock(mu_);
-          stats_.peer_min_version = hello->min_version;
-          stats_.peer_max_version = hello->max_version;
-          stats_.peer_software = hello->software;
-          stats_.peer_catalog_version = hello->catalog_version;
-          if (!version || !catalog) stats_.last_error = version_refusal = refusal;
-        }
-        if (!refusal.empty()) {
-          // Standalone and resync refuse on purpose, once a second while the peer retries: the
-          // state itself is logged where it starts, so those refusals stay out of the error log.
-          spdlog::log(on_purpose ? spdlog::level::debug : spdlog::level::err,
-                      "HelloRefused from={} peer_versions={}-{} peer_software={} "
-                      "peer_catalog_version={} reason=\"{}\"",
-                      hello->origin, hello->min_version, hello->max_version,
-                      hello->software.empty() ? "unknown" : hello->software, hello->catalog_version,
-                      one_line(refusal));
-          reply(routing_id, enc, wire::Refuse{hello->session_id, refusal});
-          continue;
-        }
-        if (hello->catalog_version != options_.catalog_version) {
-          spdlog::warn(
-              "CatalogVersionDiffers peer={} peer_catalog_version={} catalog_version={} "
-              "note=\"compatible during a rolling upgrade; upgrade the older node\"",
-              hello->origin, hello->catalog_version, options_.catalog_version);
-        }
-        if (!applier) {
-          auto a = PgApplier::open(options_.conninfo);
-          if (!a) {
-            reply(routing_id, enc, wire::Refuse{hello->session_id, a.status().message()});
-            std::lock_guard lock(mu_);
-            stats_.last_error = a.status().message();
-            continue;
-          }
-          applier = std::move(a.value());
-        }
-        std::vector<TableDef> tables;
-        for (size_t i = 0; i < hello->tables.size(); ++i) {
-          TableDef d;
-          d.table_id = static_cast<int32_t>(i);
-          d.relation = hello->tables[i].relation;
-          d.columns = hello->tables[i].columns;
-          d.key_columns = hello->tables[i].key_columns;
-          tables.push_back(std::move(d));
-        }
-        if (auto s = applier->bind(hello->origin, tables); !s) {
-          spdlog::error("HelloRefused from={} reason=\"{}\"", hello->origin, one_line(s.message()));
-          reply(routing_id, enc, wire::Refuse{hello->session_id, s.message()});
-          if (s.code() == Code::kUnavailable) applier.reset();
-          continue;
-        }
-        auto applied = applier->applied_position();
-        if (!applied) {
-          reply(routing_id, enc, wire::Refuse{hello->session_id, applied.status().message()});
-          applier.reset();
-          continue;
-        }
-        session = std::make_unique<Sessions>();
-        session->routing_id = routing_id;
-        session->session_id = hello->session_id;
-        session->version = *version;
-        session->origin = hello->origin;
-        session->tables = tables;
-        reply(routing_id, session->encoder,
-              wire::Welcome{*version, options_.node, hello->session_id, *applied});
-        spdlog::info(
-            "SessionAccepted origin={} session={:x} applied={} protocol_version={} "
-            "peer_versions={}-{} peer_software={}",
-            hello->origin, hello->session_id, applied->to_string(), *version, hello->min_version,
-            hello->max_version, hello->software.empty() ? "unknown" : hello->software);
-        std::lock_guard lock(mu_);
-        stats_.connected = true;
-        stats_.protocol_version = *version;
-        if (stats_.last_error == version_refusal) stats_.last_error.clear();  // the peer moved on
-        ++stats_.sessions;
-        stats_.applied = *applied;
+        uint32_t version = 0;
+        const std::string refusal = check_hello(*hello, version, version_refusal);
+        session_version_ = version;
+        run(session.on_hello(routing_id, *hello, version, refusal));
         continue;
       }
-
       auto* batch = std::get_if<wire::Batch>(&*msg);
       if (!batch) {
-        drop(std::string("unexpected ") + wire::message_name(*msg) + " message");
+        run(session.on_unexpected(wire::message_name(*msg)));
         continue;
       }
-      if (!from_session || batch->session_id != session->session_id) {
-        drop("batch of an unknown session");
-        continue;
-      }
-      if (paused_) {  // the node left the pair: the peer resends after `join`
-        reply(routing_id, session->encoder,
-              wire::Refuse{session->session_id, "node \"" + options_.node + "\" is standalone"});
-        if (applier) applier->reset();
-        session.reset();
-        continue;
-      }
-      // A batch must be in the version the session agreed on (docs/protocol.md §6): a node pinned
-      // to version 1 refuses a version-2 frame, as a node of the version-1 release does.
-      if (const uint32_t frame_version = bytes[3] == 'C' ? 2 : 1;
-          frame_version != session->version) {
-        const std::string why = "batch frame of protocol version " + std::to_string(frame_version) +
-                                " in a session that agreed on " + std::to_string(session->version);
-        drop(why);
-        reply(routing_id, session->encoder, wire::Refuse{session->session_id, why});
-        applier->reset();
-        session.reset();
-        continue;
-      }
-      if (batch->seq != session->expected_seq) {
-        drop("batch " + std::to_string(batch->seq) + " out of order, expected " +
-             std::to_string(session->expected_seq));
-        reply(routing_id, session->encoder,
-              wire::Refuse{session->session_id, "batch out of order"});
-        applier->reset();
-        session.reset();
-        continue;
-      }
-      ++session->expected_seq;
-      if (session->stuck) continue;  // the sender ends the session on ApplyError
+      applied_batches_ = 1;
+      run(session.on_batch(routing_id, std::move(*batch), frame_version(next->body), paused_));
       // The batches queued behind this one join its group (see the NOTES above).
-      std::vector<uint64_t> seqs{batch->seq};
-      std::vector<TxChunk> chunks = std::move(batch->chunks);
-      size_t group_changes = 0;
-      for (const auto& c : chunks) group_changes += c.changes.size();
-      while (group_changes < kMaxGroupChanges && !paused_ && !held_) {
+      while (!paused_ && !held_ && session.group_changes() < ReceiverSession::kMaxGroupChanges) {
         auto more = read_frame();
         if (!more) break;
-        if (more->routing_id == session->routing_id) {
-          more->decoded = session->decoder.decode(
+        if (session.routing_id() && more->routing_id == *session.routing_id()) {
+          more->decoded = codecs.decoder.decode(
               std::string_view(static_cast<const char*>(more->body.data()), more->body.size()));
           auto* b = *more->decoded ? std::get_if<wire::Batch>(&**more->decoded) : nullptr;
           // A frame of another protocol version is left for the main path, which refuses it.
-          const char* raw = static_cast<const char*>(more->body.data());
-          const uint32_t frame_version = more->body.size() > 3 && raw[3] == 'C' ? 2 : 1;
-          if (b && b->session_id == session->session_id && b->seq == session->expected_seq &&
-              frame_version == session->version) {
-            ++session->expected_seq;
-            seqs.push_back(b->seq);
-            for (auto& c : b->chunks) {
-              group_changes += c.changes.size();
-              chunks.push_back(std::move(c));
-            }
+          if (b && session.joins_group(more->routing_id, *b, frame_version(more->body))) {
+            ++applied_batches_;
+            run(session.on_batch(more->routing_id, std::move(*b), frame_version(more->body),
+                                 false));
             continue;
           }
         }
         ahead.push_back(std::move(*more));  // handled after this group, in order
         break;
       }
-      const bool mid_transaction = applier->in_split_transaction();
-      auto applied = applier->apply(chunks);
-      // This node's database went away (restart, failover of the database): reconnect and try
-      // the same batches again, a few times over about two seconds, unless a split transaction
-      // was open (its earlier parts are gone with the connection: the sender must resend).
-      for (int attempt = 0; !applied && !mid_transaction && attempt < 8 &&
-                            (applied.status().code() == Code::kUnavailable ||
-                             applied.status().code() == Code::kUnknownOutcome);
-           ++attempt) {
-        spdlog::warn("ApplyRetry origin={} attempt={} reason=\"{}\"", options_.peer, attempt + 1,
-                     one_line(applied.status().message()));
-        applier.reset();
-        std::this_thread::sleep_for(std::chrono::milliseconds(250));
-        auto reopened = PgApplier::open(options_.conninfo);
-        if (!reopened) continue;
-        if (!(*reopened)->bind(session->origin, session->tables)) continue;
-        applier = std::move(reopened.value());
-        applied = applier->apply(chunks);  // already-applied transactions are skipped
-      }
-      if (!applied && (applied.status().code() == Code::kUnavailable ||
-                       applied.status().code() == Code::kUnknownOutcome)) {
-        // Still down: the sender starts a new session and resends from the applied position.
-        spdlog::warn("ApplyUnavailable origin={} reason=\"{}\"", options_.peer,
-                     one_line(applied.status().message()));
-        reply(routing_id, session->encoder,
-              wire::Refuse{session->session_id,
-                           "database unavailable: " + one_line(applied.status().message())});
-        if (applier) applier->reset();
-        applier.reset();
-        session.reset();
-        std::lock_guard lock(mu_);
-        stats_.last_error = one_line(applied.status().message());
-        continue;
-      }
-      if (!applied) {
-        // Exactly the transaction apply failed on (#12): skip must not leave out a good one.
-        const Position at = applier && !applier->failed_position().is_zero()
-                                ? applier->failed_position()
-                            : chunks.empty() ? Position{}
-                                             : chunks.front().position;
-        spdlog::error("ApplyStopped origin={} error=\"{}\"", options_.peer,
-                      one_line(applied.status().message()));
-        reply(routing_id, session->encoder,
-              wire::ApplyError{session->session_id, at, applied.status().message()});
-        session->stuck = true;
-        std::lock_guard lock(mu_);
-        stats_.last_error = applied.status().message();
-        stats_.apply_stopped = true;
-        continue;
-      }
-      for (uint64_t seq : seqs) {
-        reply(routing_id, session->encoder, wire::Ack{session->session_id, seq, *applied});
-      }
-      uint64_t txs = 0;
-      size_t changes = 0;
-      for (const auto& c : chunks) {
-        txs += c.last ? 1 : 0;
-        changes += c.changes.size();
-      }
-      std::lock_guard lock(mu_);
-      stats_.batches += seqs.size();
-      stats_.transactions += txs;
-      stats_.changes += changes;
-      stats_.applied = *applied;
-      stats_.last_error.clear();
-      stats_.apply_stopped = false;
+      run(session.end_group(now_point()));
     } catch (const std::exception& e) {
       spdlog::error("ReceiverError reason=\"{}\"", one_line(e.what()));
-      if (applier) applier->reset();
-      session.reset();
+      // What failed is unknown: the session ends and the applier is closed, so the next
+      // session starts from what the database says it committed.
+      run(session.on_undecodable(session.routing_id() ? *session.routing_id() : std::string(),
+                                 std::string("receiver error: ") + e.what()));
+      applier.close();
     }
   }
+}
+
+// Whether a Hello may open a session: empty, or why not. Sets `version` to the one agreed.
+std::string Receiver::check_hello(const wire::Hello& hello, uint32_t& version_out,
+                                  std::string& version_refusal) {
+  const uint32_t max_version =
+      options_.max_protocol_version != 0 ? options_.max_protocol_version : wire::kProtocolVersion;
+  auto version = wire::negotiate_version(hello, max_version);
+  const Status catalog = check_catalog_versions(options_.node, options_.catalog_version,
+                                                hello.origin, hello.catalog_version);
+  std::string refusal;
+  bool on_purpose = false;  // standalone or resync: expected, not an error
+  if (hello.origin != options_.peer) {
+    refusal = "node \"" + hello.origin + "\" is not this node's peer (\"" + options_.peer + "\")";
+  } else if (hello.target != options_.node) {
+    refusal = "this is node \"" + options_.node + "\", not \"" + hello.target + "\"";
+  } else if (!version) {
+    refusal = version.status().message();
+  } else if (!catalog) {
+    refusal = catalog.message();
+  } else if (paused_) {
+    refusal = "node \"" + options_.node + "\" is standalone: replication is paused";
+    on_purpose = true;
+  } else if (held_) {
+    refusal = "node \"" + options_.node + "\" is being resynced: replication is paused";
+    on_purpose = true;
+  }
+  if (hello.origin == options_.peer) {  // what the peer says of itself, for status
+    std::lock_guard lock(mu_);
+    stats_.peer_min_version = hello.min_version;
+    stats_.peer_max_version = hello.max_version;
+    stats_.peer_software = hello.software;
+    stats_.peer_catalog_version = hello.catalog_version;
+    if (!version || !catalog) stats_.last_error = version_refusal = refusal;
+  }
+  if (!refusal.empty()) {
+    // Standalone and resync refuse on purpose, once a second while the peer retries: the state
+    // itself is logged where it starts, so those refusals stay out of the error log.
+    spdlog::log(on_purpose ? spdlog::level::debug : spdlog::level::err,
+                "HelloRefused from={} peer_versions={}-{} peer_software={} "
+                "peer_catalog_version={} reason=\"{}\"",
+                hello.origin, hello.min_version, hello.max_version,
+                hello.software.empty() ? "unknown" : hello.software, hello.catalog_version,
+                one_line(refusal));
+    return refusal;
+  }
+  if (hello.catalog_version != options_.catalog_version) {
+    spdlog::warn(
+        "CatalogVersionDiffers peer={} peer_catalog_version={} catalog_version={} "
+        "note=\"compatible during a rolling upgrade; upgrade the older node\"",
+        hello.origin, hello.catalog_version, options_.catalog_version);
+  }
+  version_out = *version;
+  return {};
 }
 
 }  // namespace mpf::replicator

@@ -55,6 +55,7 @@
 #include <mpf/replicator/capture.hpp>
 #include <mpf/replicator/pg_log_reader.hpp>
 #include <mpf/replicator/shipper.hpp>
+#include <mpf/replicator/shipper_session.hpp>
 #include <mpf/replicator/wire.hpp>
 
 namespace mpf::replicator {
@@ -62,15 +63,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+mpf::TimePoint now_point() {
+  return std::chrono::time_point_cast<mpf::Duration>(std::chrono::steady_clock::now());
+}
+
 uint64_t random_session_id() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   uint64_t id = 0;
   while (id == 0) id = rng();
   return id;
 }
-
-// 12,000 bytes/s: a little under the 128 kbit/s the product supports, TCP/IP overhead included.
-constexpr size_t kSlowestLinkBytesPerSecond = 12'000;
 
 // How long to keep reading at every poll while change numbers are taken but not delivered.
 constexpr auto kHotReading = std::chrono::milliseconds(50);
@@ -249,10 +251,8 @@ class Shipper::Trimmer {
 
 class Shipper::Session {
  public:
-  enum class State { kConnecting, kHandshake, kStreaming, kEnded };
-
-  Session(zmq::context_t& ctx, const ShipperOptions& o)
-      : o_(o), socket_(ctx, zmq::socket_type::dealer), id_(random_session_id()) {
+  Session(zmq::context_t& ctx, const ShipperOptions& o, const ShipperSessionOptions& rules)
+      : core(rules, random_session_id()), o_(o), socket_(ctx, zmq::socket_type::dealer) {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.set(zmq::sockopt::connect_timeout, 250);
     socket_.set(zmq::sockopt::reconnect_ivl, 100);
@@ -263,7 +263,7 @@ class Shipper::Session {
     socket_.set(zmq::sockopt::heartbeat_timeout, 60000);
     socket_.set(zmq::sockopt::heartbeat_ttl, 60000);
     socket_.set(zmq::sockopt::sndhwm, o.window + 4);
-    const std::string monitor_addr = "inproc://mpf-shipper-monitor-" + std::to_string(id_);
+    const std::string monitor_addr = "inproc://mpf-shipper-monitor-" + std::to_string(id());
     if (zmq_socket_monitor(
             socket_.handle(), monitor_addr.c_str(),
             ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
@@ -279,26 +279,19 @@ class Shipper::Session {
 
   ~Session() { zmq_socket_monitor(socket_.handle(), nullptr, 0); }
 
-  uint64_t id() const { return id_; }
+  uint64_t id() const { return core.id(); }
   zmq::socket_t& socket() { return socket_; }
   zmq::socket_t& monitor() { return monitor_; }
   wire::Encoder& encoder() { return encoder_; }
   wire::Decoder& decoder() { return decoder_; }
 
-  State state = State::kConnecting;
-  Clock::time_point handshake_deadline;
-  Clock::time_point last_ack;
-  int inflight = 0;
-  std::deque<size_t> inflight_bytes;  // frame sizes of the unacknowledged batches, in order
-  std::deque<uint64_t> inflight_txs;  // whole transactions in each of them (for peer_ack's total)
-  uint64_t next_seq = 1;
+  ShipperSession core;  // the session's rules (src/core/shipper_session.cpp)
   std::unordered_map<int32_t, int32_t> wire_table;  // catalog table_id -> Hello index
 
  private:
   const ShipperOptions& o_;
   zmq::socket_t socket_;
   zmq::socket_t monitor_;
-  uint64_t id_;
   wire::Encoder encoder_;
   wire::Decoder decoder_;
 };
@@ -330,7 +323,6 @@ void Shipper::run(std::stop_token stop) {
   bool wake_pending = false;  // a wake-up arrived since the last read
   bool more = false;          // the reader holds more than its last batch: read again at once
   Clock::time_point last_counter{};
-  uint64_t acked_txs = 0;  // acknowledged transactions not yet added to peer_ack's total
   const uint32_t max_version =
       o.max_protocol_version != 0 ? o.max_protocol_version : wire::kProtocolVersion;
 
@@ -353,7 +345,7 @@ void Shipper::run(std::stop_token stop) {
     stats_.last_error = one_line(e);
   };
   auto end_session = [&](const std::string& why, Duration backoff) {
-    if (session && session->state == Session::State::kStreaming) {
+    if (session && session->core.state() == ShipperSession::State::kStreaming) {
       spdlog::warn("LinkDown peer={} session={:x} reason=\"{}\"", o.peer, session->id(),
                    one_line(why));
     } else if (!why.empty()) {
@@ -363,6 +355,76 @@ void Shipper::run(std::stop_token stop) {
     next_attempt = Clock::now() + backoff;
     std::lock_guard lock(mu_);
     stats_.connected = false;
+  };
+
+  ShipperSessionOptions rules;
+  rules.window = o.window;
+  rules.max_version = max_version;
+  rules.handshake_timeout = o.handshake_timeout;
+  rules.ack_timeout = o.ack_timeout;
+  rules.retry_interval = o.retry_interval;
+  // Carries out the session's actions in order; stops at the first that fails (the session then
+  // ends) or ends the session.
+  auto carry_out = [&](ShipperSession::Actions actions) {
+    for (auto& a : actions) {
+      if (!session) return;
+      switch (a.kind) {
+        case ShipperAction::Kind::kUseVersion:
+          if (auto s = session->encoder().use_version(a.version); !s) {
+            spdlog::error("WelcomeRefused peer={} reason=\"{}\"", o.peer, one_line(s.message()));
+            set_error(s.message());
+            end_session(s.message(), std::chrono::seconds(2));
+            return;
+          }
+          break;
+        case ShipperAction::Kind::kSeek:
+          if (auto s = reader->seek(a.position); !s) {
+            end_session(s.message(), std::chrono::seconds(1));
+            return;
+          }
+          delivered_seq = 0;
+          seen_counter = -1;
+          more = false;
+          break;
+        case ShipperAction::Kind::kAcked: {
+          acked = a.position;
+          trimmer.acked(acked, a.transactions, more);
+          std::lock_guard lock(mu_);
+          stats_.acked = acked;
+          break;
+        }
+        case ShipperAction::Kind::kStreaming: {
+          spdlog::info("LinkUp peer={} session={:x} resume_from={} protocol_version={}", o.peer,
+                       session->id(), a.position.to_string(), a.version);
+          draining = true;
+          drain_since.reset();
+          drain_txs = 0;
+          std::lock_guard lock(mu_);
+          stats_.connected = true;
+          stats_.protocol_version = a.version;
+          stats_.last_error.clear();
+          break;
+        }
+        case ShipperAction::Kind::kRecordApplyError:
+          spdlog::error("PeerApplyStopped peer={} position={} error=\"{}\"", o.peer,
+                        a.position.to_string(), a.reason);
+          set_error("apply on " + o.peer + " stopped at " + a.position.to_string() + ": " +
+                    a.reason);
+          if (auto s = reader->store_apply_error(o.peer, a.position, a.reason); !s) {
+            spdlog::warn("ApplyErrorNotRecorded reason=\"{}\"", one_line(s.message()));
+            reader.reset();
+          }
+          break;
+        case ShipperAction::Kind::kEnd:
+          if (!a.event.empty()) {
+            spdlog::log(a.error ? spdlog::level::err : spdlog::level::warn,
+                        "{} peer={} reason=\"{}\"", a.event, o.peer, one_line(a.reason));
+          }
+          if (!a.last_error.empty()) set_error(a.last_error);
+          end_session(a.reason, a.backoff);
+          return;
+      }
+    }
   };
 
   while (!stop.stop_requested()) {
@@ -398,7 +460,7 @@ void Shipper::run(std::stop_token stop) {
               std::min<Clock::duration>(next_attempt - now, std::chrono::milliseconds(50)));
           continue;
         }
-        session = std::make_unique<Session>(context_, o);
+        session = std::make_unique<Session>(context_, o, rules);
         // The Hello describes the tables as captured here; the batch refers to them by index.
         pqxx::connection conn(o.conninfo);
         auto tables = installed_tables(conn);
@@ -427,8 +489,7 @@ void Shipper::run(std::stop_token stop) {
       }
 
       // Wait for something to read, briefly when there may be changes to send.
-      const bool can_send =
-          session->state == Session::State::kStreaming && session->inflight < o.window;
+      const bool can_send = session->core.can_send();
       zmq::pollitem_t items[] = {{session->socket().handle(), 0, ZMQ_POLLIN, 0},
                                  {session->monitor().handle(), 0, ZMQ_POLLIN, 0},
                                  {nullptr, wake.fd(), ZMQ_POLLIN, 0}};
@@ -453,24 +514,16 @@ void Shipper::run(std::stop_token stop) {
             session->monitor().recv(address, zmq::recv_flags::dontwait)) {
           uint16_t kind = 0;
           if (event.size() >= 2) std::memcpy(&kind, event.data(), 2);
-          if (kind == ZMQ_EVENT_CONNECTED && session->state == Session::State::kConnecting) {
-            session->state = Session::State::kHandshake;
-            session->handshake_deadline = Clock::now() + o.handshake_timeout;
+          if (kind == ZMQ_EVENT_CONNECTED) {
+            carry_out(session->core.on_connected(now_point()));
           } else if (kind == ZMQ_EVENT_DISCONNECTED) {
-            end_session("disconnected", o.retry_interval);
-            continue;
+            carry_out(session->core.on_disconnected());
           } else if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
                      kind == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
                      kind == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-            const std::string why =
-                kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
-                    ? "peer refused this node's key (check security.* on both nodes)"
-                    : "security handshake with the peer failed (security.mode or keys differ)";
-            spdlog::error("LinkRefused peer={} endpoint={} reason=\"{}\"", o.peer, o.endpoint, why);
-            set_error(why);
-            end_session(why, std::chrono::seconds(2));
-            continue;
+            carry_out(session->core.on_handshake_failed(kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH));
           }
+          if (!session) continue;
         }
       }
       if (items[0].revents & ZMQ_POLLIN) {
@@ -479,118 +532,20 @@ void Shipper::run(std::stop_token stop) {
           auto msg = session->decoder().decode(
               std::string_view(static_cast<const char*>(frame.data()), frame.size()));
           if (!msg) {
-            end_session("bad frame from peer: " + msg.status().message(), o.retry_interval);
+            carry_out(session->core.fail("bad frame from peer: " + msg.status().message(),
+                                         o.retry_interval));
             break;
           }
-          if (auto* w = std::get_if<wire::Welcome>(&*msg)) {
-            if (w->session_id != session->id() || session->state == Session::State::kStreaming) {
-              continue;  // a stale reply of an earlier session
-            }
-            Status chosen =
-                w->version > max_version
-                    ? failed_precondition("protocol version " + std::to_string(w->version) +
-                                          " chosen by the peer was not offered (" +
-                                          std::to_string(wire::kMinProtocolVersion) + " to " +
-                                          std::to_string(max_version) + ")")
-                    : session->encoder().use_version(w->version);
-            if (!chosen) {
-              spdlog::error("WelcomeRefused peer={} reason=\"{}\"", o.peer,
-                            one_line(chosen.message()));
-              set_error(chosen.message());
-              end_session(chosen.message(), std::chrono::seconds(2));
-              break;
-            }
-            if (auto s = reader->seek(w->applied); !s) {
-              end_session(s.message(), std::chrono::seconds(1));
-              break;
-            }
-            acked = w->applied;
-            // The peer's applied position is acknowledged too: trim goes up to it, and
-            // `mpfailover queue` reads peer_ack.
-            trimmer.acked(acked);
-            delivered_seq = 0;
-            seen_counter = -1;
-            more = false;
-            session->state = Session::State::kStreaming;
-            session->last_ack = Clock::now();
-            spdlog::info("LinkUp peer={} session={:x} resume_from={} protocol_version={}", o.peer,
-                         session->id(), acked.to_string(), w->version);
-            draining = true;
-            drain_since.reset();
-            drain_txs = 0;
-            std::lock_guard lock(mu_);
-            stats_.connected = true;
-            stats_.protocol_version = w->version;
-            stats_.acked = acked;
-            stats_.last_error.clear();
-          } else if (auto* a = std::get_if<wire::Ack>(&*msg)) {
-            if (a->session_id != session->id()) continue;
-            --session->inflight;
-            if (!session->inflight_bytes.empty()) session->inflight_bytes.pop_front();
-            if (!session->inflight_txs.empty()) {
-              acked_txs += session->inflight_txs.front();
-              session->inflight_txs.pop_front();
-            }
-            session->last_ack = Clock::now();
-            if (a->position > acked) {
-              acked = a->position;
-              trimmer.acked(acked, std::exchange(acked_txs, 0), more);
-              std::lock_guard lock(mu_);
-              stats_.acked = acked;
-            }
-          } else if (auto* r = std::get_if<wire::Refuse>(&*msg)) {
-            // The peer's database being down is transient: retry soon and quietly.
-            const bool transient = r->reason.rfind("database unavailable", 0) == 0 ||
-                                   r->reason == "batch out of order" ||
-                                   r->reason == "undecodable frame";
-            if (transient) {
-              spdlog::warn("PeerRefused peer={} reason=\"{}\"", o.peer, one_line(r->reason));
-            } else {
-              spdlog::error("PeerRefused peer={} reason=\"{}\"", o.peer, one_line(r->reason));
-            }
-            set_error("peer refused: " + r->reason);
-            end_session("refused", transient ? o.retry_interval : std::chrono::seconds(2));
-            break;
-          } else if (auto* e = std::get_if<wire::ApplyError>(&*msg)) {
-            spdlog::error("PeerApplyStopped peer={} position={} error=\"{}\"", o.peer,
-                          e->position.to_string(), e->message);
-            set_error("apply on " + o.peer + " stopped at " + e->position.to_string() + ": " +
-                      e->message);
-            if (auto s = reader->store_apply_error(o.peer, e->position, e->message); !s) {
-              spdlog::warn("ApplyErrorNotRecorded reason=\"{}\"", one_line(s.message()));
-              reader.reset();
-            }
-            end_session("apply error on peer", std::chrono::seconds(5));
-            break;
-          }
+          carry_out(session->core.on_message(*msg, now_point()));
         }
         if (!session) continue;
       }
 
-      const auto now = Clock::now();
-      if (session->state == Session::State::kHandshake && now > session->handshake_deadline) {
-        end_session("no welcome from peer", o.retry_interval);
-        continue;
-      }
-      if (session->state != Session::State::kStreaming) continue;
-      // No acknowledgement for longer than the bytes in flight need at the slowest link we
-      // support (plus a second): the link is cut. Reconnecting then, rather than waiting for
-      // TCP's retransmission backoff, starts the drain soon after the link heals; on a
-      // 128 kbit/s link the limit grows with what is queued, so a slow link is not mistaken for
-      // a dead one.
-      size_t bytes_in_flight = 0;
-      for (size_t b : session->inflight_bytes) bytes_in_flight += b;
-      const auto stall_limit = std::clamp<Clock::duration>(
-          std::chrono::seconds(1) +
-              std::chrono::milliseconds(bytes_in_flight * 1000 / kSlowestLinkBytesPerSecond),
-          std::chrono::seconds(2), std::chrono::duration_cast<Clock::duration>(o.ack_timeout));
-      if (session->inflight > 0 && now - session->last_ack > stall_limit) {
-        end_session("acknowledgement timeout", o.retry_interval);
-        continue;
-      }
+      carry_out(session->core.on_tick(now_point()));
+      if (!session || !session->core.can_send()) continue;
 
       // Send while the window has room and the log has something.
-      while (session->inflight < o.window) {
+      while (session && session->core.can_send()) {
         const auto t = Clock::now();
         // A transaction took change numbers not delivered yet: poll the log itself.
         const bool hot = !wake_seen && undelivered_since != Clock::time_point{} &&
@@ -615,7 +570,7 @@ void Shipper::run(std::stop_token stop) {
             undelivered_since = {};
           }
           seen_counter = *counter;
-          if (*counter <= delivered_seq && session->inflight == 0) mark_caught_up(t);
+          if (*counter <= delivered_seq && session->core.inflight() == 0) mark_caught_up(t);
         }
         if (!read_now) break;
         last_read = t;
@@ -632,12 +587,9 @@ void Shipper::run(std::stop_token stop) {
           if (seen_counter < 0) seen_counter = 0;
           // Everything committed before this read began is shipped; with nothing in flight it
           // is acknowledged too.
-          if (session->inflight == 0) mark_caught_up(t);
+          if (session->core.inflight() == 0) mark_caught_up(t);
           break;
         }
-        wire::Batch out;
-        out.session_id = session->id();
-        out.seq = session->next_seq++;
         uint64_t txs = 0;
         size_t changes = 0;
         for (auto& chunk : batch->chunks) {
@@ -651,7 +603,7 @@ void Shipper::run(std::stop_token stop) {
         // Everything numbered so far is delivered: back to the cheap counter poll. (A counter
         // read before this batch may not cover it: seen_counter is only a hint.)
         if (delivered_seq >= seen_counter) undelivered_since = {};
-        out.chunks = std::move(batch->chunks);
+        const wire::Batch out = session->core.make_batch(std::move(batch->chunks));
         auto frame = session->encoder().try_encode(out);
         if (!frame) {
           end_session(frame.status().message(), o.retry_interval);
@@ -661,10 +613,7 @@ void Shipper::run(std::stop_token stop) {
           end_session("send queue full", o.retry_interval);
           break;
         }
-        if (session->inflight == 0) session->last_ack = Clock::now();  // the stall clock starts
-        ++session->inflight;
-        session->inflight_bytes.push_back(frame->size());
-        session->inflight_txs.push_back(txs);
+        session->core.sent(frame->size(), txs, now_point());
         if (draining && !drain_since) {
           drain_since = Clock::now();
           spdlog::info("DrainStarted peer={} session={:x} from={}", o.peer, session->id(),

@@ -26,6 +26,10 @@ class socket_t;
 
 namespace mpf::replicator {
 
+namespace wire {
+struct Hello;
+}
+
 struct ReceiverOptions {
   std::string node;      // this node's name (the target)
   std::string peer;      // the only origin accepted
@@ -71,8 +75,10 @@ class Receiver {
   bool quiet() const { return quiet_; }
 
  private:
-  class Sessions;
   void apply_loop(std::stop_token stop, const std::string& inproc);
+  // Whether a Hello may open a session: "" or why not (logged). Sets `version` to the one agreed.
+  std::string check_hello(const wire::Hello& hello, uint32_t& version,
+                          std::string& version_refusal);
   zmq::context_t& context_;
   ReceiverOptions options_;
   std::unique_ptr<zmq::socket_t> socket_;
@@ -82,6 +88,8 @@ class Receiver {
   std::atomic<bool> paused_{false};
   std::atomic<bool> held_{false};
   std::atomic<bool> quiet_{false};
+  uint32_t session_version_ = 0;  // apply thread only: the version of the Hello being accepted
+  uint64_t applied_batches_ = 0;  // apply thread only: batches in the group being applied
 };
 
 }  // namespace mpf::replicator
