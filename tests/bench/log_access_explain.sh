@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # EXPLAIN (ANALYZE, BUFFERS) of the reader's statements on a change_log backlog, without and with
-# the txid index of catalog 0008 (issue #16): the read of a small window at the head (what the
+# the txid index of catalog 0006 (issue #16): the read of a small window at the head (what the
 # shipper runs for every new commit while a backlog is still in the log), the trim of the first
 # half of the backlog, and the operator's backlog read (`mpfailover queue`, the metrics sampler).
 # A throwaway cluster (tests/support/pg_cluster.sh), the catalog's SQL, N synthetic transactions
@@ -73,7 +73,7 @@ explain() {  # LABEL SQL: the plan's top lines and its totals
 }
 for phase in without with; do
   if [[ $phase == with ]]; then
-    q -f "$repo/schema/migrations/0008_change_log_txid_index.sql" >/dev/null
+    q -f "$repo/schema/migrations/0006_release2.sql" >/dev/null
     q -c "ANALYZE mpfailover.change_log" >/dev/null
   fi
   echo "-- $phase the txid index"

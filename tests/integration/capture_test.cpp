@@ -169,7 +169,7 @@ TEST_SUITE("capture") {
     CHECK(rows[0].image.find("y") != std::string::npos);
   }
 
-  TEST_CASE("capture keeps the log's txid index complete (catalog 0008)") {
+  TEST_CASE("capture keeps the log's txid index complete (catalog 0006)") {
     mpf::test::TestDatabase db;
     db.init();
     pqxx::connection conn(db.conninfo());

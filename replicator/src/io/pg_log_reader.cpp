@@ -44,7 +44,7 @@ std::string window_cte(int64_t t) {
 }
 
 // The rows of a window: `win` (prev, cur snapshots) must be in scope. One pass over the window's
-// rows, found through the txid index (catalog 0008) by the range [xmin(prev), xmax(cur)): each
+// rows, found through the txid index (catalog 0006) by the range [xmin(prev), xmax(cur)): each
 // transaction's position (its last change number) and size come from window aggregates over the
 // rows of the window. (A join back to the log once chose a nested loop and took minutes on a
 // 100,000-transaction backlog.)
@@ -391,7 +391,7 @@ Result<int64_t> PgLogReader::trim(Position acked, Duration retention) {
         " AND l.txid < pg_snapshot_xmax(k.snapshot)"
         " AND pg_visible_in_snapshot(l.txid, k.snapshot)");
     // ...and, in it, the transactions up to the acknowledged one, so the log holds exactly
-    // the backlog. Both deletes find their rows through the txid index (catalog 0008), so a
+    // the backlog. Both deletes find their rows through the txid index (catalog 0006), so a
     // trim costs what it deletes, not a scan of the whole backlog.
     auto within = tx.exec(
         window_cte(acked.tick) +
