@@ -51,7 +51,7 @@ struct LogTx {
   std::vector<RowChange> changes;
 };
 
-// One node's mpfailover.change_log with the reader's commit-order rules (NOTES.md §1): a
+// One node's mpfailover.change_log with the reader's commit-order rules (docs/design.md §1): a
 // transaction's position is (the window it became visible in, its last change number), so one
 // that took its numbers early and committed late sorts after the later-numbered ones committed
 // before it.

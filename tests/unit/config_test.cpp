@@ -609,7 +609,8 @@ TEST_CASE("a reload applies the run-time keys and names the ones that need a res
   CHECK(plan.apply == std::vector<std::string>{"log.level", "hooks.on_promote", "hooks.timeout",
                                                "heartbeat.witness", "failover.automatic",
                                                "metrics.listen"});
-  // heartbeat.interval also moves the default heartbeat.timeout (the smaller of 10s and it).
-  CHECK(plan.restart ==
-        std::vector<std::string>{"heartbeat.interval", "heartbeat.timeout", "queue.warn_bytes"});
+  // heartbeat.interval also moves the default heartbeat.timeout (the smaller of 10s and it), and
+  // automatic failover derives failover.fence_after from the heartbeat timing (docs/fencing.md).
+  CHECK(plan.restart == std::vector<std::string>{"heartbeat.interval", "heartbeat.timeout",
+                                                 "failover.fence_after", "queue.warn_bytes"});
 }

@@ -163,10 +163,19 @@ TEST_SUITE("receiver_session") {
     (void)s.on_batch("r1", wire::Batch{7, 1, {chunk(3, 9)}}, 2, false);
     (void)s.end_group(TimePoint{});
     auto r = s.on_applied(mpf::invalid_argument("duplicate key"), TimePoint{});
-    REQUIRE(kinds(r) == std::vector<RK>{RK::kSend});
+    REQUIRE(kinds(r) == std::vector<RK>{RK::kSend, RK::kApplyStopped});
     CHECK(std::get<wire::ApplyError>(find(r, RK::kSend)->message).position == Position{3, 9});
+    CHECK(find(r, RK::kApplyStopped)->position == Position{3, 9});
     CHECK(kinds(s.on_batch("r1", wire::Batch{7, 2, {chunk(3, 10)}}, 2, false)).empty());
     CHECK(kinds(s.end_group(TimePoint{})).empty());
+  }
+
+  TEST_CASE("the ApplyError names the transaction apply stopped on, not its group's first") {
+    auto s = open_session();
+    (void)s.on_batch("r1", wire::Batch{7, 1, {chunk(3, 9), chunk(3, 10), chunk(3, 11)}}, 2, false);
+    (void)s.end_group(TimePoint{});
+    auto r = s.on_applied(mpf::invalid_argument("duplicate key"), TimePoint{}, Position{3, 10});
+    CHECK(std::get<wire::ApplyError>(find(r, RK::kSend)->message).position == Position{3, 10});
   }
 
   TEST_CASE("hold refuses the session and closes the applier") {
