@@ -374,18 +374,22 @@ int main(int argc, char** argv) {
     const std::string counters = out.acked.to_string() + "/" + in.applied.to_string() + "/" +
                                  std::to_string(in.dropped_frames);
     const auto t = std::chrono::steady_clock::now();
-    if (state != last_link_state ||
-        (counters != last_link_counters && t - last_link_line >= std::chrono::seconds(10))) {
-      spdlog::info(
-          "LinkStatus peer={} outbound={} acked={} sent_tx={} sent_bytes={} inbound={} "
-          "applied={} applied_tx={} dropped_frames={}{}",
-          cfg->peer.name, out.connected ? "up" : "down", out.acked.to_string(), out.transactions,
-          out.wire_bytes, in.connected ? "up" : "down", in.applied.to_string(), in.transactions,
-          in.dropped_frames,
-          out.last_error.empty() ? std::string() : " error=\"" + out.last_error + "\"");
-      last_link_state = state;
-      last_link_counters = counters;
-      last_link_line = t;
+    const bool news = state != last_link_state || (counters != last_link_counters &&
+                                                   t - last_link_line >= std::chrono::seconds(10));
+    // The lines that say nothing new still go to the debug level, one a tick, for a trace.
+    if (news || spdlog::should_log(spdlog::level::debug)) {
+      spdlog::log(news ? spdlog::level::info : spdlog::level::debug,
+                  "LinkStatus peer={} outbound={} acked={} sent_tx={} sent_bytes={} inbound={} "
+                  "applied={} applied_tx={} dropped_frames={}{}",
+                  cfg->peer.name, out.connected ? "up" : "down", out.acked.to_string(),
+                  out.transactions, out.wire_bytes, in.connected ? "up" : "down",
+                  in.applied.to_string(), in.transactions, in.dropped_frames,
+                  out.last_error.empty() ? std::string() : " error=\"" + out.last_error + "\"");
+      if (news) {
+        last_link_state = state;
+        last_link_counters = counters;
+        last_link_line = t;
+      }
     }
     // What `systemctl status` shows: the role first, then the link.
     const auto st = driver.status_json();

@@ -232,7 +232,7 @@ TEST_SUITE("control") {
     auto refused = n.cli("failover");
     CHECK(refused.rc == 1);
     CHECK(refused.output.find("fenced") != std::string::npos);
-    auto forced = n.cli("failover --force --json");
+    auto forced = n.cli("failover --force --yes --json");
     (void)forced;
     CHECK(eventually(
         [&] { return n.status_says([](const json& x) { return x["fenced"] == false; }); }, 10s));
@@ -337,7 +337,7 @@ TEST_SUITE("control") {
       for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++k;
       return k;
     };
-    // The daemon reports LinkStatus (info) every heartbeat.interval (200 ms).
+    // At debug the daemon reports LinkStatus every heartbeat.interval (200 ms), at info on change.
     REQUIRE(eventually([&] { return count(n.daemon->log_text(), "LinkStatus") >= 2; }, 10s));
 
     // A config that does not load: logged, nothing changes, still running.
@@ -371,7 +371,7 @@ TEST_SUITE("control") {
     CHECK(at_reload.find("ReloadRequested signal=SIGHUP") != std::string::npos);
     CHECK(at_reload.find("applied=log.level") != std::string::npos);
     CHECK(at_reload.find("ReloadNeedsRestart keys=queue.warn_bytes") != std::string::npos);
-    // At "warn" the every-200-ms LinkStatus (info) lines stop.
+    // At "warn" the every-200-ms LinkStatus (debug) lines stop.
     std::this_thread::sleep_for(1200ms);
     CHECK(n.daemon->running());
     const std::string later = n.daemon->log_text();

@@ -174,7 +174,7 @@ std::string lww_upsert_sql(const UpsertParts& p) {
          " THEN 'restored' ELSE 'deleted-later' END END AS verdict "
          "FROM d), "
          "ins AS (INSERT INTO " +
-         p.rel + " AS mpf_row (" + join(p.cols) + ") SELECT " + dselects +
+         p.rel + " AS mpf_row (" + join(p.cols) + ") OVERRIDING SYSTEM VALUE SELECT " + dselects +
          " FROM e d WHERE d.verdict IS NULL OR d.verdict IN ('row-lost', 'restored') ORDER BY "
          "d.ord ON CONFLICT (" +
          join(p.keys) + ") DO UPDATE SET " + join(p.sets) +
