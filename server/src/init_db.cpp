@@ -28,6 +28,8 @@ Result<std::unique_ptr<pqxx::connection>> connect(const Config& config) {
 //   the replicated tables: the applier inserts, updates and deletes, resync truncates;
 //   replication origins (the applier's and repair's commit origin, read by last-writer-wins):
 //     the pg_replication_origin_* functions, revoked from PUBLIC by default;
+//   apply as PostgreSQL's apply worker does (session_replication_role = replica): SET on that
+//     parameter;
 //   write fencing of node.app_role: ALTER ROLE ... SET default_transaction_read_only and ending
 //     its sessions, both allowed to a member of that role (the driver does SET ROLE first).
 Result<std::string> grant_daemon_role(pqxx::connection& conn, const Config& config,
@@ -74,6 +76,11 @@ Result<std::string> grant_daemon_role(pqxx::connection& conn, const Config& conf
           "pg_replication_origin_xact_reset()"}) {
       tx.exec(std::string("GRANT EXECUTE ON FUNCTION pg_catalog.") + f + " TO " + role);
     }
+    // Apply runs with session_replication_role = replica (docs/tables.md), a superuser-only
+    // setting unless granted (PostgreSQL 15's GRANT SET ON PARAMETER).
+    tx.exec("GRANT SET ON PARAMETER session_replication_role TO " + role);
+    // The applier's own foreign-key checks raise through these (catalog 0006).
+    tx.exec("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA mpfailover TO " + role);
     std::string fencing;
     if (!config.node.app_role.empty()) {
       auto app = tx.exec_params("SELECT 1 FROM pg_roles WHERE rolname = $1", config.node.app_role);
@@ -86,7 +93,7 @@ Result<std::string> grant_daemon_role(pqxx::connection& conn, const Config& conf
     return "granted " + grantee +
            " what mpfailoverd needs: the catalog's tables and sequences (owner of "
            "mpfailover.change_log), SELECT, INSERT, UPDATE, DELETE, TRUNCATE on the replicated "
-           "tables, the replication origin functions" +
+           "tables, the replication origin functions, SET of session_replication_role" +
            fencing + (r[0][0].as<bool>() ? " (note: it is a superuser anyway)" : "");
   } catch (const std::exception& e) {
     return unavailable(std::string("could not grant the daemon's rights to \"") + grantee +

@@ -363,7 +363,7 @@ TEST_SUITE("cli_queue") {
     mpf::test::TestDatabase db_b;
     db_a.init("a");
     db_b.init("b");
-    const int port_a = 45000 + (::getpid() % 2000) * 2;
+    const int port_a = 10000 + (::getpid() % 1000) * 2;
     const auto conf_a = write_daemon_config("a", "b", db_a.conninfo(), port_a, port_a + 1);
     const auto conf_b = write_daemon_config("b", "a", db_b.conninfo(), port_a + 1, port_a);
     mpf::test::Daemon a(MPF_DAEMON_PATH, conf_a, conf_a + ".log");

@@ -53,7 +53,7 @@ struct OneNode {
     std::ofstream out(conf);
     out << "[node]\nname = a\ndatabase = " << db.conninfo() << "\napp_role = " << app_role
         << "\n[peer]\nname = b\naddress = 127.0.0.1\nport = 9\n"
-        << "[replication]\nlisten = 127.0.0.1\nport = " << 45000 + ::getpid() % 5000
+        << "[replication]\nlisten = 127.0.0.1\nport = " << 27000 + ::getpid() % 1000
         << "\n[heartbeat]\ninterval = 200ms\ntimeout = 150ms\nping_timeout = 300ms\n"
         << "[control]\nsocket = " << db.control_socket() << "\n[security]\nmode = plain\n"
         << "[log]\nlevel = debug\n"
@@ -268,7 +268,7 @@ TEST_SUITE("control") {
       std::ofstream out(conf2);
       out << "[node]\nname = a\ndatabase = " << db2.conninfo()
           << "\ninitial_role = active\n[peer]\nname = b\naddress = 127.0.0.1\nport = 9\n"
-          << "[replication]\nlisten = 127.0.0.1\nport = " << 46000 + ::getpid() % 5000
+          << "[replication]\nlisten = 127.0.0.1\nport = " << 28000 + ::getpid() % 1000
           << "\n[heartbeat]\ninterval = 200ms\n[control]\nsocket = " << db2.control_socket()
           << "\n[security]\nmode = plain\n";
     }

@@ -110,7 +110,7 @@ std::map<std::string, double> samples(const std::string& text) {
 struct MetricsNode {
   mpf::test::TestDatabase db;
   std::string conf;
-  uint16_t metrics_port = static_cast<uint16_t>(40000 + ::getpid() % 5000);
+  uint16_t metrics_port = static_cast<uint16_t>(25000 + ::getpid() % 1000);
   std::unique_ptr<Daemon> daemon;
 
   explicit MetricsNode(const std::string& metrics_listen = "") {
@@ -119,7 +119,7 @@ struct MetricsNode {
     std::ofstream out(conf);
     out << "[node]\nname = a\ndatabase = " << db.conninfo()
         << "\n[peer]\nname = b\naddress = 127.0.0.1\nport = 9\n"
-        << "[replication]\nlisten = 127.0.0.1\nport = " << 45000 + ::getpid() % 5000
+        << "[replication]\nlisten = 127.0.0.1\nport = " << 26000 + ::getpid() % 1000
         << "\n[heartbeat]\ninterval = 200ms\ntimeout = 150ms\nping_timeout = 300ms\n"
         << "[control]\nsocket = " << db.control_socket() << "\n[security]\nmode = plain\n"
         << "[log]\nlevel = debug\n[metrics]\nlisten = "

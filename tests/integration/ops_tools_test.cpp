@@ -306,7 +306,7 @@ TEST_SUITE("ops_hooks") {
 TEST_SUITE("ops_health") {
   TEST_CASE(
       "GET /active, /standby, /health answer 200/503 on both nodes, and follow a switchover") {
-    const auto port_a = static_cast<uint16_t>(31000 + (::getpid() % 1500) * 2);
+    const auto port_a = static_cast<uint16_t>(30000 + (::getpid() % 500) * 2);
     const auto port_b = static_cast<uint16_t>(port_a + 1);
     LoopbackPair pair(options("health",
                               "[metrics]\nlisten = 127.0.0.1:" + std::to_string(port_a) + "\n",
@@ -346,7 +346,7 @@ TEST_SUITE("ops_metrics") {
   TEST_CASE(
       "Prometheus conventions: build info, event timestamps, state gauges, process "
       "metrics, promtool-clean; conflicts.retention prunes old conflicts") {
-    const auto port_a = static_cast<uint16_t>(34000 + ::getpid() % 1500);
+    const auto port_a = static_cast<uint16_t>(29000 + ::getpid() % 1000);
     LoopbackPair pair(options("metrics", "[metrics]\nlisten = 127.0.0.1:" + std::to_string(port_a) +
                                              "\n[conflicts]\nretention = 60min\n"));
     // Two conflicts before the daemon starts: one older than the retention, one recent.
@@ -410,8 +410,8 @@ TEST_SUITE("ops_metrics") {
     CHECK(answered < now + 60);
     CHECK(value(text, "mpfailover_role_changes_total").value_or(0) >= 2);
     CHECK(value(text, "mpfailover_hook_failures_total") == 0.0);
-    CHECK(value(text, "mpfailover_writes_open") == 1.0);  // active, unfenced
-    CHECK(value(text, "mpfailover_fenced") == 0.0);
+    CHECK(value(text, "mpfailover_writes_open") == 1.0);          // active, unfenced
+    CHECK(value(text, "mpfailover_fenced{reason=\"\"}") == 0.0);  // the reason label, empty
     CHECK(value(text, "mpfailover_maintenance") == 0.0);
     CHECK(value(text, "mpfailover_version_error") == 0.0);
     CHECK(value(text, "mpfailover_apply_blocked") == 0.0);

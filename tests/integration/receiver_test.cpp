@@ -118,7 +118,7 @@ TEST_SUITE("receiver") {
     REQUIRE(batches.size() >= 3);
 
     zmq::context_t ctx;
-    const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(35000 + ::getpid() % 5000);
+    const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(14000 + ::getpid() % 2000);
     mpf::replicator::ReceiverOptions o;
     o.node = "b";
     o.peer = "a";

@@ -297,7 +297,7 @@ TEST_SUITE("upgrade") {
     // a alone, its peer a fake target on port_b: plain security, to read the frames directly.
     mpf::test::TestDatabase db;
     db.init("a");
-    const int port = 38000 + ::getpid() % 2000;
+    const int port = 12000 + ::getpid() % 2000;
     const std::string conf = "/tmp/" + db.name() + "_pinned.conf";
     {
       std::ofstream out(conf);

@@ -23,14 +23,15 @@
 #include "support/command.hpp"
 #include "support/compare.hpp"
 #include "support/daemon.hpp"
+#include "support/ports.hpp"
 #include "support/test_db.hpp"
 
 namespace mpf::test {
 
 struct LoopbackPairOptions {
   std::string name;  // the directory's name: /tmp/mpft_<name>_<pid>
-  // The pair listens on base_port + (pid % port_span) * 2 and the port above it, so that suites
-  // run by several users or builds at once rarely collide.
+  // Hints only, kept for the suites that set them: the pair listens on two free ports below the
+  // ephemeral range (support/ports.hpp), chosen from base_port and the process id.
   int base_port = 40000;
   int port_span = 5000;
   bool curve = true;
@@ -70,7 +71,7 @@ class LoopbackPair {
     } else {
       db_b.init("b");
     }
-    port_a = options_.base_port + (::getpid() % options_.port_span) * 2;
+    port_a = free_ports(2, options_.base_port + options_.port_span);
     port_b = port_a + 1;
     dir = "/tmp/mpft_" + options_.name + "_" + std::to_string(::getpid());
     std::filesystem::remove_all(dir);

@@ -214,9 +214,15 @@ void Receiver::apply_loop(std::stop_token stop, const std::string& inproc) {
         case ReceiverAction::Kind::kOpened: {
           codecs.decoder = wire::Decoder();
           codecs.encoder = wire::Encoder();
-          spdlog::info("SessionAccepted origin={} session={:x} applied={} protocol_version={}",
-                       a.origin, session.session_id(), a.position.to_string(), session_version_);
           std::lock_guard lock(mu_);
+          // What the peer said of itself in its Hello (check_hello kept it): the rolling-upgrade
+          // runbook reads the versions off this line.
+          spdlog::info(
+              "SessionAccepted origin={} session={:x} applied={} protocol_version={} "
+              "peer_versions={}-{} peer_software={}",
+              a.origin, session.session_id(), a.position.to_string(), session_version_,
+              stats_.peer_min_version, stats_.peer_max_version,
+              stats_.peer_software.empty() ? "unknown" : stats_.peer_software);
           stats_.connected = true;
           stats_.protocol_version = session_version_;
           if (stats_.last_error == version_refusal) stats_.last_error.clear();  // the peer moved on
