@@ -14,8 +14,8 @@
 #include <boost/program_options.hpp>
 
 #include <mpf/core/duration.hpp>
-#include <mpf/heartbeat/fence_timing.hpp>
 #include <mpf/core/pg_identifier.hpp>
+#include <mpf/heartbeat/fence_timing.hpp>
 #include <mpf/replicator/wire.hpp>
 #include <mpf/server/config.hpp>
 

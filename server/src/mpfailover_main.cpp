@@ -25,8 +25,8 @@
 #include <mpf/server/backlog.hpp>
 #include <mpf/server/config.hpp>
 #include <mpf/server/conflict_log.hpp>
-#include <mpf/server/history.hpp>
 #include <mpf/server/control_client.hpp>
+#include <mpf/server/history.hpp>
 #include <mpf/server/init_db.hpp>
 #include <mpf/server/logging.hpp>
 

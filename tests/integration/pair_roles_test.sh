@@ -426,6 +426,16 @@ rc=$?
 note "failover --force on a: rc=$rc: $out"
 expect_eq "8: failover --force on the standby a exits 0" "$rc" 0
 check_within "8: two actives while partitioned" 5 roles_are active active
+# b, active and hearing neither the peer nor the witness, fences itself (#18): writes closed.
+check_within "8: b, cut off, fences itself" 10 eval '[[ $(field b .fenced) == true ]]'
+check "8: b refuses the application's writes while fenced" eval \
+  "! app_sql b \"UPDATE users SET email = 'x' WHERE login = 'sb-1'\" >/dev/null 2>&1"
+# Two writers on purpose (the operator's call, docs/fencing.md): maintenance keeps b from fencing
+# again, failover --force reopens its writes.
+check "8: maintenance on b" eval "cli b maintenance on >/dev/null"
+check "8: failover --force on the fenced active b reopens writes" eval \
+  "cli b failover --force --yes >/dev/null"
+check_within "8: b unfenced" 10 eval '[[ $(field b .fenced) == false ]]'
 # Conflicting writes: the same keys changed on both, and the same new key inserted on both.
 uuid=11111111-2222-3333-4444-555555555555
 check "8: writes on b" app_sql b "UPDATE users SET email = 'b@b' WHERE login LIKE 'sb-%';
@@ -445,6 +455,7 @@ note "conflicts: a $(conflicts a) b $(conflicts b); $(sql a -c 'SELECT login, em
 winner=a
 role_is a active || winner=b
 check_within "8: the shared address is on the active ($winner) only" 10 addr_only_on $winner
+check "8: maintenance off on b" eval "cli b maintenance off >/dev/null"
 
 # ---------------------------------------------------------------------------------------------
 scenario "9 standalone and join"

@@ -74,7 +74,7 @@ done < <(cd "$src" && grep -noE 'docs/[a-z-]+\.md,? "[^"]+"' "${files[@]}" |
 config_doc=$src/docs/configuration.md
 example=$src/deploy/mpfailover.conf.example
 keys=$(awk '
-    /^\[[a-z_]+\]/ { gsub(/[\[\]]/, ""); section = $0; next }
+    /^#? ?\[[a-z_]+\]/ { sub(/^# ?/, ""); gsub(/[\[\]]/, ""); section = $0; next }
     /^#? ?[a-z_]+ = / { sub(/^# ?/, ""); print section "." $1 }' "$example" | sort -u)
 (($(wc -l <<<"$keys") >= 20)) || fail "found only $(wc -l <<<"$keys") keys in $example"
 for k in $keys; do

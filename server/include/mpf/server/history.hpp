@@ -1,7 +1,7 @@
-// The pair's history on this node (mpfailover.history, migration 0006_release2.sql): every role change,
-// failover, switchover, standalone/join, fencing change, skip, resync and repair, with who asked,
-// why, the epoch and the replication positions at that moment. The daemon writes the events it
-// carries out (node_driver.cpp, resync_runner.cpp); the CLI writes skip and verify --repair.
+// The pair's history on this node (mpfailover.history, migration 0006_release2.sql): every role
+// change, failover, switchover, standalone/join, fencing change, skip, resync and repair, with who
+// asked, why, the epoch and the replication positions at that moment. The daemon writes the events
+// it carries out (node_driver.cpp, resync_runner.cpp); the CLI writes skip and verify --repair.
 // `mpfailover history` reads it (as `pg_autoctl show events`).
 //
 // Cost: one INSERT per event (rare); reading is an index range scan on history(at).

@@ -8,8 +8,8 @@
 // `protocol.replication` ranges ("1-2") must share a version, `catalog.version`s must pair under
 // the catalog rule (replicator/versions.hpp), `software.version` is for information only (absent
 // on releases before it). `database.encoding`s must be equal: two different ones make a lossy pair
-// (absent on releases before it: not compared). Every other fact (security mode, heartbeat, collation, tables and their
-// columns) must be equal on both nodes.
+// (absent on releases before it: not compared). Every other fact (security mode, heartbeat,
+// collation, tables and their columns) must be equal on both nodes.
 #pragma once
 
 #include <string>
