@@ -213,7 +213,9 @@ TEST_SUITE("ops_history") {
 
     // A switchover asked on b: b records the operator's request, a the peer's.
     auto sw = pair.cli("b", "switchover");
-    REQUIRE_MESSAGE(sw.rc == 0, sw.out << sw.err);
+    REQUIRE_MESSAGE(sw.rc == 0, sw.out << sw.err << "\n--- a ---\n"
+                                       << pair.a->log_text() << "\n--- b ---\n"
+                                       << pair.b->log_text());
     const bool swapped = eventually(
         [&] {
           auto s = json::parse(pair.cli("a", "status --json").out);
@@ -243,7 +245,15 @@ TEST_SUITE("ops_history") {
     CHECK(has_event(
         ha, [](const json& e) { return e["event"] == "switchover" && e["role_to"] == "standby"; }));
 
-    // skip is recorded by the CLI, with its reason.
+    // skip is recorded by the CLI, with its reason. skip takes only the transaction apply
+    // stopped on (docs/tables.md): one is recorded as if apply had stopped on b's 5/7.
+    {
+      pqxx::connection c(pair.db_a.conninfo());
+      pqxx::nontransaction q(c);
+      q.exec(
+          "INSERT INTO mpfailover.apply_failure (origin, tick, seq, message) "
+          "VALUES ('b', 5, 7, 'test: apply stopped here')");
+    }
     auto skip = pair.cli("a", "skip 5/7 --reason \"bad row\"");
     REQUIRE_MESSAGE(skip.rc == 0, skip.err);
     ha = history("a");

@@ -66,12 +66,12 @@ TEST_SUITE("sub_005_encoding") {
   TEST_CASE("check shows both encodings and flags the lossy pair") {
     auto& p = pair();
     auto human = p.cli("a", "check");
-    CHECK(human.rc == 1);
+    CHECK(human.rc == 3);  // mismatches (docs/cli-exit-codes.md)
     CHECK(human.out.find("database encoding: here UTF8, peer LATIN1") != std::string::npos);
     CHECK(human.out.find("mismatch: database.encoding") != std::string::npos);
     CHECK(human.out.find("lossy pair") != std::string::npos);
     auto j = p.cli("b", "check --json");
-    CHECK(j.rc == 1);
+    CHECK(j.rc == 3);
     auto v = json::parse(j.out);
     CHECK(v["ok"] == false);
     CHECK(v["here"]["database.encoding"] == "LATIN1");
@@ -97,7 +97,7 @@ TEST_SUITE("sub_005_encoding") {
     for (const std::string node : {"a", "b"}) {
       CAPTURE(node);
       auto v = p.cli(node, "verify --json");
-      CHECK(v.rc == 1);
+      CHECK(v.rc == 3);  // rows differ
       auto j = json::parse(v.out);
       CHECK(j["equal"] == false);
       REQUIRE(j["tables"].size() == 1);

@@ -151,14 +151,16 @@ class LoopbackPair {
 
   // Waits (20 s at most) until b says it is standby with an active peer that answers.
   void roles_settled() const {
-    const bool ok = eventually(
-        [&] {
-          auto r = cli("b", "status --json");
-          if (r.rc != 0 && r.rc != 3) return false;  // 3: answered, pair not healthy yet
-          auto s = nlohmann::json::parse(r.out);
-          return s["role"] == "standby" && s["peer_role"] == "active" && s["peer_state"] == "up";
-        },
-        std::chrono::seconds(20));
+    // Both views: a node that has not heard its peer yet refuses a switchover request.
+    auto says = [&](const char* node, const char* role, const char* peer_role) {
+      auto r = cli(node, "status --json");
+      if (r.rc != 0 && r.rc != 3) return false;  // 3: answered, pair not healthy yet
+      auto s = nlohmann::json::parse(r.out);
+      return s["role"] == role && s["peer_role"] == peer_role && s["peer_state"] == "up";
+    };
+    const bool ok =
+        eventually([&] { return says("b", "standby", "active") && says("a", "active", "standby"); },
+                   std::chrono::seconds(20));
     if (!ok) MESSAGE("a:\n" << a->log_text() << "\nb:\n" << b->log_text());
     REQUIRE(ok);
   }

@@ -1146,17 +1146,25 @@ void PgApplier::record_skip(const TxChunk& chunk, const std::string& reason) {
   for (const auto& change : chunk.changes) {
     const auto* t = by_id_.at(static_cast<size_t>(change.table_id));
     auto insert = [&](bool escaped) {
-      auto text = [&](const std::string& v) { return escaped ? escape_non_ascii(v) : v; };
+      // Each element escaped, then the array literal built (which escapes the backslashes):
+      // escaping the literal instead lost them to the array syntax.
+      auto text = [&](const auto& items) {
+        if (!escaped) return pg::array_literal(items);
+        std::vector<std::optional<std::string>> out;
+        for (const auto& item : items) {
+          const std::optional<std::string> v = item;
+          out.push_back(v ? std::optional<std::string>(escape_non_ascii(*v)) : std::nullopt);
+        }
+        return pg::array_literal(out);
+      };
       tx_->exec_params(
           "INSERT INTO mpfailover.conflict (relation, key, kind, loser_origin, loser_hlc, "
           "loser_op, loser_image, reason) VALUES ($1, $2::text[], 'skip', $3, $4, $5, $6::text[], "
           "$7)",
           t ? t->relation : std::string("table ") + std::to_string(change.table_id),
-          text(pg::array_literal(change.key)), origin_, change.hlc,
-          std::string(1, static_cast<char>(change.op)),
-          change.op == Op::kDelete
-              ? std::optional<std::string>()
-              : std::optional<std::string>(text(pg::array_literal(change.image))),
+          text(change.key), origin_, change.hlc, std::string(1, static_cast<char>(change.op)),
+          change.op == Op::kDelete ? std::optional<std::string>()
+                                   : std::optional<std::string>(text(change.image)),
           "skipped transaction " + chunk.position.to_string() + " from \"" + origin_ +
               "\": " + reason +
               (escaped ? " (key and image escaped as in U&'' strings: this database's encoding "
