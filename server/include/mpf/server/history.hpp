@@ -1,7 +1,7 @@
-// The pair's history on this node (mpfailover.history, migration 0006_release2.sql): every role change,
-// failover, switchover, standalone/join, fencing change, skip, resync and repair, with who asked,
-// why, the epoch and the replication positions at that moment. The daemon writes the events it
-// carries out (node_driver.cpp, resync_runner.cpp); the CLI writes skip and verify --repair.
+// The pair's history on this node (mpfailover.history, migration 0006_release2.sql): every role
+// change, failover, switchover, standalone/join, fencing change, skip, resync and repair, with who
+// asked, why, the epoch and the replication positions at that moment. The daemon writes the events
+// it carries out (node_driver.cpp, resync_runner.cpp); the CLI writes skip and verify --repair.
 // `mpfailover history` reads it (as `pg_autoctl show events`).
 //
 // Cost: one INSERT per event (rare); reading is an index range scan on history(at).
@@ -58,6 +58,8 @@ struct HistoryList {
 // kInvalidArgument for a --since that is neither a duration nor a time; kUnavailable when the
 // database cannot be reached; kFailedPrecondition when the catalog has no history (init-db).
 Result<HistoryList> read_history(const std::string& conninfo, const HistoryFilter& filter);
+// The same on an open connection (the daemon's sampler, for the status page).
+Result<HistoryList> read_history(pqxx::connection& conn, const HistoryFilter& filter);
 
 std::string format_history(const HistoryList& list);
 std::string history_json(const HistoryList& list);
