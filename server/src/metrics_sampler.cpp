@@ -59,7 +59,6 @@ void MetricsSampler::sample() {
           "WHERE origin = $1",
           peer_);
       if (!applied.empty() && !applied[0][0].is_null()) last_apply = applied[0][0].as<double>();
-      read_events(*conn_, *conflicts);
     } catch (const std::exception& e) {
       conn_.reset();
       error = one_line(e.what());
@@ -67,6 +66,8 @@ void MetricsSampler::sample() {
   } else {
     error = one_line(backlog.status().message());
   }
+  // After the nontransaction above is closed: one transaction at a time on a connection.
+  if (conflicts && conn_) read_events(*conn_, *conflicts);
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
   if (!conflicts) {
