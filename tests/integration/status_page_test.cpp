@@ -43,7 +43,8 @@ struct Browser {
 Browser browse(const std::string& url, const std::string& profile,
                const std::string& screenshot = "") {
   const std::string flags =
-      " --headless --no-sandbox --disable-gpu --no-first-run --disable-extensions"
+      " --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run"
+      " --disable-extensions"
       " --hide-scrollbars --window-size=1280,1000 --enable-logging=stderr --v=0"
       " --virtual-time-budget=4000 --user-data-dir=" +
       profile;
