@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "support/http_client.hpp"
 #include "support/loopback_pair.hpp"
 
 using namespace std::chrono_literals;
@@ -158,6 +159,14 @@ void insert_users(const LoopbackPair& pair, int n, const std::string& prefix) {
   }
 }
 
+// list --json without the figures that move with the clock by themselves.
+json still(json list) {
+  for (auto& n : list["nodes"]) {
+    for (const char* k : {"lag_s", "last_heartbeat_age_s", "facts_age_s"}) n.erase(k);
+  }
+  return list;
+}
+
 int64_t list_backlog(const json& list) {
   const auto& b = list["nodes"][0]["backlog_transactions"];
   return b.is_number() ? b.get<int64_t>() : -1;
@@ -197,6 +206,31 @@ TEST_SUITE("status_page") {
         },
         20s);
     REQUIRE_MESSAGE(ready, list.dump(2) << "\n" << pair.a->log_text());
+
+    // Over plain HTTP first: the page, its data (list --json's very object), read-only.
+    using mpf::test::http_request;
+    auto page = http_request(port_a, "GET", "/");
+    CHECK(page.code == 200);
+    CHECK(page.headers["content-type"] == "text/html; charset=utf-8");
+    CHECK(page.headers["content-security-policy"].find("default-src 'none'") != std::string::npos);
+    CHECK(page.body.rfind("<!DOCTYPE html>", 0) == 0);
+    const bool same_list = eventually(
+        [&] {
+          const auto before = still(json::parse(pair.cli("a", "list --json").out));
+          auto data = http_request(port_a, "GET", "/status.json");
+          const auto after = still(json::parse(pair.cli("a", "list --json").out));
+          if (data.code != 200 || data.headers["content-type"] != "application/json") return false;
+          const auto from_page = still(json::parse(data.body)["list"]);
+          if (before != after) return false;  // something moved meanwhile: look again
+          CHECK_MESSAGE(from_page == after, from_page.dump() << "\n" << after.dump());
+          return true;
+        },
+        10s);
+    CHECK(same_list);
+    CHECK(http_request(port_a, "POST", "/").code == 405);
+    CHECK(http_request(port_a, "POST", "/status.json").code == 405);
+    CHECK(http_request(port_a, "GET", "/status.html").code == 404);
+    CHECK(http_request(port_a, "GET", "/?refresh=1").code == 200);
 
     Browser seen;
     REQUIRE_MESSAGE(page_matches_list(pair, url, profile, seen, list), seen.dom);
