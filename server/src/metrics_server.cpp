@@ -2,7 +2,8 @@
 // it must never hurt the daemon it reports on: every connection has a deadline (a client that
 // sends half a request and waits is cut off), request size is bounded before anything is
 // buffered, the number of connections is capped, and a scrape only copies values already in
-// memory (the database numbers come from MetricsSampler's thread).
+// memory (the database numbers come from MetricsSampler's thread). The status page and its
+// status.json are held to the same rule (the sampler reads the history and conflicts too).
 #include <filesystem>
 #include <fstream>
 #include <sstream>
