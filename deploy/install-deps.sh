@@ -19,6 +19,7 @@ packages=(
   prometheus man-db python3-yaml  # lint: promtool check/test rules; man -l on the man pages
   libssl-dev                  # the etcd arbiter's https endpoints (Boost.Beast over OpenSSL)
   etcd-server etcd-client     # heartbeat.arbiter = etcd: the arbiter test's single-member etcd
+  chromium fonts-dejavu-core  # the status page's browser test (headless) and its screenshots' text
 )
 
 missing=()

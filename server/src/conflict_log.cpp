@@ -34,6 +34,11 @@ Result<ConflictList> read_conflicts(const std::string& conninfo, const ConflictF
     return unavailable("could not connect to the node's database: " + one_line(e.what()) +
                        " (check that PostgreSQL runs and node.database is right)");
   }
+  return read_conflicts(*conn, filter);
+}
+
+Result<ConflictList> read_conflicts(pqxx::connection& c, const ConflictFilter& filter) {
+  auto* conn = &c;
   auto version = schema::installed_version(*conn, "catalog");
   if (!version) return version.status();
   if (*version == 0) {

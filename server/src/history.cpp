@@ -67,6 +67,11 @@ Result<HistoryList> read_history(const std::string& conninfo, const HistoryFilte
     return unavailable("could not connect to the node's database: " + one_line(e.what()) +
                        " (check that PostgreSQL runs and node.database is right)");
   }
+  return read_history(*conn, filter);
+}
+
+Result<HistoryList> read_history(pqxx::connection& c, const HistoryFilter& filter) {
+  auto* conn = &c;
   try {
     pqxx::nontransaction q(*conn);
     if (q.exec("SELECT to_regclass('mpfailover.history') IS NULL")[0][0].as<bool>()) {

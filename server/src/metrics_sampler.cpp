@@ -3,6 +3,8 @@
 
 #include <mpf/core/text.hpp>
 #include <mpf/server/backlog.hpp>
+#include <mpf/server/conflict_log.hpp>
+#include <mpf/server/history.hpp>
 #include <mpf/server/metrics_sampler.hpp>
 
 namespace mpf::server {
@@ -64,6 +66,8 @@ void MetricsSampler::sample() {
   } else {
     error = one_line(backlog.status().message());
   }
+  // After the nontransaction above is closed: one transaction at a time on a connection.
+  if (conflicts && conn_) read_events(*conn_, *conflicts);
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
   if (!conflicts) {
@@ -86,6 +90,39 @@ void MetricsSampler::sample() {
   d.sample_duration_s = std::chrono::duration<double>(now - started).count();
   latest_ = d;
   latest_at_ = now;
+}
+
+void MetricsSampler::read_events(pqxx::connection& conn, int64_t conflicts) {
+  // Not a sample error: the metrics stay good when only the page's lists cannot be read.
+  std::string error;
+  auto history = read_history(conn, HistoryFilter{"", kPageHistoryEvents});
+  if (!history) error = one_line(history.status().message());
+  std::optional<ConflictList> recent;
+  bool conflicts_moved;
+  {
+    std::lock_guard lock(mu_);
+    conflicts_moved = events_conflicts_ != conflicts;
+  }
+  if (conflicts_moved) {
+    auto c = read_conflicts(conn, ConflictFilter{"", "", kPageConflicts});
+    if (c) {
+      recent = std::move(*c);
+    } else if (error.empty()) {
+      error = one_line(c.status().message());
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (history) events_.history = std::move(*history);
+  if (recent) {
+    events_.conflicts = std::move(*recent);
+    events_conflicts_ = conflicts;
+  }
+  events_.error = error;
+}
+
+RecentEvents MetricsSampler::recent_events() const {
+  std::lock_guard lock(mu_);
+  return events_;
 }
 
 std::optional<MetricsValues::Database> MetricsSampler::latest() const {

@@ -2,7 +2,8 @@
 // it must never hurt the daemon it reports on: every connection has a deadline (a client that
 // sends half a request and waits is cut off), request size is bounded before anything is
 // buffered, the number of connections is capped, and a scrape only copies values already in
-// memory (the database numbers come from MetricsSampler's thread).
+// memory (the database numbers come from MetricsSampler's thread). The status page and its
+// status.json are held to the same rule (the sampler reads the history and conflicts too).
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -22,6 +23,7 @@
 #include <mpf/server/metrics_sampler.hpp>
 #include <mpf/server/metrics_server.hpp>
 #include <mpf/server/node_driver.hpp>
+#include <mpf/server/status_page.hpp>
 
 namespace mpf::server {
 
@@ -35,6 +37,7 @@ struct MetricsServer::Shared {
   boost::asio::steady_timer retry;
   Render render;
   MetricsServer::Health health;
+  MetricsServer::Page page;
   int connections = 0;
 };
 
@@ -72,6 +75,9 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& req = parser_.get();
     std::string_view target(req.target().data(), req.target().size());
     target = target.substr(0, target.find('?'));
+    if (shared_->page && (target == "/" || target == "/status.json")) {
+      return serve_page(req.method(), target == "/", req.version());
+    }
     if (target != "/metrics") {
       std::optional<std::pair<int, std::string>> health;
       if (shared_->health) {
@@ -85,7 +91,8 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       if (!health) {
         return respond(http::status::not_found,
-                       "not found: try /metrics, /active, /standby or /health\n",
+                       shared_->page ? "not found: try /, /metrics, /active, /standby or /health\n"
+                                     : "not found: try /metrics, /active, /standby or /health\n",
                        "text/plain; charset=utf-8", req.version());
       }
       if (req.method() != http::verb::get) {
@@ -111,10 +118,38 @@ class Session : public std::enable_shared_from_this<Session> {
     respond(http::status::ok, std::move(text), kMetricsContentType, req.version());
   }
 
+  // The status page and its data: read-only, like everything here.
+  void serve_page(http::verb method, bool html, unsigned version) {
+    if (method != http::verb::get) {
+      return respond(http::status::method_not_allowed, "only GET\n", "text/plain; charset=utf-8",
+                     version);
+    }
+    if (html)
+      return respond(http::status::ok, std::string(status_page_html()), kHtmlContentType, version);
+    std::string body;
+    try {
+      body = shared_->page();
+    } catch (const std::exception& e) {
+      spdlog::warn("StatusPageRenderFailed reason=\"{}\"", one_line(e.what()));
+      return respond(http::status::internal_server_error, "could not gather the status\n",
+                     "text/plain; charset=utf-8", version);
+    }
+    respond(http::status::ok, std::move(body), "application/json", version);
+  }
+
   void respond(http::status status, std::string body, const char* content_type, unsigned version) {
     auto res = std::make_shared<http::response<http::string_body>>(status, version);
     res->set(http::field::server, "mpfailoverd");
     res->set(http::field::content_type, content_type);
+    res->set(http::field::cache_control, "no-store");
+    res->set("X-Content-Type-Options", "nosniff");
+    if (std::string_view(content_type) == kHtmlContentType) {
+      // The page loads nothing but itself and status.json: the browser enforces it (and a test
+      // in a real browser would see any violation as a console error).
+      res->set("Content-Security-Policy",
+               "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+               "connect-src 'self'; img-src data:; frame-ancestors 'none'");
+    }
     if (status == http::status::method_not_allowed) res->set(http::field::allow, "GET");
     res->keep_alive(false);
     res->body() = std::move(body);
@@ -148,6 +183,8 @@ MetricsServer::MetricsServer(boost::asio::io_context& io, std::string address, u
 }
 
 void MetricsServer::set_health(Health health) { shared_->health = std::move(health); }
+
+void MetricsServer::set_page(Page page) { shared_->page = std::move(page); }
 
 MetricsServer::~MetricsServer() {
   beast::error_code ignored;

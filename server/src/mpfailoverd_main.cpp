@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -37,6 +38,8 @@
 #include <mpf/server/preflight.hpp>
 #include <mpf/server/queue_watch.hpp>
 #include <mpf/server/resync_runner.hpp>
+#include <mpf/server/sample_ring.hpp>
+#include <mpf/server/status_page.hpp>
 #include <mpf/server/systemd_notify.hpp>
 #include <mpf/server/verify_responder.hpp>
 
@@ -54,6 +57,10 @@ int refuse_startup(const mpf::Status& s) {
 // The signals a daemon can get by accident: none may end it silently. SIGPIPE is ignored (a
 // peer that closed a socket is an EPIPE where it happens); these are logged and ignored.
 constexpr std::array<int, 3> kIgnoredSignals = {SIGUSR1, SIGUSR2, SIGALRM};
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 const char* signal_name(int sig) {
   switch (sig) {
@@ -227,6 +234,20 @@ int main(int argc, char** argv) {
   if (auto s = control.start(); !s) {
     return refuse_startup(s);
   }
+  // The status page's last hour (GET /, status_page.hpp): one sample of the backlog and the
+  // applied counter every 10 s, on the io thread (the ring is not thread-safe, nor need it be).
+  mpf::server::SampleRing page_ring;
+  boost::asio::steady_timer page_timer(io);
+  std::function<void()> record_page_sample = [&] {
+    std::optional<int64_t> backlog;
+    if (auto db = metrics_sampler->latest()) backlog = db->backlog_transactions;
+    page_ring.record(unix_now(), backlog, receiver.stats().transactions);
+    page_timer.expires_after(
+        std::chrono::milliseconds(static_cast<int64_t>(page_ring.interval() * 1000)));
+    page_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) record_page_sample();
+    });
+  };
   // Prometheus metrics (metrics.listen): the database numbers are sampled on their own thread.
   std::unique_ptr<mpf::server::MetricsServer> metrics;
   // At start and on a reload that moved metrics.listen (the sampler stays: status needs it).
@@ -246,6 +267,13 @@ int main(int argc, char** argv) {
           if (!a) return std::nullopt;
           return std::pair{a->code, std::move(a->body)};
         });
+    // GET / and /status.json: the status page, from memory only (the sampler read the events).
+    metrics->set_page([&] {
+      if (!metrics_sampler) return std::string();
+      return mpf::server::status_page_json(*cfg, driver.status_json(), page_ring,
+                                           metrics_sampler->recent_events(), unix_now())
+          .dump();
+    });
     if (auto s = metrics->start(); !s) {
       metrics.reset();
       return s;
@@ -256,6 +284,7 @@ int main(int argc, char** argv) {
     return refuse_startup(s);
   }
   metrics_sampler->start();
+  record_page_sample();
   std::jthread receiver_thread([&](std::stop_token st) { receiver.run(st); });
   std::jthread shipper_thread([&](std::stop_token st) { shipper.run(st); });
   // systemd (Type=notify): ready once the receiver is bound and the driver started.

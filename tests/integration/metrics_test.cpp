@@ -225,7 +225,8 @@ TEST_SUITE("metrics") {
     REQUIRE_MESSAGE(
         eventually([&] { return status_code(get(n.metrics_port, "/metrics")) == 200; }, 15s),
         n.daemon->log_text());
-    CHECK(status_code(get(n.metrics_port, "/")) == 404);
+    CHECK(status_code(get(n.metrics_port, "/")) == 200);  // the status page
+    CHECK(status_code(get(n.metrics_port, "/nope")) == 404);
     CHECK(status_code(get(n.metrics_port, "/metrics/x")) == 404);
     CHECK(status_code(get(n.metrics_port, "/metrics?x=1")) == 200);
     CHECK(status_code(http_exchange(n.metrics_port,

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <pqxx/connection>
+
 #include <mpf/core/status.hpp>
 
 namespace mpf::server {
@@ -51,6 +53,8 @@ struct ConflictList {
 // kInvalidArgument for a --since PostgreSQL cannot read as a time; kUnavailable when the
 // database cannot be reached; kFailedPrecondition when it has no catalog.
 Result<ConflictList> read_conflicts(const std::string& conninfo, const ConflictFilter& filter);
+// The same on an open connection (the daemon's sampler, for the status page).
+Result<ConflictList> read_conflicts(pqxx::connection& conn, const ConflictFilter& filter);
 
 // A "--since" duration in seconds ("90s", "30min", "2h", "7d", "1.5h"); none when `text` is not
 // a duration (then it is taken as a time).

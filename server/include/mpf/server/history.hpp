@@ -58,6 +58,8 @@ struct HistoryList {
 // kInvalidArgument for a --since that is neither a duration nor a time; kUnavailable when the
 // database cannot be reached; kFailedPrecondition when the catalog has no history (init-db).
 Result<HistoryList> read_history(const std::string& conninfo, const HistoryFilter& filter);
+// The same on an open connection (the daemon's sampler, for the status page).
+Result<HistoryList> read_history(pqxx::connection& conn, const HistoryFilter& filter);
 
 std::string format_history(const HistoryList& list);
 std::string history_json(const HistoryList& list);

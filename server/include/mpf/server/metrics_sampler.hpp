@@ -6,8 +6,8 @@
 // least kMinInterval between reads and at least 20 times as long as the last read took, so
 // however large the backlog grows, sampling keeps a backend busy at most ~5% of the time.
 //
-// Thread safety: start() once; latest() and errors() from any thread. The destructor stops the
-// thread (after a read in progress finishes).
+// Thread safety: start() once; latest(), errors() and recent_events() from any thread. The
+// destructor stops the thread (after a read in progress finishes).
 #pragma once
 
 #include <chrono>
@@ -22,6 +22,7 @@
 #include <pqxx/connection>
 
 #include <mpf/server/metrics_text.hpp>
+#include <mpf/server/status_page.hpp>
 
 namespace mpf::server {
 
@@ -40,10 +41,14 @@ class MetricsSampler {
   // with the clock); none before the first one.
   std::optional<MetricsValues::Database> latest() const;
   uint64_t errors() const;
+  // The newest history events and conflicts for the status page, read with each sample (the
+  // conflicts only when their count moved): two index scans of a few rows.
+  RecentEvents recent_events() const;
 
  private:
   void run(std::stop_token st);
   void sample();
+  void read_events(pqxx::connection& conn, int64_t conflicts);
 
   std::string conninfo_;
   std::string peer_;
@@ -56,6 +61,8 @@ class MetricsSampler {
   std::optional<MetricsValues::Database> latest_;
   std::chrono::steady_clock::time_point latest_at_;
   uint64_t errors_ = 0;
+  RecentEvents events_;
+  std::optional<int64_t> events_conflicts_;  // the conflict count events_.conflicts was read at
   bool last_failed_ = false;
   std::jthread thread_;  // last: stopped and joined before the members above go
 };

@@ -1,6 +1,7 @@
 // MetricsServer: Prometheus metrics over HTTP (Boost.Beast) on the daemon's io_context.
 // GET /metrics answers the text exposition format 0.0.4; GET /active, /standby and /health answer
-// 200 or 503 (set_health); any other path is 404, any other method 405. One request per connection
+// 200 or 503 (set_health); GET / the status page and GET /status.json its data (set_page,
+// status_page.hpp); any other path is 404, any other method 405. One request per connection
 // (Connection: close).
 //
 // Bounded: a request's header may have at most kMaxHeaderBytes and its body kMaxBodyBytes; a
@@ -48,12 +49,16 @@ class MetricsServer {
   // that is not one (404).
   using Health = std::function<std::optional<std::pair<int, std::string>>(std::string_view path)>;
 
+  // The body of a GET /status.json answer (the status page's data).
+  using Page = std::function<std::string()>;
+
   MetricsServer(boost::asio::io_context& io, std::string address, uint16_t port, Render render);
   ~MetricsServer();
 
   // Binds and starts accepting; an error names the address.
   Status start();
   void set_health(Health health);  // before start()
+  void set_page(Page page);        // before start(); without it, / and /status.json are 404
   uint16_t port() const;           // the bound port
 
   struct Shared;  // the acceptor and what connections share; outlives the server if need be
