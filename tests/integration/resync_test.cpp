@@ -226,6 +226,17 @@ TEST_SUITE("resync") {
     CHECK(unshipped.err.find("--force") != std::string::npos);
     CHECK(user_id_of(p.db_b.conninfo(), "resync-dup") == b_row);  // nothing touched
 
+    // The rails (#13): --force without a terminal or --yes is refused before anything is done;
+    // --dry-run says what would be discarded and does nothing.
+    auto unconfirmed = p.cli("b", "resync --force </dev/null");
+    CHECK(unconfirmed.rc == 2);
+    CHECK(unconfirmed.err.find("--yes") != std::string::npos);
+    auto dry = p.cli("b", "resync --force --dry-run --json");
+    REQUIRE_MESSAGE(dry.rc == 0, dry.out << dry.err);
+    CHECK(json::parse(dry.out)["dry_run"] == true);
+    CHECK(json::parse(dry.out)["unacknowledged_transactions"] == 1);
+    CHECK(user_id_of(p.db_b.conninfo(), "resync-dup") == b_row);  // nothing touched
+
     Writer writer(p.db_a.conninfo());
     auto forced = p.cli("b", "resync --force --yes --json --catch-up-timeout 60s");
     REQUIRE_MESSAGE(forced.rc == 0, forced.out << forced.err << "\nb:\n" << p.log_tail(*p.b));

@@ -151,6 +151,14 @@ TEST_SUITE("verify") {
       return r.empty() ? std::string("none") : std::string(r[0][0].c_str());
     };
     const std::string before = applied_from_b();
+    // The rails (#13): without a terminal or --yes, refused before anything is done; --dry-run
+    // lists what it would repair (exit 3: rows differ) and repairs nothing.
+    auto unconfirmed = p.cli("b", "verify --repair </dev/null");
+    CHECK(unconfirmed.rc == 2);
+    CHECK(unconfirmed.err.find("--yes") != std::string::npos);
+    auto dry = p.cli("b", "verify --repair --dry-run");
+    CHECK_MESSAGE(dry.rc == 3, dry.out << dry.err);
+    CHECK_FALSE(p.converged());
     auto r = p.cli("b", "verify --repair --yes");
     CHECK_MESSAGE(r.rc == 0, r.out << r.err);
     CHECK(r.out.find("repaired 3 rows") != std::string::npos);
