@@ -21,7 +21,7 @@ cmake --build build -j "$jobs"
 
 echo "== building unit tests and the simulation with ASan/UBSan in build-asan/"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMPF_SANITIZE=ON -DMPF_WERROR=$werror >/dev/null
-cmake --build build-asan -j "$jobs" --target mpf_unit_tests mpf_sim_tests
+cmake --build build-asan -j "$jobs" --target mpf_unit_tests mpf_sim_tests mpf_datapath_sim_tests
 
 echo "== unit tests and the simulation under ASan/UBSan"
 (cd build-asan && ctest -L "unit|sim" --output-on-failure)
