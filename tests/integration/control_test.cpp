@@ -7,6 +7,7 @@
 #include <array>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -32,6 +33,22 @@ using mpf::test::Run;
 using mpf::test::run;
 
 const std::string kCli = MPF_CLI_PATH;
+
+// The CLI as another user can run it: the checkout may be in a 0700 folder (root's home), where
+// `nobody` cannot reach the build tree, so a copy goes to /tmp (mode 0755) once per run.
+const std::string& outsider_cli() {
+  static const std::string path = [] {
+    const std::string p = "/tmp/mpft_cli_" + std::to_string(::getpid());
+    std::filesystem::copy_file(kCli, p, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::permissions(
+        p, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+               std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+               std::filesystem::perms::others_exec);
+    std::atexit([] { std::remove(("/tmp/mpft_cli_" + std::to_string(::getpid())).c_str()); });
+    return p;
+  }();
+  return path;
+}
 
 struct OneNode {
   mpf::test::TestDatabase db;
@@ -303,7 +320,8 @@ TEST_SUITE("control") {
 
     if (::geteuid() == 0) {
       // The socket is root's (mode 0600, no control.group): another user is refused.
-      auto outsider = run("runuser -u nobody -- " + kCli + " --config " + n.conf + " status");
+      auto outsider =
+          run("runuser -u nobody -- " + outsider_cli() + " --config " + n.conf + " status");
       CHECK(outsider.rc == 1);
       CHECK(outsider.output.find("permission denied") != std::string::npos);
     }
@@ -319,9 +337,10 @@ TEST_SUITE("control") {
     if (::geteuid() != 0) return;               // needs another user to try
     OneNode n("[control]\ngroup = nogroup\n");  // nobody's primary group on Debian
     REQUIRE(eventually([&] { return n.status_says([](const json&) { return true; }); }, 10s));
-    auto member = run("runuser -u nobody -- " + kCli + " --config " + n.conf + " status --json");
+    auto member =
+        run("runuser -u nobody -- " + outsider_cli() + " --config " + n.conf + " status --json");
     CHECK_MESSAGE(member.rc == 3, member.output);  // answered; unhealthy (no peer)
-    auto other = run("runuser -u daemon -- " + kCli + " --config " + n.conf + " status");
+    auto other = run("runuser -u daemon -- " + outsider_cli() + " --config " + n.conf + " status");
     CHECK(other.rc == 1);
     CHECK(other.output.find("permission denied") != std::string::npos);
   }

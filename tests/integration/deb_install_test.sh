@@ -239,7 +239,7 @@ done
 # The clean root: apt, systemd (for systemd-analyze) and what the package needs on bookworm,
 # but not the package. A Depends this list lacks (a new library) is fetched by apt below.
 base=postgresql-15,iproute2,iputils-arping,iputils-ping,adduser,libpqxx-6.4,libzmq5
-base+=,libspdlog1.10,libzstd1,libsystemd0,libboost-program-options1.74.0,systemd,python3-minimal
+base+=,libspdlog1.10,libzstd1,libsystemd0,libboost-program-options1.74.0,systemd,python3-minimal,procps
 mkdir -p "$cache"
 tarball=$cache/bookworm-$(md5sum <<<"$base ${sources[*]}" | cut -c1-12).tar
 if [[ ! -f $tarball ]]; then
@@ -296,7 +296,7 @@ say "files, conffiles, user and group in place"
 
 # systemd-analyze of the root's own systemd; it needs /proc, so in a private mount namespace.
 unshare --mount --fork bash -c "mount --make-rprivate / && mount -t proc proc '$root/proc' &&
-  chroot '$root' systemd-analyze verify /lib/systemd/system/mpfailoverd.service" \
+  chroot '$root' systemd-analyze verify --man=no /lib/systemd/system/mpfailoverd.service" \
   >"$work/verify.log" 2>&1 || fail "systemd-analyze verify: $(cat "$work/verify.log")"
 [[ ! -s $work/verify.log ]] || fail "systemd-analyze verify warned: $(cat "$work/verify.log")"
 say "systemd-analyze verify: clean"

@@ -60,6 +60,8 @@ TEST_SUITE("sub_013_partition") {
     auto& p = pair();
     exec_sql(p.conn_a(),
              "INSERT INTO tab2 SELECT i, 'k' || (i % 7), 'v' FROM generate_series(1, 200, 9) i");
+    // b changes a's rows: they must have arrived first (the replication is asynchronous).
+    p.require_same({"tab2"});
     exec_sql(p.conn_b(),
              "UPDATE tab2 SET a = a + 100 WHERE a < 50; DELETE FROM tab2 WHERE a > 190");
     p.require_query("a", "SELECT count(*) FROM tab2 WHERE a >= 100", "17");
