@@ -183,8 +183,11 @@ PY
   sock=$root/run/mpfailover/mpfailover.sock
   [[ -S $sock ]] || fail "no control socket $sock"
   [[ $(chroot "$root" stat -c %U /run/mpfailover/mpfailover.sock) == mpfailover ]] || fail "control socket not owned by mpfailover"
-  in_root mpfailover status >"$work/status.log" 2>&1 ||
-    fail "mpfailover status failed: $(cat "$work/status.log")"
+  # Exit 3: answered, the pair unhealthy (no peer here: docs/cli-exit-codes.md).
+  rc=0
+  in_root mpfailover status >"$work/status.log" 2>&1 || rc=$?
+  ((rc == 0 || rc == 3)) || fail "mpfailover status failed (exit $rc): $(cat "$work/status.log")"
+  grep -q "^node a: active" "$work/status.log" || fail "mpfailover status: $(cat "$work/status.log")"
   echo "phase2: mpfailover status: $(head -1 "$work/status.log")"
   kill -TERM "$daemon"
   deadline=$((SECONDS + 30))
